@@ -1,0 +1,45 @@
+# Two environments, both made from this file:
+#   make test   CPU env (.venv): torch 2.13.0 CPU wheel + verl[verl-core]==0.9.1, then the test suite
+#   make run    GPU env (.venv-gpu): verl[vllm]==0.9.1 (torch 2.11, vllm 0.24), then the whole pipeline
+# Override e.g. `make run RUN_ARGS="--model /models/Qwen3-1.7B --run-dir runs/my-run"`.
+
+PYTHON ?= python3
+VENV ?= .venv
+GPU_VENV ?= .venv-gpu
+TORCH_CPU ?= torch==2.13.0
+PYTEST_ARGS ?=
+RUN_ARGS ?=
+
+.PHONY: test setup-test setup-gpu run smoke clean-venvs
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	# torch first and pinned: nothing later may swap in a multi-GB CUDA build.
+	$(VENV)/bin/pip install -q "$(TORCH_CPU)"
+	$(VENV)/bin/pip install -q -e ".[test]" "$(TORCH_CPU)"
+	touch $@
+
+setup-test: $(VENV)/.installed
+
+# pytest exits 5 when it collected nothing; that must fail, as every non-zero exit does here.
+test: setup-test
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+$(GPU_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(GPU_VENV)
+	$(GPU_VENV)/bin/pip install -q --upgrade pip
+	$(GPU_VENV)/bin/pip install -q -e ".[gpu,test]"
+	touch $@
+
+setup-gpu: $(GPU_VENV)/.installed
+
+run: setup-gpu
+	$(GPU_VENV)/bin/gsm8k-rl run $(RUN_ARGS)
+
+# The same chain end to end on CPU with a tiny random model (no GPU, no download).
+smoke: setup-test
+	$(VENV)/bin/gsm8k-rl run --smoke --run-dir runs/smoke $(RUN_ARGS)
+
+clean-venvs:
+	rm -rf $(VENV) $(GPU_VENV)

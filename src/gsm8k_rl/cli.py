@@ -1,0 +1,72 @@
+"""`gsm8k-rl` — one command, one subcommand per stage.
+
+Each stage module exposes `add_arguments(parser)` and `run(args) -> int`. Stage modules keep
+heavy imports (torch, verl, vllm) inside functions so `gsm8k-rl --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from gsm8k_rl import UserError, __version__
+
+# subcommand -> (module, one-line help). Order = pipeline order.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "prepare": ("gsm8k_rl.data", "GSM8K (hub or local jsonl) -> VERL RL parquet"),
+    "reward": ("gsm8k_rl.reward_cli", "score one model output against a gold answer"),
+    "doctor": ("gsm8k_rl.doctor", "preflight: config, data, reward, GPUs, memory, disk"),
+    "train": ("gsm8k_rl.train", "PPO on VERL (verl.trainer.main_ppo) with the project recipe"),
+    "export": ("gsm8k_rl.export", "VERL checkpoint -> HuggingFace model folder"),
+    "eval": ("gsm8k_rl.evaluate", "greedy GSM8K evaluation with the training prompt"),
+    "report": ("gsm8k_rl.report", "accuracy report with plots from runs and evals"),
+    "run": ("gsm8k_rl.pipeline", "the whole chain: prepare, eval, train, export, eval, report"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gsm8k-rl", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"gsm8k-rl {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # stage not built yet in this checkout
+        p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip())
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # Only `train`/`doctor`/`run` accept free key=value VERL overrides; anything else is a typo.
+    if extra:
+        if getattr(args._module, "ACCEPTS_OVERRIDES", False):
+            bad = [e for e in extra if "=" not in e or e.startswith("-")]
+            if bad:
+                parser.error(f"unrecognized arguments: {' '.join(bad)}")
+            args.overrides = list(getattr(args, "overrides", []) or []) + extra
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        return int(args._module.run(args) or 0)
+    except UserError as exc:
+        print(f"gsm8k-rl {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Shared fixtures. `../shared` (beside the checkout) holds the real GSM8K files and the real
+Qwen3-1.7B tokenizer; tests that need it skip with a reason when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("GSM8K_RL_SHARED", REPO.parent / "shared"))
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} not found (the project's ../shared assets are absent)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def gsm8k_dir() -> Path:
+    """The real GSM8K release: train.jsonl (7473) and test.jsonl (1319)."""
+    return _need(SHARED / "data" / "gsm8k")
+
+
+@pytest.fixture(scope="session")
+def platinum_dir() -> Path:
+    return _need(SHARED / "data" / "gsm8k_platinum")
+
+
+@pytest.fixture(scope="session")
+def qwen3_dir() -> Path:
+    """Real Qwen3-1.7B tokenizer, chat template and config (no weights)."""
+    return _need(SHARED / "models" / "qwen3-1.7b")
+
+
+@pytest.fixture(scope="session")
+def qwen3_tokenizer(qwen3_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(qwen3_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A random toy Qwen3 with a small tokenizer trained on the shipped GSM8K slice (no ../shared needed)."""
+    from gsm8k_rl.smoke import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_tok_model_dir(tmp_path_factory, qwen3_dir) -> Path:
+    """A random toy Qwen3 carrying the real Qwen3 tokenizer and chat template."""
+    from gsm8k_rl.smoke import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_qwen3tok"), tokenizer_dir=qwen3_dir)

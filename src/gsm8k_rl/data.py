@@ -1,0 +1,240 @@
+"""`gsm8k-rl prepare`: GSM8K (hub or a local folder of jsonl) -> VERL RL parquet.
+
+Run: `gsm8k-rl prepare --source ../shared/data/gsm8k --out data/gsm8k`
+(no --source: downloads `openai/gsm8k`, config `main`, with `datasets`).
+
+Rows follow VERL's RL schema (verl/utils/dataset/rl_dataset.py, examples/data_preprocess/gsm8k.py):
+`data_source`, `prompt` (chat messages, not yet templated: VERL applies the tokenizer's chat
+template with `data.apply_chat_template_kwargs`), `ability`, `reward_model {style, ground_truth}`,
+`extra_info {split, index, question, answer, prompt_template, prompt_version}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from gsm8k_rl import UserError
+from gsm8k_rl.prompt import DEFAULT_TEMPLATE, PROMPT_VERSION, TEMPLATES, build_messages
+
+log = logging.getLogger(__name__)
+
+# name -> (hub id, hub config, data_source written into the parquet = VERL metric prefix)
+DATASETS = {
+    "gsm8k": ("openai/gsm8k", "main", "openai/gsm8k"),
+    "platinum": ("madrylab/gsm8k-platinum", "main", "madrylab/gsm8k-platinum"),
+}
+SPLITS = ("train", "test")
+EXPECTED_ROWS = {("gsm8k", "train"): 7473, ("gsm8k", "test"): 1319, ("platinum", "test"): 1209}
+
+# GSM8K's gold answer ends with "#### <integer>" (openai/grade-school-math, dataset.py).
+_GOLD = re.compile(r"####\s*(-?[\d,]*\d(?:\.\d+)?)\s*$")
+
+
+class BadRow(ValueError):
+    pass
+
+
+def gold_number(answer: str) -> str:
+    """The number after the final "####" of a GSM8K solution, commas removed.
+
+    >>> gold_number("Natalia sold 48/2 = 24 clips in May.\\n#### 1,072")
+    '1072'
+    """
+    if not isinstance(answer, str) or not answer.strip():
+        raise BadRow("empty 'answer'")
+    m = _GOLD.search(answer.strip())
+    if m is None:
+        tail = answer.strip().splitlines()[-1][:80]
+        raise BadRow(f"'answer' does not end with '#### <number>' (last line: {tail!r})")
+    return m.group(1).replace(",", "")
+
+
+def _check_row(row: Any) -> tuple[str, str]:
+    if not isinstance(row, dict):
+        raise BadRow(f"expected a JSON object, got {type(row).__name__}")
+    question, answer = row.get("question"), row.get("answer")
+    if not isinstance(question, str) or not question.strip():
+        raise BadRow("missing or empty 'question'")
+    gold_number(answer)
+    return question, answer
+
+
+def _read_jsonl(path: Path, skip_invalid: bool) -> tuple[list[dict], list[str]]:
+    rows, skipped = [], []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                question, answer = _check_row(json.loads(line))
+            except (json.JSONDecodeError, BadRow) as exc:
+                where = f"{path}:{lineno}: {exc}"
+                if not skip_invalid:
+                    raise UserError(f"bad GSM8K row at {where} (use --skip-invalid to skip such rows)") from exc
+                skipped.append(where)
+                continue
+            rows.append({"question": question, "answer": answer})
+    return rows, skipped
+
+
+def load_gsm8k_split(
+    source: str | Path | None, split: str, dataset: str = "gsm8k", skip_invalid: bool = False
+) -> list[dict]:
+    """Validated {question, answer} rows of one split, from a local folder or the hub.
+
+    Args:
+        source: a folder holding `{split}.jsonl`, or None to download `DATASETS[dataset]`.
+        split: "train" or "test".
+        dataset: "gsm8k" or "platinum".
+        skip_invalid: skip bad rows (logged with file:line) instead of failing.
+    """
+    if dataset not in DATASETS:
+        raise UserError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASETS)}")
+    if source is not None:
+        path = Path(source) / f"{split}.jsonl"
+        if not path.is_file():
+            raise UserError(f"{path} not found: --source must be a folder with {split}.jsonl")
+        rows, skipped = _read_jsonl(path, skip_invalid)
+        origin = str(path)
+    else:
+        rows, skipped, origin = _load_hub(dataset, split, skip_invalid)
+    for where in skipped:
+        log.warning("skipped %s", where)
+    if skipped:
+        log.warning("%s: skipped %d invalid rows of %d", origin, len(skipped), len(rows) + len(skipped))
+    expected = EXPECTED_ROWS.get((dataset, split))
+    if expected is not None and len(rows) + len(skipped) != expected:
+        log.warning("%s has %d rows; the official %s %s split has %d", origin, len(rows) + len(skipped), dataset, split, expected)
+    if not rows:
+        raise UserError(f"{origin}: no valid rows")
+    return rows
+
+
+def _load_hub(dataset: str, split: str, skip_invalid: bool) -> tuple[list[dict], list[str], str]:
+    import datasets
+
+    hub_id, config, _ = DATASETS[dataset]
+    origin = f"hub:{hub_id}[{config}]/{split}"
+    try:
+        ds = datasets.load_dataset(hub_id, config, split=split)
+    except Exception as exc:  # network, auth, renamed dataset: all need the user's action
+        raise UserError(f"could not load {origin} ({exc}); pass --source DIR with a local {split}.jsonl") from exc
+    rows, skipped = [], []
+    for i, row in enumerate(ds):
+        try:
+            question, answer = _check_row(dict(row))
+        except BadRow as exc:
+            if not skip_invalid:
+                raise UserError(f"bad GSM8K row at {origin} row {i}: {exc}") from exc
+            skipped.append(f"{origin} row {i}: {exc}")
+            continue
+        rows.append({"question": question, "answer": answer})
+    return rows, skipped, origin
+
+
+def make_row(question: str, answer: str, split: str, index: int, dataset: str = "gsm8k",
+             template: str = DEFAULT_TEMPLATE) -> dict:
+    """One VERL RL row; the prompt comes from gsm8k_rl.prompt, the only place it is defined."""
+    return {
+        "data_source": DATASETS[dataset][2],
+        "prompt": build_messages(question, template),
+        "ability": "math",
+        "reward_model": {"style": "rule", "ground_truth": gold_number(answer)},
+        "extra_info": {
+            "split": split,
+            "index": index,
+            "question": question,
+            "answer": answer,
+            "prompt_template": template,
+            "prompt_version": PROMPT_VERSION,
+        },
+    }
+
+
+def write_parquet(rows: list[dict], path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), path)
+
+
+def prepare(
+    out: str | Path,
+    source: str | Path | None = None,
+    dataset: str = "gsm8k",
+    splits: tuple[str, ...] = SPLITS,
+    template: str = DEFAULT_TEMPLATE,
+    skip_invalid: bool = False,
+    limit: int | None = None,
+    overwrite: bool = False,
+) -> dict[str, int]:
+    """Write `{split}.parquet` for each split into `out`, plus `prepare_info.json`; returns row counts."""
+    from tqdm import tqdm
+
+    out = Path(out)
+    targets = [out / f"{s}.parquet" for s in splits]
+    existing = [str(p) for p in targets if p.exists()]
+    if existing and not overwrite:
+        raise UserError(f"{', '.join(existing)} already exist; pass --overwrite to replace them")
+    counts, digests = {}, {}
+    for split, target in zip(splits, targets):
+        raw = load_gsm8k_split(source, split, dataset, skip_invalid)
+        if limit is not None:
+            raw = raw[:limit]
+        rows = [make_row(r["question"], r["answer"], split, i, dataset, template)
+                for i, r in enumerate(tqdm(raw, desc=f"prepare {split}", unit="row", leave=False))]
+        write_parquet(rows, target)
+        counts[split] = len(rows)
+        digests[split] = hashlib.sha256(target.read_bytes()).hexdigest()
+        log.info("wrote %s (%d rows)", target, len(rows))
+    info = {
+        "source": str(source) if source else f"hub:{DATASETS[dataset][0]}",
+        "dataset": dataset,
+        "data_source": DATASETS[dataset][2],
+        "prompt_template": template,
+        "prompt_version": PROMPT_VERSION,
+        "limit": limit,
+        "rows": counts,
+        "sha256": digests,
+    }
+    (out / "prepare_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    return counts
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", default=None, help="local folder with train.jsonl/test.jsonl (default: download from the hub)")
+    p.add_argument("--out", default="data/gsm8k", help="output folder for train.parquet/test.parquet")
+    p.add_argument("--dataset", choices=sorted(DATASETS), default="gsm8k")
+    p.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS))
+    p.add_argument("--template", choices=sorted(TEMPLATES), default=DEFAULT_TEMPLATE,
+                   help="user-turn prompt template (gsm8k_rl/prompt.py)")
+    p.add_argument("--limit", type=int, default=None, help="keep only the first N rows of each split")
+    p.add_argument("--skip-invalid", action="store_true", help="skip bad rows (reported) instead of failing")
+    p.add_argument("--overwrite", action="store_true", help="replace existing parquet files")
+
+
+def run(args: argparse.Namespace) -> int:
+    counts = prepare(args.out, args.source, args.dataset, tuple(args.splits), args.template,
+                     args.skip_invalid, args.limit, args.overwrite)
+    for split, n in counts.items():
+        print(f"{split}: {n} rows -> {Path(args.out) / (split + '.parquet')}")
+    return 0
+
+
+def prompt_lengths(parquet: str | Path, tokenizer: Any, thinking: bool) -> list[int]:
+    """Token count of every rendered prompt in a prepared parquet, as VERL's agent loop renders it."""
+    import pyarrow.parquet as pq
+
+    from gsm8k_rl.prompt import chat_template_kwargs
+
+    prompts = pq.read_table(parquet, columns=["prompt"]).column("prompt").to_pylist()
+    texts = [tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True,
+                                           **chat_template_kwargs(thinking)) for m in prompts]
+    return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]

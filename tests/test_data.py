@@ -1,0 +1,116 @@
+"""`gsm8k-rl prepare` on the real GSM8K files, read back by VERL's own RLHFDataset."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from gsm8k_rl import UserError
+from gsm8k_rl.cli import main
+from gsm8k_rl.data import gold_number, load_gsm8k_split, make_row, prepare, prompt_lengths
+from gsm8k_rl.prompt import SYSTEM_PROMPT, TEMPLATES
+
+MAX_PROMPT_LENGTH = 512  # the recipe's data.max_prompt_length
+
+
+@pytest.fixture(scope="module")
+def prepared(gsm8k_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("gsm8k")
+    assert main(["prepare", "--source", str(gsm8k_dir), "--out", str(out)]) == 0
+    return out
+
+
+def test_real_counts_and_schema(prepared, gsm8k_dir):
+    train = pq.read_table(prepared / "train.parquet").to_pylist()
+    test = pq.read_table(prepared / "test.parquet").to_pylist()
+    assert (len(train), len(test)) == (7473, 1319)
+    row = train[0]
+    assert set(row) == {"data_source", "prompt", "ability", "reward_model", "extra_info"}
+    assert row["data_source"] == "openai/gsm8k"
+    assert row["prompt"][0] == {"role": "system", "content": SYSTEM_PROMPT}
+    first = json.loads((gsm8k_dir / "train.jsonl").read_text().splitlines()[0])
+    assert row["prompt"][1] == {"role": "user", "content": first["question"].strip()}
+    assert row["reward_model"] == {"style": "rule", "ground_truth": "72"}  # Natalia's clips
+    assert row["extra_info"]["split"] == "train" and row["extra_info"]["index"] == 0
+    assert row["extra_info"]["answer"] == first["answer"]
+    assert [r["extra_info"]["index"] for r in test] == list(range(1319))
+    info = json.loads((prepared / "prepare_info.json").read_text())
+    assert info["rows"] == {"train": 7473, "test": 1319}
+
+
+def test_ground_truth_has_no_commas(prepared):
+    gts = [r["ground_truth"] for r in pq.read_table(prepared / "train.parquet").column("reward_model").to_pylist()]
+    assert all("," not in g and g.lstrip("-").replace(".", "").isdigit() for g in gts)
+    assert "1000" in gts or any(len(g) >= 4 for g in gts)
+
+
+def test_deterministic_and_no_silent_overwrite(prepared, gsm8k_dir, tmp_path):
+    prepare(tmp_path, source=gsm8k_dir, splits=("test",))
+    assert (tmp_path / "test.parquet").read_bytes() == (prepared / "test.parquet").read_bytes()
+    with pytest.raises(UserError, match="already exist"):
+        prepare(tmp_path, source=gsm8k_dir, splits=("test",))
+    prepare(tmp_path, source=gsm8k_dir, splits=("test",), overwrite=True)
+
+
+@pytest.mark.parametrize("thinking", [False, True])
+def test_verl_rlhf_dataset_loads_with_real_tokenizer(prepared, qwen3_tokenizer, thinking):
+    """VERL's own loader + the real Qwen3 chat template; nothing is filtered out as overlong."""
+    from omegaconf import OmegaConf
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+
+    cfg = OmegaConf.create({
+        "max_prompt_length": MAX_PROMPT_LENGTH,
+        "filter_overlong_prompts": True,
+        "filter_overlong_prompts_workers": 1,
+        "apply_chat_template_kwargs": {"enable_thinking": thinking},
+        "cache_dir": str(prepared / "cache"),
+    })
+    ds = RLHFDataset(str(prepared / "test.parquet"), qwen3_tokenizer, cfg)
+    assert len(ds) == 1319  # no prompt was dropped by VERL's length filter
+    item = ds[5]
+    assert item["raw_prompt"][1]["role"] == "user"
+    assert item["reward_model"]["ground_truth"] == gold_number(item["extra_info"]["answer"])
+    rendered = qwen3_tokenizer.apply_chat_template(item["raw_prompt"], tokenize=False,
+                                                   add_generation_prompt=True, enable_thinking=thinking)
+    assert rendered.endswith("<|im_start|>assistant\n" + ("" if thinking else "<think>\n\n</think>\n\n"))
+
+
+def test_no_prompt_exceeds_max_prompt_length(prepared, qwen3_tokenizer):
+    for split in ("train", "test"):
+        for thinking in (False, True):
+            lengths = prompt_lengths(prepared / f"{split}.parquet", qwen3_tokenizer, thinking)
+            assert max(lengths) <= MAX_PROMPT_LENGTH, (split, thinking, max(lengths))
+            assert min(lengths) > 20
+
+
+def test_bad_row_names_file_and_line(tmp_path):
+    good = {"question": "Q?", "answer": "so 3\n#### 3"}
+    (tmp_path / "test.jsonl").write_text(
+        json.dumps(good) + "\n" + json.dumps({"question": "Q2?", "answer": "no marker"}) + "\n"
+        + json.dumps({"question": "", "answer": "#### 4"}) + "\n" + "{not json\n"
+    )
+    with pytest.raises(UserError, match=r"test\.jsonl:2: 'answer' does not end with '#### <number>'"):
+        load_gsm8k_split(tmp_path, "test")
+    rows = load_gsm8k_split(tmp_path, "test", skip_invalid=True)
+    assert rows == [good]
+    assert main(["prepare", "--source", str(tmp_path), "--out", str(tmp_path / "o"), "--splits", "test"]) == 2
+
+
+def test_missing_source_file(tmp_path):
+    with pytest.raises(UserError, match="train.jsonl not found"):
+        load_gsm8k_split(tmp_path, "train")
+
+
+def test_alternative_template_is_named(gsm8k_dir):
+    row = make_row("How many?", "#### 1,234", "test", 0, template="hash")
+    assert row["prompt"][1]["content"] == TEMPLATES["hash"].format(question="How many?")
+    assert row["reward_model"]["ground_truth"] == "1234"
+    assert row["extra_info"]["prompt_template"] == "hash"
+
+
+def test_platinum_local(platinum_dir, tmp_path):
+    counts = prepare(tmp_path, source=platinum_dir, dataset="platinum", splits=("test",))
+    assert counts == {"test": 1209}
+    assert pq.read_table(tmp_path / "test.parquet").column("data_source")[0].as_py() == "madrylab/gsm8k-platinum"

@@ -1,0 +1,109 @@
+"""Small, dependency-light statistics for accuracy reports.
+
+Accuracy on a fixed test set is a binomial proportion: `wilson_interval` gives its confidence
+interval (Wilson score interval, which stays inside [0, 1] and behaves near 0 and 1, unlike the
+normal "Wald" interval). Two models scored on the *same* items are paired: only the items where
+they disagree carry information, and `mcnemar_exact` is the exact (binomial) McNemar test on them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+def _normal_quantile(p: float) -> float:
+    """Inverse standard normal CDF (scipy when present; it always is in this project's env)."""
+    from scipy.stats import norm
+
+    return float(norm.ppf(p))
+
+
+def wilson_interval(k: int, n: int, conf: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for k successes out of n trials.
+
+    Args:
+        k: successes (0 <= k <= n).
+        n: trials (> 0).
+        conf: two-sided confidence level.
+    Returns:
+        (low, high), both in [0, 1].
+
+    >>> lo, hi = wilson_interval(80, 100)
+    >>> round(lo, 4), round(hi, 4)
+    (0.7112, 0.8666)
+    >>> wilson_interval(0, 10)[0]
+    0.0
+    """
+    if n <= 0:
+        raise ValueError(f"n must be positive, got {n}")
+    if not 0 <= k <= n:
+        raise ValueError(f"k must be in [0, n={n}], got {k}")
+    if not 0 < conf < 1:
+        raise ValueError(f"conf must be in (0, 1), got {conf}")
+    z = _normal_quantile(1 - (1 - conf) / 2)
+    p = k / n
+    denom = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    # Exact bounds at the edges (the formula gives them up to rounding).
+    lo = 0.0 if k == 0 else max(0.0, center - half)
+    hi = 1.0 if k == n else min(1.0, center + half)
+    return lo, hi
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value from the two discordant counts.
+
+    Under the null (both models equally accurate) each discordant item is a fair coin flip, so
+    the p-value is the two-sided binomial test of b successes in b + c trials at p = 1/2.
+
+    Args:
+        b: items only the first model got right.
+        c: items only the second model got right.
+
+    >>> mcnemar_exact(0, 0)
+    1.0
+    >>> round(mcnemar_exact(2, 10), 4)
+    0.0386
+    """
+    if b < 0 or c < 0:
+        raise ValueError(f"counts must be non-negative, got b={b}, c={c}")
+    n = b + c
+    if n == 0:
+        return 1.0
+    k = min(b, c)
+    # P(X <= k) for X ~ Bin(n, 1/2), doubled (the distribution is symmetric), capped at 1.
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+@dataclass(frozen=True)
+class PairedCounts:
+    """Outcome table of two models on the same items (a = first model, b = second)."""
+
+    both_right: int
+    only_a: int  # a right, b wrong: "broken" when a is the base and b the trained model
+    only_b: int  # a wrong, b right: "fixed"
+    both_wrong: int
+
+    @property
+    def n(self) -> int:
+        return self.both_right + self.only_a + self.only_b + self.both_wrong
+
+
+def paired_counts(a_scores: Sequence[float], b_scores: Sequence[float]) -> PairedCounts:
+    """Cross-tabulate two equal-length 0/1 score lists (a score counts as right when >= 0.5).
+
+    >>> paired_counts([1, 1, 0, 0], [1, 0, 1, 1])
+    PairedCounts(both_right=1, only_a=1, only_b=2, both_wrong=0)
+    """
+    if len(a_scores) != len(b_scores):
+        raise ValueError(f"score lists differ in length: {len(a_scores)} vs {len(b_scores)}")
+    counts = [0, 0, 0, 0]
+    for a, b in zip(a_scores, b_scores):
+        ra, rb = a >= 0.5, b >= 0.5
+        counts[(0 if ra else 2) + (0 if rb else 1)] += 1
+    # index: 0 both right, 1 a only, 2 b only, 3 both wrong
+    return PairedCounts(both_right=counts[0], only_a=counts[1], only_b=counts[2], both_wrong=counts[3])

@@ -1,0 +1,205 @@
+"""The PPO recipe as a VERL Hydra config: composition, hardware layout and validation.
+
+`configs/` (= src/gsm8k_rl/configs) holds the named configs; each is VERL's `ppo_trainer.yaml`
+plus `_recipe.yaml` plus its own differences. `compose_config` builds exactly the config
+`verl.trainer.main_ppo` would run with; `validate_config` runs VERL's own validation plus the
+checks VERL 0.9.1 lacks. Used by `gsm8k-rl train`, `gsm8k-rl doctor` and the tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from gsm8k_rl import UserError
+
+CONFIG_DIR = Path(str(resources.files("gsm8k_rl") / "configs"))
+DEFAULT_CONFIG = "ppo"
+REWARD_FILE = Path(str(resources.files("gsm8k_rl") / "reward.py"))
+# The metric VERL logs for validation accuracy on our data_source.
+VAL_ACC_METRIC = "val-core/openai/gsm8k/reward/mean@1"
+
+
+def config_names() -> list[str]:
+    """The named configs (`--config NAME`): every primary YAML in configs/."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if not p.stem.startswith("_"))
+
+
+def compose_config(name: str = DEFAULT_CONFIG, overrides: list[str] | tuple[str, ...] = ()) -> Any:
+    """Hydra-compose a named config with overrides, as `main_ppo --config-path/--config-name` would.
+
+    A misspelled key or an invalid value raises UserError naming the override.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if name not in config_names():
+        raise UserError(f"unknown config {name!r}; choose one of {config_names()} (files in {CONFIG_DIR})")
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+            return compose(config_name=name, overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        msg = str(exc).splitlines()[0]
+        raise UserError(
+            f"config {name!r} with overrides {list(overrides)} does not compose: {msg}\n"
+            "  (a new key needs a leading '+', an existing one must be spelled as in VERL's "
+            "_generated_ppo_trainer.yaml)"
+        ) from exc
+
+
+@dataclasses.dataclass
+class Hardware:
+    """What the launcher sizes the run for."""
+
+    n_gpus_per_node: int
+    gpu_memory_gb: float
+    nnodes: int = 1
+    gpu_name: str = ""
+
+    @property
+    def world_size(self) -> int:
+        return self.n_gpus_per_node * self.nnodes
+
+
+def detect_hardware() -> Hardware | None:
+    """CUDA GPUs of this node via nvidia-smi (no CUDA context in the launcher); None without GPUs."""
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True, text=True, timeout=30, check=True,
+        ).stdout
+    except (subprocess.SubprocessError, OSError):
+        return None
+    rows = [r.rsplit(",", 1) for r in out.strip().splitlines() if r.strip()]
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        keep = [int(i) for i in visible.split(",") if i.strip().isdigit()]
+        rows = [rows[i] for i in keep if i < len(rows)]
+    if not rows:
+        return None
+    return Hardware(
+        n_gpus_per_node=len(rows),
+        gpu_memory_gb=min(float(m) for _, m in rows) / 1024,
+        gpu_name=rows[0][0].strip(),
+    )
+
+
+def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = True) -> list[str]:
+    """Overrides that fit the recipe to the hardware without editing files.
+
+    - FSDP over all GPUs; one vLLM replica per GPU (tensor parallel 1: a 1.7B model fits any
+      40 GB+ GPU, and independent replicas give the most rollout throughput).
+    - vLLM's KV-cache share of GPU memory, colocated with the sleeping FSDP actor/critic/ref.
+    - Micro-batches: the spec's 16 per GPU, capped by what the mini-batch leaves per GPU
+      (VERL requires mini/world % micro == 0). With `dynamic_bsz`, VERL packs micro-batches
+      by a token budget instead (same math, bounded memory: 16 x 4.6K tokens of 152K-vocab
+      logits alone can take ~40 GB).
+    """
+    n = hw.world_size
+    prompts = int(cfg.data.train_batch_size) if cfg is not None else 128
+    mini = int(cfg.actor_rollout_ref.actor.ppo_mini_batch_size) if cfg is not None else 64
+    rollout_n = int(cfg.actor_rollout_ref.rollout.n) if cfg is not None else 1
+    if (prompts * rollout_n) % n or (mini * rollout_n) % n:
+        raise UserError(
+            f"{n} GPUs do not divide the batch: data.train_batch_size={prompts} x rollout.n={rollout_n} "
+            f"and ppo_mini_batch_size={mini} x rollout.n must be multiples of the GPU count"
+        )
+    micro = min(16, mini * rollout_n // n)
+    big = hw.gpu_memory_gb >= 70
+    token_budget = 16384 if big else 8192
+    ov = [
+        f"trainer.n_gpus_per_node={hw.n_gpus_per_node}",
+        f"trainer.nnodes={hw.nnodes}",
+        "actor_rollout_ref.rollout.tensor_model_parallel_size=1",
+        f"actor_rollout_ref.rollout.gpu_memory_utilization={0.6 if big else 0.5}",
+        f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={micro}",
+        f"critic.ppo_micro_batch_size_per_gpu={micro}",
+        f"actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu={micro}",
+        f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={micro}",
+    ]
+    if dynamic_bsz:
+        ov += [
+            "actor_rollout_ref.actor.use_dynamic_bsz=true",
+            f"actor_rollout_ref.actor.ppo_max_token_len_per_gpu={token_budget}",
+            f"actor_rollout_ref.ref.log_prob_max_token_len_per_gpu={2 * token_budget}",
+            f"actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu={2 * token_budget}",
+            "critic.use_dynamic_bsz=true",
+            f"critic.ppo_max_token_len_per_gpu={2 * token_budget}",
+            f"critic.forward_max_token_len_per_gpu={2 * token_budget}",
+        ]
+    if not big:
+        # 40-48 GB cards: keep the optimizer states of actor and critic on the host between updates.
+        ov += ["actor_rollout_ref.actor.fsdp_config.optimizer_offload=true", "critic.fsdp.optimizer_offload=true"]
+    return ov
+
+
+def registered_rollouts() -> set[str]:
+    from verl.workers.rollout.base import _ROLLOUT_REGISTRY
+
+    return {name for name, mode in _ROLLOUT_REGISTRY if mode == "async"}
+
+
+def check_config(cfg: Any, extra_rollouts: tuple[str, ...] = ()) -> list[str]:
+    """The checks VERL 0.9.1 does not make; returns human-readable problems (empty = fine)."""
+    from omegaconf import OmegaConf
+    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, AdvantageEstimator
+
+    problems = []
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        problems.append(f"missing values (???) for {missing}: set them as key=value overrides")
+    est = cfg.algorithm.adv_estimator
+    known = {e.value for e in AdvantageEstimator} | set(ADV_ESTIMATOR_REGISTRY)
+    if est not in known:
+        problems.append(f"algorithm.adv_estimator={est!r} is not an advantage estimator VERL knows: {sorted(known)}")
+    rollout = OmegaConf.select(cfg, "actor_rollout_ref.rollout.name", default=None)
+    backends = registered_rollouts() | set(extra_rollouts)
+    if rollout not in backends:
+        problems.append(
+            f"actor_rollout_ref.rollout.name={rollout!r} is not a registered async rollout {sorted(backends)} "
+            "(VERL 0.9.1 accepts it in the config and fails only at worker start; use --backend local for 'hf')"
+        )
+    reward = cfg.reward.custom_reward_function
+    if not reward.path or not Path(reward.path).is_file():
+        problems.append(f"reward.custom_reward_function.path={reward.path!r} is not a file")
+    elif f"def {reward.name}(" not in Path(reward.path).read_text():
+        problems.append(f"{reward.path} defines no function {reward.name!r}")
+    for key in ("data.train_files", "data.val_files"):
+        files = OmegaConf.select(cfg, key)
+        for f in [files] if isinstance(files, str) else list(files):
+            if not Path(f).is_file():
+                problems.append(f"{key}: {f} not found (run `gsm8k-rl prepare --out DIR` and pass --data DIR)")
+    if cfg.actor_rollout_ref.rollout.val_kwargs.temperature != 0 or cfg.actor_rollout_ref.rollout.val_kwargs.do_sample:
+        problems.append("validation is not greedy (rollout.val_kwargs.temperature must be 0, do_sample false)")
+    return problems
+
+
+def validate_config(cfg: Any, extra_rollouts: tuple[str, ...] = ()) -> None:
+    """VERL's own validation (trainer + dataclass schemas) + check_config; UserError listing every problem.
+
+    VERL builds the critic's model config here, so the model path must open offline or online.
+    """
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config as verl_validate
+
+    problems = check_config(cfg, extra_rollouts)
+    if not problems:
+        try:
+            verl_validate(config=cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
+        except (AssertionError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            problems.append(f"VERL rejects the config: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # omegaconf errors from the dataclass schemas
+            if "omegaconf" not in type(exc).__module__:
+                raise
+            problems.append(f"VERL's schema rejects the config: {str(exc).splitlines()[0]}")
+    if problems:
+        raise UserError("invalid training config:\n  - " + "\n  - ".join(problems))

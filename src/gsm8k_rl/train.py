@@ -1,0 +1,330 @@
+"""`gsm8k-rl train`: PPO on VERL with the project recipe, sized to the hardware.
+
+    gsm8k-rl train --data data/gsm8k --run-dir runs/ppo                # GPU, vLLM rollout
+    gsm8k-rl train --run-dir runs/ppo actor_rollout_ref.actor.optim.lr=2e-6   # any VERL override
+    gsm8k-rl train --backend local --smoke --run-dir runs/smoke       # CPU, tiny model, no download
+    gsm8k-rl train --dry-run --run-dir runs/x                         # write + validate, start nothing
+
+We configure and launch `verl.trainer.main_ppo`; VERL does the PPO. One run folder per
+experiment (see `RunDir`); a restart with the same command resumes from the last checkpoint
+(trainer.resume_mode=auto) and keeps every earlier metric line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from gsm8k_rl import UserError, __version__
+from gsm8k_rl.recipe import (
+    DEFAULT_CONFIG,
+    REWARD_FILE,
+    Hardware,
+    compose_config,
+    config_names,
+    detect_hardware,
+    layout_overrides,
+    validate_config,
+)
+
+log = logging.getLogger(__name__)
+ACCEPTS_OVERRIDES = True  # free key=value arguments are VERL overrides
+
+# A few PPO steps on the tiny model: every stage of the real loop, minutes on 2 CPU cores.
+SMOKE_OVERRIDES = [
+    "data.train_batch_size=4",
+    "data.max_prompt_length=256",
+    "data.max_response_length=32",
+    "+data.val_max_samples=8",
+    "actor_rollout_ref.actor.ppo_mini_batch_size=2",
+    "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2",
+    "critic.ppo_micro_batch_size_per_gpu=2",
+    "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=2",
+    "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=2",
+    "trainer.total_training_steps=2",
+    "trainer.test_freq=2",
+    "trainer.save_freq=2",
+    "trainer.logger=[console,file]",
+]
+
+
+@dataclasses.dataclass
+class RunDir:
+    """The layout of one experiment's folder."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root).resolve()
+
+    resolved_config = property(lambda self: self.root / "resolved_config.yaml")
+    command = property(lambda self: self.root / "command.sh")
+    run_info = property(lambda self: self.root / "run_info.json")
+    env_summary = property(lambda self: self.root / "environment.txt")
+    metrics = property(lambda self: self.root / "metrics.jsonl")
+    logs = property(lambda self: self.root / "logs")
+    checkpoints = property(lambda self: self.root / "checkpoints")
+    val_generations = property(lambda self: self.root / "val_generations")
+    tensorboard = property(lambda self: self.root / "tensorboard")
+    hydra = property(lambda self: self.root / "hydra")
+    smoke = property(lambda self: self.root / "smoke")
+    export = property(lambda self: self.root / "export")
+
+
+@dataclasses.dataclass
+class Launch:
+    run: RunDir
+    config_name: str
+    overrides: list[str]
+    cfg: Any
+    python_module: str
+    env: dict[str, str]
+    hardware: Hardware | None
+    backend: str
+
+    def argv(self) -> list[str]:
+        # main_ppo reads back the exact composed config we saved: what we validated is what runs.
+        return [
+            sys.executable, "-m", self.python_module,
+            "--config-path", str(self.run.root), "--config-name", self.run.resolved_config.stem,
+            f"hydra.run.dir={self.run.hydra}",
+        ]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="hub id or local HF folder (default: the config's, Qwen/Qwen3-1.7B)")
+    p.add_argument("--data", default="data/gsm8k", help="folder with train.parquet/test.parquet from `gsm8k-rl prepare`")
+    p.add_argument("--run-dir", default=None, help="experiment folder (default: runs/<experiment_name>)")
+    p.add_argument("--config", default=DEFAULT_CONFIG, choices=config_names(), help="named recipe in configs/")
+    p.add_argument("--backend", choices=["auto", "vllm", "local"], default="auto",
+                   help="rollout engine: vllm (GPU) or local (transformers; CPU or GPU without vLLM)")
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny random Qwen3 + shipped GSM8K slice + 2 PPO steps: tests the whole loop, no download")
+    p.add_argument("--smoke-tokenizer", default=None, help="with --smoke: use this tokenizer folder (e.g. Qwen3's)")
+    p.add_argument("--gpus", type=int, default=None, help="GPUs per node (default: all visible)")
+    p.add_argument("--nnodes", type=int, default=1, help="nodes of a running Ray cluster (RAY_ADDRESS); see README")
+    p.add_argument("--no-dynamic-bsz", action="store_true", help="fixed micro-batches of 16 (the spec) instead of token budgets")
+    p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases")
+    p.add_argument("--dry-run", action="store_true", help="write resolved_config.yaml + command.sh, validate, start nothing")
+    p.add_argument("--allow-config-change", action="store_true",
+                   help="restart an existing run folder with a different config (default: refuse)")
+    p.add_argument("overrides", nargs="*", default=[], help="VERL Hydra overrides key=value, passed through untouched")
+
+
+def _backend(args: argparse.Namespace, hw: Hardware | None) -> str:
+    if args.backend != "auto":
+        return args.backend
+    return "local" if (hw is None or args.smoke) else "vllm"
+
+
+def plan(args: argparse.Namespace) -> Launch:
+    """Everything about the run, decided before anything starts."""
+    hw = detect_hardware()
+    if hw is not None and args.gpus:
+        hw = dataclasses.replace(hw, n_gpus_per_node=args.gpus)
+    if hw is not None:
+        hw = dataclasses.replace(hw, nnodes=args.nnodes)
+    backend = _backend(args, hw)
+    if backend == "vllm" and hw is None and not args.dry_run:
+        raise UserError(no_gpu_message())
+
+    base = compose_config(args.config, list(args.overrides))
+    run = RunDir(args.run_dir or Path("runs") / base.trainer.experiment_name)
+    env: dict[str, str] = {}
+    ov: list[str] = []
+    python_module = "verl.trainer.main_ppo"
+
+    if hw is not None and backend == "vllm":
+        ov += layout_overrides(hw, base, dynamic_bsz=not args.no_dynamic_bsz)
+    elif hw is None and backend == "vllm":  # dry run on a machine without GPUs: size for one 80 GB GPU
+        ov += layout_overrides(Hardware(1, 80.0), base, dynamic_bsz=not args.no_dynamic_bsz)
+    if backend == "local":
+        from gsm8k_rl.local_backend import launch_spec
+
+        spec = launch_spec(n_gpus=hw.n_gpus_per_node if hw else 1, device="cuda" if hw else "cpu")
+        python_module, env, ov = spec["python_module"], dict(spec["env"]), ov + list(spec["overrides"])
+
+    data = Path(args.data)
+    model = args.model
+    if args.smoke:
+        data, model = _smoke_assets(run, args.smoke_tokenizer, model)
+        ov += SMOKE_OVERRIDES
+    ov += [
+        f"data.train_files={(data / 'train.parquet').resolve()}",
+        f"data.val_files={(data / 'test.parquet').resolve()}",
+        f"reward.custom_reward_function.path={REWARD_FILE}",
+        f"trainer.default_local_dir={run.checkpoints}",
+        f"trainer.validation_data_dir={run.val_generations}",
+    ]
+    if model:
+        ov.append(f"actor_rollout_ref.model.path={_model_path(model)}")
+    if args.wandb:
+        ov.append("trainer.logger=[console,file,tensorboard,wandb]")
+    # The user's overrides come last: they win over everything the launcher decided.
+    cfg = compose_config(args.config, ov + list(args.overrides))
+    env.update({
+        "VERL_FILE_LOGGER_PATH": str(run.logs / f"metrics.{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}.jsonl"),
+        "TENSORBOARD_DIR": str(run.tensorboard),
+        "TOKENIZERS_PARALLELISM": "false",
+    })
+    return Launch(run, args.config, ov + list(args.overrides), cfg, python_module, env, hw, backend)
+
+
+def _model_path(model: str) -> str:
+    p = Path(model).expanduser()
+    return str(p.resolve()) if p.exists() else model
+
+
+def _smoke_assets(run: RunDir, tokenizer: str | None, model: str | None) -> tuple[Path, str]:
+    from gsm8k_rl.data import prepare
+    from gsm8k_rl.smoke import SMOKE_DATA, build_tiny_model
+
+    data = run.smoke / "data"
+    if not (data / "train.parquet").exists():
+        prepare(data, source=Path(str(SMOKE_DATA)))
+    if model is None:
+        model = str(build_tiny_model(run.smoke / "model", tokenizer_dir=tokenizer))
+    return data, model
+
+
+def no_gpu_message() -> str:
+    return (
+        "no CUDA GPU found. The real run (Qwen3-1.7B, PPO with critic, 4096-token responses) needs at least "
+        "one 80 GB GPU or two 40 GB GPUs (2xA100 minimum, 4xH100 ideal; see README 'Hardware').\n"
+        "  To run the same pipeline end to end on this machine with a tiny random model:\n"
+        "    gsm8k-rl train --backend local --smoke --run-dir runs/smoke"
+    )
+
+
+def write_run_files(launch: Launch, allow_config_change: bool = False) -> None:
+    """resolved_config.yaml, command.sh, environment.txt; refuse to silently change an existing run's config."""
+    from omegaconf import OmegaConf
+
+    run = launch.run
+    run.root.mkdir(parents=True, exist_ok=True)
+    run.logs.mkdir(exist_ok=True)
+    text = OmegaConf.to_yaml(launch.cfg, resolve=True)
+    if run.resolved_config.exists() and run.resolved_config.read_text() != text:
+        if not allow_config_change:
+            raise UserError(
+                f"{run.resolved_config} exists with a different config. Resume with the same command, "
+                f"use a new --run-dir, or pass --allow-config-change (the old one is kept as a backup)."
+            )
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        run.resolved_config.rename(run.root / f"resolved_config.{stamp}.yaml")
+    run.resolved_config.write_text(text)
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(launch.env.items()))
+    run.command.write_text(
+        "#!/usr/bin/env bash\n"
+        f"# Written by gsm8k-rl {__version__} (`gsm8k-rl train`); config {launch.config_name!r}, backend {launch.backend}.\n"
+        "# Runs VERL with the exact composed config saved beside this file.\n"
+        "# Overrides applied on top of the named config, in order:\n"
+        + "".join(f"#   {o}\n" for o in launch.overrides)
+        + f"cd {shlex.quote(str(Path.cwd()))}\n"
+        + f"env {env} \\\n  " + " ".join(shlex.quote(a) for a in launch.argv()) + ' "$@"\n'
+    )
+    run.command.chmod(0o755)
+    run.env_summary.write_text(environment_summary(launch.hardware))
+
+
+def environment_summary(hw: Hardware | None) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    lines = [f"python {platform.python_version()} ({sys.executable})", f"platform {platform.platform()}",
+             f"cpus {os.cpu_count()}", f"gpus {dataclasses.asdict(hw) if hw else 'none'}"]
+    for pkg in ("gsm8k-rl", "verl", "torch", "transformers", "vllm", "ray", "flash-attn", "TransferQueue"):
+        try:
+            lines.append(f"{pkg} {version(pkg)}")
+        except PackageNotFoundError:
+            lines.append(f"{pkg} not installed")
+    return "\n".join(lines) + "\n"
+
+
+def merge_metrics(run: RunDir) -> int:
+    """Rebuild RUN/metrics.jsonl from every attempt's VERL log (VERL opens its file with "wb").
+
+    Each launch logs to its own logs/metrics.<time>.jsonl; a step logged again after a resume
+    (steps past the last checkpoint are re-run) keeps the later attempt's line.
+    """
+    by_step: dict[int, dict] = {}
+    for path in sorted(run.logs.glob("metrics.*.jsonl")):
+        for line in path.read_text().splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                by_step.setdefault(int(rec["step"]), {}).update(rec["data"])
+    tmp = run.metrics.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps({"step": s, "data": d}) + "\n" for s, d in sorted(by_step.items())))
+    tmp.replace(run.metrics)
+    return len(by_step)
+
+
+def latest_checkpoint(run: RunDir) -> Path | None:
+    marker = run.checkpoints / "latest_checkpointed_iteration.txt"
+    if not marker.exists():
+        return None
+    return run.checkpoints / f"global_step_{int(marker.read_text().strip())}"
+
+
+def _update_run_info(run: RunDir, **fields: Any) -> None:
+    info = json.loads(run.run_info.read_text()) if run.run_info.exists() else {}
+    info.update(fields)
+    run.run_info.write_text(json.dumps(info, indent=2, default=str) + "\n")
+
+
+def launch_training(launch: Launch) -> int:
+    """Run VERL in a subprocess, tee its console to logs/train.log, merge metrics whatever happens."""
+    run = launch.run
+    started = dt.datetime.now(dt.timezone.utc)
+    cfg = launch.cfg
+    attempts = json.loads(run.run_info.read_text()).get("attempts", 0) if run.run_info.exists() else 0
+    _update_run_info(
+        run, model=cfg.actor_rollout_ref.model.path, config=launch.config_name, backend=launch.backend,
+        hardware=dataclasses.asdict(launch.hardware) if launch.hardware else "cpu",
+        total_training_steps=cfg.trainer.total_training_steps, attempts=attempts + 1,
+        resumed_from=str(latest_checkpoint(run)) if latest_checkpoint(run) else None,
+        status="running", last_start=started.isoformat(),
+        first_start=json.loads(run.run_info.read_text()).get("first_start", started.isoformat()),
+    )
+    env = {**os.environ, **launch.env, "PYTHONUNBUFFERED": "1"}
+    log.info("launching VERL: %s (console -> %s)", " ".join(launch.argv()), run.logs / "train.log")
+    with open(run.logs / "train.log", "ab") as console:
+        proc = subprocess.Popen(launch.argv(), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            console.write(line)
+            sys.stdout.buffer.write(line)
+            sys.stdout.flush()
+        rc = proc.wait()
+    ended = dt.datetime.now(dt.timezone.utc)
+    steps = merge_metrics(run)
+    prev = json.loads(run.run_info.read_text()).get("wall_time_s", 0.0)
+    _update_run_info(run, status="finished" if rc == 0 else f"failed (exit {rc})", last_end=ended.isoformat(),
+                     wall_time_s=prev + (ended - started).total_seconds(), logged_steps=steps,
+                     latest_checkpoint=str(latest_checkpoint(run)) if latest_checkpoint(run) else None)
+    if rc != 0:
+        raise UserError(f"VERL exited with code {rc}; see {run.logs / 'train.log'}. "
+                        f"Re-run the same command to resume from the last checkpoint.")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    launch = plan(args)
+    extra = ("hf",) if launch.backend == "local" else ()
+    write_run_files(launch, args.allow_config_change)
+    validate_config(launch.cfg, extra_rollouts=extra)
+    print(f"resolved config: {launch.run.resolved_config}\ncommand:         {launch.run.command}")
+    if args.dry_run:
+        if launch.hardware is None and launch.backend == "vllm":
+            print("(dry run on a machine without GPUs: sized for 1 x 80 GB)")
+        return 0
+    return launch_training(launch)

@@ -1,0 +1,138 @@
+"""The "local" training backend: real `verl.trainer.main_ppo` runs without vLLM, on CPU or a plain GPU.
+
+VERL 0.9.1 assumes an accelerator with nccl and a vLLM/SGLang/TensorRT-LLM rollout server. This
+backend plugs what is missing into VERL's own extension points, from this package only:
+
+- `platform.py`: a CPU platform (`PlatformRegistry`, chosen by VERL_PLATFORM=cpu).
+- `engines.py`: VERL's FSDP engines registered for that platform (`EngineRegistry`), with a
+  critic that honours `override_config.attn_implementation` (VERL hard-codes flash_attention_2).
+- `hf_rollout.py`: an async rollout "hf" that generates with transformers (rollout and replica
+  registries).
+- `plugin.py`: the module VERL imports in every process (VERL_USE_EXTERNAL_MODULES).
+
+The launcher asks `launch_spec()` what to run: module, environment and Hydra overrides. Nothing
+here is imported by `gsm8k-rl --help`; VERL is only imported inside the plugin's processes.
+"""
+
+from __future__ import annotations
+
+from gsm8k_rl import UserError
+
+VERL_VERSION = "0.9.1"  # everything in this package leans on this release's internals
+ROLLOUT_NAME = "hf"
+PLUGIN_MODULE = "gsm8k_rl.local_backend.plugin"
+DEVICES = ("cpu", "cuda")
+
+
+def check_verl_version(found: str | None = None) -> str:
+    """Raise unless the installed VERL is the pinned release; return its version.
+
+    >>> check_verl_version("0.9.1")
+    '0.9.1'
+    >>> check_verl_version("0.10.0")
+    Traceback (most recent call last):
+    ...
+    gsm8k_rl.UserError: the local backend is built for verl==0.9.1 but verl 0.10.0 is installed; install it with `pip install "verl[verl-core]==0.9.1"`
+    """
+    if found is None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("verl")
+        except PackageNotFoundError:
+            found = None
+    if found != VERL_VERSION:
+        what = f"verl {found} is installed" if found else "verl is not installed"
+        raise UserError(
+            f"the local backend is built for verl=={VERL_VERSION} but {what}; "
+            f'install it with `pip install "verl[verl-core]=={VERL_VERSION}"`'
+        )
+    return found
+
+
+def _env_override(key: str, value: str) -> str:
+    """Hydra override adding an env var to VERL's Ray runtime env (quoted: Ray wants strings).
+
+    >>> _env_override("VERL_PLATFORM", "cpu")
+    "+ray_kwargs.ray_init.runtime_env.env_vars.VERL_PLATFORM='cpu'"
+    """
+    return f"+ray_kwargs.ray_init.runtime_env.env_vars.{key}='{value}'"
+
+
+def launch_spec(n_gpus: int = 1, device: str = "cpu") -> dict:
+    """What the launcher runs to train with this backend.
+
+    Args:
+        n_gpus: training worker processes on this node (CPU: logical GPUs, each one worker
+            process; CUDA: real GPUs). Each worker holds one FSDP shard and one hf rollout replica.
+        device: "cpu" (no accelerator) or "cuda" (GPU machine without vLLM).
+    Returns:
+        {"python_module": module for `python -m`, "env": environment for the driver (VERL passes
+        it on to the Ray workers), "overrides": Hydra overrides the backend needs}. Batch sizes
+        and lengths are the launcher's; see docs/local_backend.md for the constraints on them.
+
+    >>> spec = launch_spec(2, "cpu")
+    >>> spec["python_module"], spec["env"]["VERL_PLATFORM"]
+    ('verl.trainer.main_ppo', 'cpu')
+    >>> "actor_rollout_ref.rollout.name=hf" in spec["overrides"]
+    True
+    """
+    if device not in DEVICES:
+        raise UserError(f"local backend device must be one of {DEVICES}, got {device!r}")
+    if int(n_gpus) < 1:
+        raise UserError(f"n_gpus must be >= 1, got {n_gpus}")
+    check_verl_version()
+    n = int(n_gpus)
+    env = {
+        # imported by `import verl` in the driver and, through the Ray runtime env, in every worker
+        "VERL_USE_EXTERNAL_MODULES": PLUGIN_MODULE,
+    }
+    sdpa = "sdpa"  # flash-attn has no wheel; transformers' SDPA works on CPU and GPU
+    overrides = [
+        f"actor_rollout_ref.rollout.name={ROLLOUT_NAME}",
+        "actor_rollout_ref.rollout.mode=async",
+        # one hf replica per worker (the hf server has no tensor/pipeline parallelism)
+        "actor_rollout_ref.rollout.tensor_model_parallel_size=1",
+        "actor_rollout_ref.rollout.data_parallel_size=1",
+        "actor_rollout_ref.rollout.pipeline_model_parallel_size=1",
+        "actor_rollout_ref.rollout.checkpoint_engine.backend=naive",
+        f"+actor_rollout_ref.model.override_config.attn_implementation={sdpa}",
+        f"+critic.model.override_config.attn_implementation={sdpa}",
+        # remove-padding packs sequences for flash-attn's varlen kernels
+        "actor_rollout_ref.model.use_remove_padding=False",
+        "critic.model.use_remove_padding=False",
+        f"trainer.n_gpus_per_node={n}",
+        f"trainer.device={device}",
+    ]
+    for key, value in env.items():
+        # also through VERL's Ray runtime env, so workers on other nodes of a cluster get them
+        overrides.append(_env_override(key, value))
+    if device == "cpu":
+        cpu_env = {"VERL_PLATFORM": "cpu"}
+        env.update(cpu_env)
+        overrides += [_env_override(k, v) for k, v in cpu_env.items()]
+        overrides += [
+            # FSDP1 needs an accelerator; FSDP2 runs on gloo
+            "actor_rollout_ref.actor.strategy=fsdp2",
+            "actor_rollout_ref.ref.strategy=fsdp2",
+            "critic.strategy=fsdp2",
+            # torch.compile of VERL's helpers would need a C++ toolchain and minutes of compiling
+            "actor_rollout_ref.actor.use_torch_compile=False",
+            "actor_rollout_ref.actor.fsdp_config.use_torch_compile=False",
+            "actor_rollout_ref.ref.fsdp_config.use_torch_compile=False",
+            "critic.fsdp.use_torch_compile=False",
+            # the resource pool asks Ray for GPUs: declare n logical ones, each a CPU worker process
+            f"+ray_kwargs.ray_init.num_gpus={n}",
+            # logical CPUs: VERL starts ~10 single-CPU actors (TaskRunner, agent loop, reward, storage)
+            "ray_kwargs.ray_init.num_cpus=16",
+            # one storage actor instead of 8 and one agent-loop/reward worker instead of 8 each
+            "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
+            "actor_rollout_ref.rollout.agent.num_workers=1",
+            "reward.num_workers=1",
+            "data.dataloader_num_workers=0",
+            "actor_rollout_ref.rollout.dtype=float32",
+        ]
+    return {"python_module": "verl.trainer.main_ppo", "env": env, "overrides": overrides}
+
+
+__all__ = ["VERL_VERSION", "ROLLOUT_NAME", "check_verl_version", "launch_spec"]

@@ -1,0 +1,99 @@
+"""VERL's FSDP engines, registered for the devices this backend adds (`EngineRegistry`).
+
+`EngineRegistry` picks a training engine by (model type, strategy, device[, vendor]); VERL 0.9.1
+registers its FSDP engines for "cuda" and "npu" only. Registering the same classes for "cpu"
+lets the CPU platform train with them (they are device-agnostic through `get_device_name()`).
+
+The critic needs one change: VERL loads value models with a hard-coded
+`attn_implementation="flash_attention_2"` (`verl.utils.model.load_valuehead_model`), which fails
+wherever the flash-attn package is missing (always on CPU; on GPU it has no wheel). `ValueEngine`
+builds the critic through the same code path VERL uses for the actor, which honours
+`critic.model.override_config.attn_implementation`, with a token-classification head of one
+label, exactly the model VERL's loader would build. With flash_attention_2 configured it defers
+to VERL unchanged.
+
+On CPU one more thing: VERL wraps a forward-only model (the reference policy) with FSDP's CPU
+offload, whose pinned host memory needs an accelerator ("Cannot access accelerator device").
+Offloading a model that already lives in host memory does nothing, so the CPU engines wrap it
+without offload.
+"""
+
+from __future__ import annotations
+
+from verl.utils.device import get_device_name
+from verl.workers.engine.base import EngineRegistry
+from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead, FSDPEngineWithValueHead
+
+
+def _token_classification_arch(architectures: list[str] | None) -> list[str]:
+    """["Qwen3ForCausalLM"] -> ["Qwen3ForTokenClassification"] (what VERL's value loader builds).
+
+    >>> _token_classification_arch(["Qwen3ForCausalLM"])
+    ['Qwen3ForTokenClassification']
+    """
+    if not architectures:
+        raise ValueError("the critic's config.json has no `architectures`; cannot pick a value-head class")
+    head = architectures[0]
+    for suffix in ("ForCausalLM", "ForConditionalGeneration", "ForTokenClassification"):
+        if head.endswith(suffix):
+            return [head[: -len(suffix)] + "ForTokenClassification"]
+    raise ValueError(f"cannot derive a token-classification class from architecture {head!r}")
+
+
+class ValueEngine(FSDPEngineWithValueHead):
+    """VERL's FSDP critic engine, loading the value model with the configured attention."""
+
+    def _build_module(self):
+        cfg = self.model_config
+        hf = cfg.hf_config
+        if cfg.model_type != "value_model" or getattr(hf, "_attn_implementation", None) == "flash_attention_2":
+            return super()._build_module()
+        # The settings VERL's value branch applies, then its language-model branch with a
+        # token-classification auto class (chosen from `architectures`).
+        hf.num_labels = 1
+        hf.classifier_dropout = 0.0
+        hf.hidden_dropout = "0"
+        hf.summary_dropout_prob = 0.0
+        saved = cfg.model_type, hf.architectures
+        cfg.model_type, hf.architectures = "language_model", _token_classification_arch(hf.architectures)
+        try:
+            return super()._build_module()
+        finally:
+            cfg.model_type, hf.architectures = saved
+
+
+class _HostResidentMixin:
+    """Wrap forward-only models without FSDP CPU offload when the "device" is the host itself."""
+
+    def _build_fsdp_module(self, module):
+        if get_device_name() != "cpu" or not self.engine_config.forward_only:
+            return super()._build_fsdp_module(module)
+        # forward_only only selects the offload policy inside _build_fsdp_module (VERL 0.9.1)
+        self.engine_config.forward_only = False
+        try:
+            return super()._build_fsdp_module(module)
+        finally:
+            self.engine_config.forward_only = True
+
+
+class CPULanguageEngine(_HostResidentMixin, FSDPEngineWithLMHead):
+    """VERL's FSDP actor/reference engine on the host CPU."""
+
+
+class CPUValueEngine(_HostResidentMixin, ValueEngine):
+    """VERL's FSDP critic engine on the host CPU."""
+
+
+def register(device: str) -> None:
+    """Register the FSDP engines for `device` ("cpu"), and the critic fix for CUDA without flash-attn."""
+    if device == "cpu":
+        EngineRegistry.register(model_type="language_model", backend=["fsdp", "fsdp2"], device="cpu")(
+            CPULanguageEngine
+        )
+        EngineRegistry.register(model_type="value_model", backend=["fsdp", "fsdp2"], device="cpu")(CPUValueEngine)
+    elif device == "cuda":
+        # A vendor key outranks VERL's device-only "cuda" entry; ValueEngine behaves exactly like
+        # VERL's engine unless a non-flash attention is configured.
+        EngineRegistry.register(model_type="value_model", backend=["fsdp", "fsdp2"], device="cuda", vendor="nvidia")(
+            ValueEngine
+        )

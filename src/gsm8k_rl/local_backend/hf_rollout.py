@@ -1,0 +1,530 @@
+"""An async rollout for VERL that generates with `transformers` `generate()` instead of vLLM/SGLang.
+
+VERL 0.9.1 always rolls out through an "async server": a Ray actor per replica that answers
+token-in/token-out `generate` calls from the agent loop, plus a `ServerAdapter` inside each
+training worker that pushes the actor's new weights into that server after every update.
+It ships servers for vLLM, SGLang and TensorRT-LLM only; this module adds a fourth, "hf", with
+the same three parts, registered through VERL's registries (see plugin.py):
+
+- `HFRolloutServer` (Ray actor): holds a HF causal-LM copy of the policy, batches concurrent
+  requests that share sampling settings, runs `generate()` in a thread, returns `TokenOutput`.
+- `HFReplica` (`RolloutReplica`): starts one server per replica next to its training worker
+  (same node, same device), names it the way the adapter looks it up.
+- `HFServerAdapter` (`BaseRollout`): in the training worker; streams the synced weights to the
+  server in buckets, forwards sleep/wake-up.
+
+Scope: tensor/pipeline/data parallel size 1 per replica (one replica per GPU/worker), text only,
+no LoRA adapters (merge them), no OpenAI HTTP endpoint (tool/multi-turn agent loops that call
+the chat API are not served). Made for CPU smoke runs and for GPU machines without vLLM; it is
+far slower than vLLM (no paged KV cache, no continuous batching).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Generator
+
+import ray
+import torch
+
+from verl.utils.config import omega_conf_to_dataclass
+from verl.utils.device import get_device_name, get_resource_name, get_visible_devices_keyword
+from verl.workers.config import HFModelConfig, RolloutConfig
+from verl.workers.rollout.base import BaseRollout
+from verl.workers.rollout.replica import RolloutMode, RolloutReplica, TokenOutput
+
+log = logging.getLogger(__name__)
+
+ROLLOUT_NAME = "hf"
+SERVER_PREFIX = f"{ROLLOUT_NAME}_server_"
+
+# Sampling keys the agent loop sends that change the result; a batch only mixes requests that agree on them.
+_BATCH_KEYS = ("temperature", "top_p", "top_k", "repetition_penalty", "ignore_eos", "stop_token_ids", "logprobs")
+
+
+def server_name(replica_rank: int, node_rank: int = 0, suffix: str = "") -> str:
+    """Ray actor name of a replica's server; the adapter finds its server by this name.
+
+    >>> server_name(3)
+    'hf_server_3_0'
+    """
+    return f"{SERVER_PREFIX}{replica_rank}_{node_rank}{suffix}"
+
+
+def sampling_to_generate_kwargs(params: dict[str, Any]) -> dict[str, Any]:
+    """Translate VERL/vLLM sampling params to `generate()` settings.
+
+    temperature 0 means greedy (VERL's val_kwargs); top_k -1 or 0 and top_p 1 mean "off".
+    Temperature, top-k and top-p are returned as separate warper settings because the rollout
+    applies them itself (before recording log-probs), not through GenerationConfig.
+
+    >>> sampling_to_generate_kwargs({"temperature": 0, "top_p": 0.9, "top_k": 5})
+    {'do_sample': False, 'temperature': 1.0, 'top_k': 0, 'top_p': 1.0}
+    >>> sampling_to_generate_kwargs({"temperature": 0.7, "top_p": 0.9, "top_k": -1})
+    {'do_sample': True, 'temperature': 0.7, 'top_k': 0, 'top_p': 0.9}
+    """
+    temperature = float(params.get("temperature", 1.0) or 0.0)
+    if temperature <= 0.0:
+        return {"do_sample": False, "temperature": 1.0, "top_k": 0, "top_p": 1.0}
+    top_k = int(params.get("top_k", -1) or 0)
+    top_p = float(params.get("top_p", 1.0) if params.get("top_p") is not None else 1.0)
+    return {"do_sample": True, "temperature": temperature, "top_k": max(top_k, 0), "top_p": top_p}
+
+
+def cut_at_stop(tokens: list[int], stop_ids: set[int]) -> tuple[list[int], bool]:
+    """Keep tokens up to and including the first stop token (vLLM keeps the EOS it stopped on).
+
+    >>> cut_at_stop([5, 6, 2, 0, 0], {2, 0})
+    ([5, 6, 2], True)
+    >>> cut_at_stop([5, 6], {2})
+    ([5, 6], False)
+    """
+    for i, tok in enumerate(tokens):
+        if tok in stop_ids:
+            return tokens[: i + 1], True
+    return tokens, False
+
+
+def _batch_key(params: dict[str, Any], max_tokens: int) -> tuple:
+    key = []
+    for name in _BATCH_KEYS:
+        value = params.get(name)
+        key.append(tuple(value) if isinstance(value, list) else value)
+    return (*key, max_tokens)
+
+
+@dataclass
+class _Request:
+    prompt_ids: list[int]
+    params: dict[str, Any]
+    max_tokens: int
+    future: asyncio.Future = field(repr=False)
+
+
+class _LogProbRecorder:
+    """Logits processor placed last: records log p(token) of each sampled token.
+
+    `generate()` calls processors before it samples, so the token chosen at step t is only
+    known at step t+1 (last column of input_ids); the final step is read from the output.
+    Memory: one (batch, vocab) tensor, not the whole (steps, batch, vocab) score history.
+    """
+
+    def __init__(self) -> None:
+        self.prev: torch.Tensor | None = None
+        self.steps: list[torch.Tensor] = []
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.prev is not None:
+            self.steps.append(self.prev.gather(1, input_ids[:, -1:]).squeeze(1))
+        self.prev = torch.log_softmax(scores.float(), dim=-1)
+        return scores
+
+    def finish(self, last_tokens: torch.LongTensor) -> torch.Tensor:
+        """(batch, steps) log-probs, given the tokens sampled at the final step."""
+        if self.prev is not None:
+            self.steps.append(self.prev.gather(1, last_tokens[:, None]).squeeze(1))
+            self.prev = None
+        return torch.stack(self.steps, dim=1) if self.steps else torch.empty(0)
+
+
+class HFRolloutServer:
+    """One replica's generation server: a transformers model fed by the agent loop's requests.
+
+    Mirrors the methods VERL calls on `vLLMHttpServer` (generate, wake_up, sleep,
+    clear_kv_cache, abort/resume, set_global_steps, ...). Requests are queued; a single loop
+    takes everything waiting, groups it by sampling settings and runs batched `generate()`
+    in a worker thread so the actor keeps accepting requests meanwhile.
+    """
+
+    def __init__(
+        self,
+        config: RolloutConfig,
+        model_config: HFModelConfig,
+        rollout_mode: RolloutMode,
+        workers: list,
+        replica_rank: int,
+        node_rank: int,
+        visible_devices: str | None,
+    ) -> None:
+        if visible_devices and get_device_name() != "cpu":
+            # Same as vLLM's server: see exactly the GPU of the co-located training worker.
+            os.environ[get_visible_devices_keyword()] = visible_devices
+        self.config: RolloutConfig = omega_conf_to_dataclass(config)
+        self.model_config: HFModelConfig = omega_conf_to_dataclass(model_config, dataclass_type=HFModelConfig)
+        self.rollout_mode = rollout_mode
+        self.workers = workers
+        self.replica_rank = replica_rank
+        self.node_rank = node_rank
+        self.global_steps: int | None = None
+        self.device = torch.device("cpu") if get_device_name() == "cpu" else torch.device(get_device_name(), 0)
+        self._asleep = False
+        self._queue: asyncio.Queue[_Request] | None = None
+        self._loop_task: asyncio.Task | None = None
+        self._accepting = asyncio.Event()
+        self._accepting.set()
+        self._model = self._load_model()
+        self._stop_ids = self._stop_token_ids()
+        self._pad_id = self._pad_token_id()
+        torch.manual_seed(self.config.seed + replica_rank)
+        log.info(
+            "hf rollout server %s on %s (%s, %.1fM params), stop ids %s",
+            server_name(replica_rank, node_rank),
+            self.device,
+            self.config.dtype,
+            sum(p.numel() for p in self._model.parameters()) / 1e6,
+            sorted(self._stop_ids),
+        )
+
+    # -- model -------------------------------------------------------------------------------
+
+    def _load_model(self) -> torch.nn.Module:
+        from transformers import AutoModelForCausalLM
+
+        from verl.utils.torch_dtypes import PrecisionType
+
+        dtype = PrecisionType.to_dtype(self.config.dtype)
+        kwargs = dict(dtype=dtype, attn_implementation="sdpa", trust_remote_code=self.model_config.trust_remote_code)
+        if self.config.load_format == "dummy":
+            # Like vLLM's dummy format: shapes only; real weights arrive with the first sync.
+            model = AutoModelForCausalLM.from_config(self.model_config.hf_config, **kwargs)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(self.model_config.local_path, **kwargs)
+        return model.to(self.device).eval()
+
+    def _stop_token_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for source in (self.model_config.generation_config, self.model_config.hf_config):
+            eos = getattr(source, "eos_token_id", None) if source is not None else None
+            ids.update([eos] if isinstance(eos, int) else (eos or []))
+        tok = self.model_config.tokenizer
+        if tok is not None and tok.eos_token_id is not None:
+            ids.add(int(tok.eos_token_id))
+        if not ids:
+            raise ValueError(f"no EOS token id in {self.model_config.local_path} (generation_config, config, tokenizer)")
+        return ids
+
+    def _pad_token_id(self) -> int:
+        tok = self.model_config.tokenizer
+        if tok is not None and tok.pad_token_id is not None:
+            return int(tok.pad_token_id)
+        return min(self._stop_ids)
+
+    # -- generation --------------------------------------------------------------------------
+
+    def _max_tokens(self, prompt_len: int, params: dict[str, Any]) -> int:
+        """Same budget rule as VERL's vLLM server: response_length, capped by the context left."""
+        max_model_len = self.config.max_model_len or (self.config.prompt_length + self.config.response_length)
+        room = max_model_len - prompt_len
+        if room < 1:
+            raise ValueError(f"prompt of {prompt_len} tokens leaves no room within max_model_len={max_model_len}")
+        if "max_tokens" in params:
+            wanted = params["max_tokens"]
+        elif "max_new_tokens" in params:
+            wanted = params["max_new_tokens"]
+        else:
+            wanted = min(
+                self.config.response_length, self.config.prompt_length + self.config.response_length - prompt_len
+            )
+        return max(1, min(int(wanted), room))
+
+    async def generate(
+        self,
+        prompt_ids: list[int],
+        sampling_params: dict[str, Any],
+        request_id: str,
+        image_data: Any = None,
+        video_data: Any = None,
+        **kwargs: Any,
+    ) -> TokenOutput:
+        """Token-in/token-out generation of one response (the agent loop's call)."""
+        if image_data is not None or video_data is not None or kwargs.get("audio_data") is not None:
+            raise NotImplementedError("the hf rollout serves text-only models")
+        params = dict(sampling_params)
+        prompt_ids = [int(t) for t in prompt_ids]
+        max_tokens = self._max_tokens(len(prompt_ids), params)
+        await self._accepting.wait()
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._loop_task = asyncio.create_task(self._batch_loop())
+        future = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Request(prompt_ids, params, max_tokens, future))
+        return await future
+
+    async def _batch_loop(self) -> None:
+        assert self._queue is not None
+        max_batch = max(1, int(self.config.max_num_seqs))
+        while True:
+            first = await self._queue.get()
+            await asyncio.sleep(0)  # let requests sent in the same burst arrive
+            waiting = [first]
+            while not self._queue.empty():
+                waiting.append(self._queue.get_nowait())
+            groups: dict[tuple, list[_Request]] = defaultdict(list)
+            for req in waiting:
+                groups[_batch_key(req.params, req.max_tokens)].append(req)
+            for reqs in groups.values():
+                for start in range(0, len(reqs), max_batch):
+                    chunk = reqs[start : start + max_batch]
+                    try:
+                        outputs = await asyncio.to_thread(self._generate_batch, chunk)
+                    except Exception as exc:  # hand the error to every caller, keep serving
+                        log.exception("hf rollout generate failed")
+                        for req in chunk:
+                            if not req.future.done():
+                                req.future.set_exception(exc)
+                        continue
+                    for req, out in zip(chunk, outputs, strict=True):
+                        if not req.future.done():
+                            req.future.set_result(out)
+
+    @torch.no_grad()
+    def _generate_batch(self, reqs: list[_Request]) -> list[TokenOutput]:
+        from transformers import GenerationConfig, LogitsProcessorList
+        from transformers.generation.logits_process import (
+            TemperatureLogitsWarper,
+            TopKLogitsWarper,
+            TopPLogitsWarper,
+        )
+
+        if self._asleep and self.device.type != "cpu":
+            raise RuntimeError("hf rollout server got a request while asleep (weights offloaded)")
+        params, max_tokens = reqs[0].params, reqs[0].max_tokens
+        settings = sampling_to_generate_kwargs(params)
+        stop_ids = set(self._stop_ids) | {int(t) for t in params.get("stop_token_ids") or []}
+        ignore_eos = bool(params.get("ignore_eos", False))
+
+        # Left-pad: generate() continues every row from the same last position.
+        width = max(len(r.prompt_ids) for r in reqs)
+        input_ids = torch.full((len(reqs), width), self._pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(reqs), width), dtype=torch.long)
+        for i, r in enumerate(reqs):
+            input_ids[i, width - len(r.prompt_ids) :] = torch.tensor(r.prompt_ids, dtype=torch.long)
+            attention_mask[i, width - len(r.prompt_ids) :] = 1
+
+        # Warpers are ours (not GenerationConfig's) so the recorder sees the processed distribution
+        # it samples from (vLLM's default logprobs_mode "processed_logprobs").
+        processors = LogitsProcessorList()
+        if settings["do_sample"]:
+            if settings["temperature"] != 1.0:
+                processors.append(TemperatureLogitsWarper(settings["temperature"]))
+            if settings["top_k"] > 0:
+                processors.append(TopKLogitsWarper(top_k=settings["top_k"]))
+            if settings["top_p"] < 1.0:
+                processors.append(TopPLogitsWarper(top_p=settings["top_p"]))
+        recorder = _LogProbRecorder() if params.get("logprobs") else None
+        if recorder is not None:
+            processors.append(recorder)
+        gen_config = GenerationConfig(
+            do_sample=settings["do_sample"],
+            temperature=1.0,
+            top_k=0,
+            top_p=1.0,
+            max_new_tokens=max_tokens,
+            min_new_tokens=max_tokens if ignore_eos else None,
+            repetition_penalty=float(params.get("repetition_penalty") or 1.0),
+            eos_token_id=None if ignore_eos else sorted(stop_ids),
+            pad_token_id=self._pad_id,
+            return_dict_in_generate=True,
+        )
+        out = self._model.generate(
+            input_ids=input_ids.to(self.device),
+            attention_mask=attention_mask.to(self.device),
+            generation_config=gen_config,
+            logits_processor=processors,
+        )
+        new_tokens = out.sequences[:, width:].cpu()
+        logprobs = recorder.finish(out.sequences[:, -1]).cpu() if recorder is not None else None
+
+        results = []
+        for i in range(len(reqs)):
+            tokens, stopped = cut_at_stop(new_tokens[i].tolist(), set() if ignore_eos else stop_ids)
+            results.append(
+                TokenOutput(
+                    token_ids=tokens,
+                    log_probs=logprobs[i, : len(tokens)].tolist() if logprobs is not None else None,
+                    stop_reason="completed",
+                    num_preempted=0,
+                    extra_fields={"global_steps": self.global_steps, "num_cached_tokens": 0, "stopped": stopped},
+                )
+            )
+        return results
+
+    # -- weights and memory ------------------------------------------------------------------
+
+    async def update_weights(self, named_tensors: list[tuple[str, torch.Tensor]]) -> int:
+        """Copy a bucket of synced actor weights (HF names) into the model, in place."""
+        state = self._model.state_dict()
+        unknown = [name for name, _ in named_tensors if name not in state]
+        if unknown:
+            raise KeyError(f"synced weights not in the rollout model: {unknown[:5]} ({len(unknown)} in all)")
+        with torch.no_grad():
+            for name, tensor in named_tensors:
+                state[name].copy_(tensor.to(state[name].dtype))
+        return len(named_tensors)
+
+    async def set_global_steps(self, global_steps: int) -> None:
+        self.global_steps = global_steps
+
+    async def wake_up(self, tags: list[str] | None = None) -> None:
+        if self._asleep and self.device.type != "cpu":
+            self._model.to(self.device)
+        self._asleep = False
+
+    async def sleep(self) -> None:
+        """Free accelerator memory for training: weights go to host memory (no-op on CPU)."""
+        if self.config.free_cache_engine and self.device.type != "cpu":
+            self._model.to("cpu")
+            from verl.utils.device import get_torch_device
+
+            get_torch_device().empty_cache()
+            self._asleep = True
+
+    async def clear_kv_cache(self) -> None:
+        return None  # generate() builds a fresh cache per batch
+
+    async def release_kv_cache(self) -> None:
+        return None
+
+    async def resume_kv_cache(self) -> None:
+        return None
+
+    async def wait_for_requests_to_drain(self) -> None:
+        while self._queue is not None and not self._queue.empty():
+            await asyncio.sleep(0.05)
+
+    async def abort_all_requests(self, reset_prefix_cache: bool = True, reject_request: bool = False) -> dict:
+        """Stop admitting requests; those already batched finish (generate() cannot be interrupted)."""
+        self._accepting.clear()
+        return {"aborted_count": 0, "request_ids": []}
+
+    async def resume_generation(self) -> None:
+        self._accepting.set()
+
+    async def start_profile(self, **kwargs: Any) -> None:
+        return None
+
+    async def stop_profile(self) -> None:
+        return None
+
+    def get_rollout_config(self) -> RolloutConfig:
+        return self.config
+
+
+class HFReplica(RolloutReplica):
+    """A rollout replica served by `HFRolloutServer` (one per training worker: tp = dp = pp = 1)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.world_size != 1:
+            raise ValueError(
+                "the hf rollout runs one replica per worker: set actor_rollout_ref.rollout."
+                "{tensor_model_parallel_size,data_parallel_size,pipeline_model_parallel_size}=1 "
+                f"(got world size {self.world_size})"
+            )
+
+    def _name(self) -> str:
+        role = "reward_" if self.is_reward_model else "teacher_" if self.is_teacher_model else ""
+        return f"{SERVER_PREFIX}{role}{self.replica_rank}_0{self.name_suffix}"
+
+    async def launch_servers(self) -> None:
+        if self.rollout_mode != RolloutMode.HYBRID or len(self.workers) != 1:
+            raise NotImplementedError(
+                "the hf rollout only runs hybrid (colocated with the actor): "
+                "keep actor_rollout_ref.hybrid_engine=True and trainer.v1.trainer_mode at its default"
+            )
+        worker = self.workers[0]
+        node_id, visible = await worker.__ray_call__.remote(
+            lambda self: (
+                ray.get_runtime_context().get_node_id(),
+                ray.get_runtime_context().get_accelerator_ids()[get_resource_name()][0],
+            )
+        )
+        from verl.plugin.platform import get_platform
+
+        env_vars = {var: "1" for var in get_platform().ray_noset_envvars()}
+        env_vars.update(get_platform().rollout_env_vars())
+        server_cls = ray.remote(HFRolloutServer)
+        server = server_cls.options(
+            scheduling_strategy=ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(node_id=node_id, soft=False),
+            runtime_env={"env_vars": env_vars},
+            name=self._name(),
+            max_concurrency=self.max_concurrency,
+            num_cpus=0,
+        ).remote(
+            config=self.config,
+            model_config=self.model_config,
+            rollout_mode=self.rollout_mode,
+            workers=self.workers,
+            replica_rank=self.replica_rank,
+            node_rank=0,
+            visible_devices=str(visible),
+        )
+        await server.get_rollout_config.remote()  # wait until the model is loaded
+        self.servers = [server]
+        self._server_handle = server
+        # No HTTP endpoint: the address is only a unique key for VERL's load balancer.
+        self._server_address = f"{ROLLOUT_NAME}://{self._name()}"
+
+
+class HFServerAdapter(BaseRollout):
+    """Lives in each training worker: pushes synced weights to its replica's `HFRolloutServer`."""
+
+    def __init__(self, config: RolloutConfig, model_config: HFModelConfig, device_mesh: Any, replica_rank: int = -1):
+        super().__init__(config, model_config, device_mesh)
+        rank = int(os.environ["RANK"])
+        self.replica_rank = rank if replica_rank == -1 else replica_rank
+        self._server: ray.actor.ActorHandle | None = None
+
+    @property
+    def server(self) -> ray.actor.ActorHandle:
+        if self._server is None:  # servers start after the training workers
+            self._server = ray.get_actor(server_name(self.replica_rank))
+        return self._server
+
+    async def resume(self, tags: list[str]) -> None:
+        if self.config.free_cache_engine:
+            await self.server.wake_up.remote(tags=tags)
+
+    async def release(self) -> None:
+        if self.config.free_cache_engine:
+            await self.server.sleep.remote()
+
+    @torch.no_grad()
+    async def update_weights(
+        self,
+        weights: Generator[tuple[str, torch.Tensor], None, None],
+        global_steps: int | None = None,
+        wire_format: str = "named_tensors",
+        peft_config: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if wire_format != "named_tensors":
+            raise NotImplementedError(f"the hf rollout takes full named tensors, not wire_format={wire_format!r}")
+        if peft_config is not None:
+            raise NotImplementedError("the hf rollout has no LoRA adapter path: set actor_rollout_ref.model.lora.merge=True")
+        start = time.time()
+        bucket_bytes = int(self.config.checkpoint_engine.update_weights_bucket_megabytes) << 20
+        bucket: list[tuple[str, torch.Tensor]] = []
+        size = sent = 0
+        in_flight = None  # one bucket on the wire while the next is gathered: bounded host memory
+        for name, tensor in weights:
+            t = tensor.detach().to("cpu")
+            bucket.append((name, t))
+            size += t.numel() * t.element_size()
+            if size >= bucket_bytes:
+                if in_flight is not None:
+                    sent += await in_flight
+                in_flight = self.server.update_weights.remote(bucket)
+                bucket, size = [], 0
+        if in_flight is not None:
+            sent += await in_flight
+        if bucket:
+            sent += await self.server.update_weights.remote(bucket)
+        if global_steps is not None:
+            await self.server.set_global_steps.remote(global_steps)
+        log.info("hf rollout: synced %d tensors to replica %d in %.2fs", sent, self.replica_rank, time.time() - start)

@@ -54,8 +54,9 @@ MAX_MARKERS = 16  # occurrences of each marker tried, from the last one backward
 
 # A number: optional sign (a minus right after a digit, letter or closing bracket is subtraction:
 # "16-3" is 16 minus 3), digits with optional thousands groups "1,234,567" (exactly three digits
-# per group, so the list "3,4,5" stays three numbers), optional decimals. No nested quantifiers.
-_NUM = r"(?:(?<![\w)\]}])-)?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?"
+# per group, so the list "3,4,5" stays three numbers), optional decimals, or ".5". ASCII digits
+# only. No nested quantifiers: every repetition is followed by a character it cannot match.
+_NUM = r"(?:(?<![\w)\]}])-)?(?:(?:[0-9]{1,3}(?:,[0-9]{3})+(?![0-9])|[0-9]+)(?:\.[0-9]+)?|(?<![0-9.])\.[0-9]+)"
 _NUMBER_RE = re.compile(_NUM)
 # The value after an answer marker: \frac{a}{b} (also \dfrac, \tfrac), a/b, or a plain number.
 _VALUE_RE = re.compile(

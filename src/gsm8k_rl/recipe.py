@@ -93,16 +93,42 @@ def detect_hardware() -> Hardware | None:
     )
 
 
-def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = True) -> list[str]:
+QWEN3_1_7B_PARAMS = 1_720_574_976  # from ../shared/models/qwen3-1.7b/config.json (tied embeddings)
+
+
+def estimate_memory_gb(
+    n_params: float, world: int, gpu_memory_gb: float, vllm_fraction: float, token_budget: int,
+    optimizer_offload: bool, with_ref: bool = True, vocab: int = 151936, hidden: int = 2048, layers: int = 28,
+) -> dict[str, float]:
+    """Rough per-GPU peak of colocated PPO (FSDP actor + critic + ref, vLLM asleep during updates).
+
+    fp32 weights + grads (8 B/param) and Adam moments (8 B/param, unless offloaded) for actor and
+    critic, fp32 weights for the reference, all sharded over `world` GPUs; vLLM holds its
+    `vllm_fraction` of the GPU while generating; activations ~ token budget x (fp32 logits over
+    the vocabulary, twice for log-softmax + checkpointed bf16 hidden states per layer).
+    An estimate for sizing; docs/benchmarks.md has measured peaks.
+    """
+    gb = 1024**3
+    trained = n_params * (8 + (0 if optimizer_offload else 8)) / world / gb
+    ref = n_params * 4 / world / gb if with_ref else 0.0
+    vllm = vllm_fraction * gpu_memory_gb
+    act = token_budget * (vocab * 4 * 2 + hidden * 2 * layers) / gb
+    return {"actor": trained, "critic": trained, "ref": ref, "vllm_reserved": vllm, "activations": act,
+            "peak_estimate": 2 * trained + ref + max(vllm, act)}
+
+
+def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = True,
+                     n_params: float = QWEN3_1_7B_PARAMS) -> list[str]:
     """Overrides that fit the recipe to the hardware without editing files.
 
     - FSDP over all GPUs; one vLLM replica per GPU (tensor parallel 1: a 1.7B model fits any
       40 GB+ GPU, and independent replicas give the most rollout throughput).
-    - vLLM's KV-cache share of GPU memory, colocated with the sleeping FSDP actor/critic/ref.
+    - vLLM's share of GPU memory while generating (its KV cache is freed during updates).
     - Micro-batches: the spec's 16 per GPU, capped by what the mini-batch leaves per GPU
       (VERL requires mini/world % micro == 0). With `dynamic_bsz`, VERL packs micro-batches
       by a token budget instead (same math, bounded memory: 16 x 4.6K tokens of 152K-vocab
       logits alone can take ~40 GB).
+    - Adam states go to host memory when the estimate says the GPU would not hold them.
     """
     n = hw.world_size
     prompts = int(cfg.data.train_batch_size) if cfg is not None else 128
@@ -114,13 +140,15 @@ def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = T
             f"and ppo_mini_batch_size={mini} x rollout.n must be multiples of the GPU count"
         )
     micro = min(16, mini * rollout_n // n)
-    big = hw.gpu_memory_gb >= 70
-    token_budget = 16384 if big else 8192
+    token_budget = 16384 if hw.gpu_memory_gb >= 70 else 8192
+    vllm_fraction = 0.4 if hw.gpu_memory_gb >= 70 else 0.35
+    offload = estimate_memory_gb(n_params, n, hw.gpu_memory_gb, vllm_fraction, token_budget,
+                                 optimizer_offload=False)["peak_estimate"] > 0.9 * hw.gpu_memory_gb
     ov = [
         f"trainer.n_gpus_per_node={hw.n_gpus_per_node}",
         f"trainer.nnodes={hw.nnodes}",
         "actor_rollout_ref.rollout.tensor_model_parallel_size=1",
-        f"actor_rollout_ref.rollout.gpu_memory_utilization={0.6 if big else 0.5}",
+        f"actor_rollout_ref.rollout.gpu_memory_utilization={vllm_fraction}",
         f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={micro}",
         f"critic.ppo_micro_batch_size_per_gpu={micro}",
         f"actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu={micro}",
@@ -136,8 +164,7 @@ def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = T
             f"critic.ppo_max_token_len_per_gpu={2 * token_budget}",
             f"critic.forward_max_token_len_per_gpu={2 * token_budget}",
         ]
-    if not big:
-        # 40-48 GB cards: keep the optimizer states of actor and critic on the host between updates.
+    if offload:
         ov += ["actor_rollout_ref.actor.fsdp_config.optimizer_offload=true", "critic.fsdp.optimizer_offload=true"]
     return ov
 
@@ -155,6 +182,8 @@ def check_config(cfg: Any, extra_rollouts: tuple[str, ...] = ()) -> list[str]:
 
     problems = []
     missing = sorted(OmegaConf.missing_keys(cfg))
+    if not cfg.reward.reward_model.enable:  # a disabled reward model's ??? fields are never read
+        missing = [k for k in missing if not k.startswith("reward.reward_model.")]
     if missing:
         problems.append(f"missing values (???) for {missing}: set them as key=value overrides")
     est = cfg.algorithm.adv_estimator

@@ -122,9 +122,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _backend(args: argparse.Namespace, hw: Hardware | None) -> str:
+    """auto: the tiny smoke model runs on the local backend, everything else on vLLM."""
     if args.backend != "auto":
         return args.backend
-    return "local" if (hw is None or args.smoke) else "vllm"
+    return "local" if args.smoke else "vllm"
 
 
 def plan(args: argparse.Namespace) -> Launch:
@@ -173,7 +174,6 @@ def plan(args: argparse.Namespace) -> Launch:
     # The user's overrides come last: they win over everything the launcher decided.
     cfg = compose_config(args.config, ov + list(args.overrides))
     env.update({
-        "VERL_FILE_LOGGER_PATH": str(run.logs / f"metrics.{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}.jsonl"),
         "TENSORBOARD_DIR": str(run.tensorboard),
         "TOKENIZERS_PARALLELISM": "false",
     })
@@ -224,6 +224,8 @@ def write_run_files(launch: Launch, allow_config_change: bool = False) -> None:
         run.resolved_config.rename(run.root / f"resolved_config.{stamp}.yaml")
     run.resolved_config.write_text(text)
     env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(launch.env.items()))
+    # a new metrics file per launch: VERL's file logger truncates the file it opens
+    env += f' VERL_FILE_LOGGER_PATH={shlex.quote(str(run.logs))}/metrics.$(date -u +%Y%m%dT%H%M%S).jsonl'
     run.command.write_text(
         "#!/usr/bin/env bash\n"
         f"# Written by gsm8k-rl {__version__} (`gsm8k-rl train`); config {launch.config_name!r}, backend {launch.backend}.\n"
@@ -295,7 +297,8 @@ def launch_training(launch: Launch) -> int:
         status="running", last_start=started.isoformat(),
         first_start=json.loads(run.run_info.read_text()).get("first_start", started.isoformat()),
     )
-    env = {**os.environ, **launch.env, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **launch.env, "PYTHONUNBUFFERED": "1",
+           "VERL_FILE_LOGGER_PATH": str(run.logs / f"metrics.{started:%Y%m%dT%H%M%S}.jsonl")}
     log.info("launching VERL: %s (console -> %s)", " ".join(launch.argv()), run.logs / "train.log")
     with open(run.logs / "train.log", "ab") as console:
         proc = subprocess.Popen(launch.argv(), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -1,0 +1,218 @@
+"""`gsm8k-rl doctor`: preflight before any GPU time is spent.
+
+    gsm8k-rl doctor --data data/gsm8k --run-dir runs/ppo [--model DIR] [--config ppo] [key=value ...]
+
+Takes the same arguments as `gsm8k-rl train` and checks, in order: the composed config
+(Hydra + VERL's own validation + the checks VERL lacks), the parquet files (rows, schema,
+prompt lengths with the model's real tokenizer and chat template), the reward on every gold
+solution (must be 100%: a reward that is always 0 trains nothing), the GPUs and the memory the
+layout needs per GPU, and the free disk for checkpoints. Every failure says what to change.
+Exit code 0 when nothing failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+from gsm8k_rl import UserError
+
+ACCEPTS_OVERRIDES = True
+REQUIRED_COLUMNS = {"data_source", "prompt", "ability", "reward_model", "extra_info"}
+
+
+@dataclasses.dataclass
+class Check:
+    name: str
+    status: str  # PASS, WARN, FAIL
+    detail: str
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from gsm8k_rl import train
+
+    train.add_arguments(p)
+    p.add_argument("--tokenizer", default=None, help="tokenizer for the prompt-length check (default: the model's)")
+
+
+def count_params(model_config: Any) -> int:
+    """Parameters of a decoder-only HF config (Qwen3/Llama shape), without building the model.
+
+    >>> from types import SimpleNamespace as C
+    >>> count_params(C(vocab_size=10, hidden_size=4, num_hidden_layers=1, num_attention_heads=2,
+    ...     num_key_value_heads=1, head_dim=2, intermediate_size=8, tie_word_embeddings=True))
+    170
+    """
+    h, v, layers = model_config.hidden_size, model_config.vocab_size, model_config.num_hidden_layers
+    hd = getattr(model_config, "head_dim", None) or h // model_config.num_attention_heads
+    q = h * model_config.num_attention_heads * hd
+    kv = 2 * h * model_config.num_key_value_heads * hd
+    o = model_config.num_attention_heads * hd * h
+    mlp = 3 * h * model_config.intermediate_size
+    norms = 2 * h + 2 * hd  # input/post norms + Qwen3's q/k norms
+    embed = v * h * (1 if model_config.tie_word_embeddings else 2)
+    return embed + layers * (q + kv + o + mlp + norms) + h
+
+
+def memory_estimate(n_params: int, cfg: Any, gpu_memory_gb: float) -> dict[str, float]:
+    """recipe.estimate_memory_gb for a composed config."""
+    from gsm8k_rl.recipe import estimate_memory_gb
+
+    arr = cfg.actor_rollout_ref
+    if arr.actor.use_dynamic_bsz:
+        tokens = arr.actor.ppo_max_token_len_per_gpu
+    else:
+        tokens = arr.actor.ppo_micro_batch_size_per_gpu * (cfg.data.max_prompt_length + cfg.data.max_response_length)
+    return estimate_memory_gb(
+        n_params, cfg.trainer.n_gpus_per_node * cfg.trainer.nnodes, gpu_memory_gb,
+        arr.rollout.gpu_memory_utilization, tokens, bool(arr.actor.fsdp_config.optimizer_offload),
+        with_ref=bool(cfg.algorithm.use_kl_in_reward or arr.actor.use_kl_loss),
+    )
+
+
+def _check_config(args: argparse.Namespace) -> tuple[list[Check], Any]:
+    from gsm8k_rl import train
+    from gsm8k_rl.recipe import validate_config
+
+    try:
+        launch = train.plan(args)
+        validate_config(launch.cfg, extra_rollouts=("hf",) if launch.backend == "local" else ())
+    except UserError as exc:
+        return [Check("config", "FAIL", str(exc))], None
+    cfg = launch.cfg
+    return [Check("config", "PASS", f"{args.config!r} composes and passes VERL's validation "
+                  f"(backend {launch.backend}, {cfg.trainer.n_gpus_per_node} GPU(s) x {cfg.trainer.nnodes} node(s))")], launch
+
+
+def _check_data(cfg: Any, tokenizer_path: str) -> list[Check]:
+    import pyarrow.parquet as pq
+
+    from gsm8k_rl.data import prompt_lengths
+
+    checks = []
+    thinking = bool(cfg.data.apply_chat_template_kwargs.get("enable_thinking", True))
+    try:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+    except Exception as exc:  # offline hub id, missing folder
+        tokenizer = None
+        checks.append(Check("tokenizer", "WARN", f"cannot load {tokenizer_path!r} ({type(exc).__name__}); "
+                            "prompt lengths not checked: pass --tokenizer DIR"))
+    for key in ("train_files", "val_files"):
+        path = Path(cfg.data[key])
+        if not path.is_file():
+            checks.append(Check(f"data.{key}", "FAIL", f"{path} not found: run `gsm8k-rl prepare --out {path.parent}`"))
+            continue
+        table = pq.read_table(path)
+        missing = REQUIRED_COLUMNS - set(table.column_names)
+        if missing:
+            checks.append(Check(f"data.{key}", "FAIL", f"{path} lacks columns {sorted(missing)}: re-run `gsm8k-rl prepare`"))
+            continue
+        detail = f"{path}: {table.num_rows} rows, VERL RL schema"
+        status = "PASS"
+        if tokenizer is not None:
+            lengths = prompt_lengths(path, tokenizer, thinking)
+            over = sum(n > cfg.data.max_prompt_length for n in lengths)
+            detail += f"; prompt tokens max {max(lengths)} (limit data.max_prompt_length={cfg.data.max_prompt_length})"
+            if over:
+                status, detail = "FAIL", detail + f"; {over} prompts too long: raise data.max_prompt_length"
+        checks.append(Check(f"data.{key}", status, detail))
+    return checks
+
+
+def _check_reward(cfg: Any) -> Check:
+    """Every gold solution must earn 1.0 through the very file VERL will load."""
+    import importlib.util
+
+    import pyarrow.parquet as pq
+
+    path = cfg.reward.custom_reward_function.path
+    spec = importlib.util.spec_from_file_location("_doctor_reward", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    score: Callable[..., float] = getattr(module, cfg.reward.custom_reward_function.name)
+    total = paid = 0
+    failures = []
+    for key in ("train_files", "val_files"):
+        if not Path(cfg.data[key]).is_file():
+            continue
+        for row in pq.read_table(cfg.data[key], columns=["data_source", "reward_model", "extra_info"]).to_pylist():
+            s = score(row["data_source"], row["extra_info"]["answer"], row["reward_model"]["ground_truth"], row["extra_info"])
+            total += 1
+            paid += s == 1.0
+            if s != 1.0 and len(failures) < 3:
+                failures.append(f"{key} index {row['extra_info']['index']}")
+    if total == 0:
+        return Check("reward", "FAIL", "no data to score")
+    status = "PASS" if paid == total else "FAIL"
+    detail = f"{paid}/{total} gold solutions score 1.0 through {path}"
+    if failures:
+        detail += f"; first failures: {failures} (the reward or the ground truth is broken)"
+    return Check("reward", status, detail)
+
+
+def _check_hardware(launch: Any) -> list[Check]:
+    from gsm8k_rl.train import no_gpu_message
+
+    cfg, hw = launch.cfg, launch.hardware
+    checks = []
+    if hw is None:
+        status = "PASS" if launch.backend == "local" else "FAIL"
+        checks.append(Check("gpus", status, "no CUDA GPU" + ("" if status == "PASS" else ": " + no_gpu_message())))
+    else:
+        checks.append(Check("gpus", "PASS", f"{hw.n_gpus_per_node} x {hw.gpu_name} ({hw.gpu_memory_gb:.0f} GB)"))
+    n_params = None
+    try:
+        from transformers import AutoConfig
+
+        n_params = count_params(AutoConfig.from_pretrained(cfg.actor_rollout_ref.model.path))
+    except Exception as exc:
+        checks.append(Check("memory", "WARN", f"model config not readable ({type(exc).__name__}); no estimate"))
+    if n_params is not None and launch.backend != "local":
+        mem = hw.gpu_memory_gb if hw else 80.0
+        est = memory_estimate(n_params, cfg, mem)
+        parts = ", ".join(f"{k} {v:.1f}" for k, v in est.items())
+        status = "PASS" if est["peak_estimate"] < 0.95 * mem else "WARN"
+        checks.append(Check("memory", status, f"{n_params / 1e9:.2f}B params; per-GPU GB (estimate, {mem:.0f} GB GPU): {parts}"
+                            + ("" if status == "PASS" else "; may not fit: add GPUs or lower the token budget")))
+    free = shutil.disk_usage(_existing_parent(Path(cfg.trainer.default_local_dir))).free / 1024**3
+    if n_params is not None:
+        keep = max(1, cfg.trainer.max_actor_ckpt_to_keep or 1)
+        need = n_params * (16 + 16) * keep / 1024**3  # actor + critic, fp32 weights + Adam, per checkpoint kept
+        status = "PASS" if free > need * 1.2 else "FAIL"
+        checks.append(Check("disk", status, f"{free:.0f} GB free at {cfg.trainer.default_local_dir}; "
+                            f"{keep} checkpoints need ~{need:.0f} GB"
+                            + ("" if status == "PASS" else ": free disk, choose another --run-dir, or lower trainer.max_actor_ckpt_to_keep")))
+    return checks
+
+
+def _existing_parent(p: Path) -> Path:
+    while not p.exists():
+        p = p.parent
+    return p
+
+
+def diagnose(args: argparse.Namespace) -> list[Check]:
+    checks, launch = _check_config(args)
+    if launch is None:
+        return checks
+    cfg = launch.cfg
+    checks += _check_data(cfg, args.tokenizer or cfg.actor_rollout_ref.model.path)
+    checks.append(_check_reward(cfg))
+    checks += _check_hardware(launch)
+    return checks
+
+
+def run(args: argparse.Namespace) -> int:
+    args.dry_run = True  # doctor never starts training; plan() may write the run folder's config files
+    checks = diagnose(args)
+    width = max(len(c.name) for c in checks)
+    for c in checks:
+        print(f"[{c.status}] {c.name:<{width}}  {c.detail}")
+    failed = [c for c in checks if c.status == "FAIL"]
+    print(f"\n{len(checks) - len(failed)} passed or warned, {len(failed)} failed")
+    return 1 if failed else 0

@@ -1,0 +1,81 @@
+"""The comparison extractors (gsm8k_rl/extractors.py) on cases whose verdict is not in doubt,
+plus the cases where their published rules are known to differ."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from gsm8k_rl.extractors import EXTRACTORS, lm_eval_flexible_extract
+
+NAMES = ["ours", "verl_strict", "lm_eval_flexible", "math_verify"]
+
+# (response, gold, expected score) that every extractor must get right
+OBVIOUS = [
+    ("Janet sells 16 - 3 - 4 = 9 eggs and makes 9 * 2 = 18 dollars.\n#### 18", "18", 1.0),
+    ("She makes 9 * 2 = 18 dollars.\n#### 18", "1,080", 0.0),
+    ("Total: 540 + 540 = 1080.\n#### 1080", "1,080", 1.0),  # GSM8K golds keep their commas
+    ("The profit is 70000.\n#### 70000", "Josh spent 130,000 ...\n#### 70000", 1.0),  # a full gold solution
+    ("It drops 5 degrees.\n#### -5", "-5", 1.0),
+    ("9 * 2 = 18 dollars.\n#### 17", "18", 0.0),
+    ("I don't know.", "18", 0.0),
+    ("", "18", 0.0),
+]
+
+
+def test_registry_names():
+    assert list(EXTRACTORS) == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(("text", "gold", "expected"), OBVIOUS)
+def test_obvious_cases(name, text, gold, expected):
+    score = EXTRACTORS[name](text, gold)
+    assert type(score) is float and score == expected
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_non_string_response_scores_zero(name):
+    assert EXTRACTORS[name](None, "18") == 0.0
+
+
+# Where the published rules part ways (each verdict follows from the rule, not from a run):
+DIFFERENCES = [
+    # VERL's strict scorer needs "#### N"; the others read an answer sentence
+    ("The answer is 18.", "18", {"ours": 1.0, "verl_strict": 0.0, "lm_eval_flexible": 1.0, "math_verify": 1.0}),
+    # a check line after the answer: last-number rules take the check's number
+    (
+        "The answer is 18.\nCheck: 16 - 3 - 4 = 9",
+        "18",
+        {"ours": 1.0, "verl_strict": 0.0, "lm_eval_flexible": 0.0, "math_verify": 1.0},
+    ),
+    # VERL compares strings: "18.00" != "18"
+    ("#### 18.00", "18", {"ours": 1.0, "verl_strict": 0.0, "lm_eval_flexible": 0.0, "math_verify": 1.0}),
+    # an unclosed think block: only ours refuses an unfinished response
+    ("<think>\n9 * 2 = 18", "18", {"ours": 0.0, "verl_strict": 0.0, "lm_eval_flexible": 1.0, "math_verify": 1.0}),
+]
+
+
+@pytest.mark.parametrize(("text", "gold", "expected"), DIFFERENCES, ids=[d[0][:30] for d in DIFFERENCES])
+def test_known_differences(text, gold, expected):
+    assert {name: fn(text, gold) for name, fn in EXTRACTORS.items()} == expected
+
+
+def test_lm_eval_flexible_takes_the_last_match():
+    # "[$0-9.,]{2,}" keeps a trailing period and the dollar sign; the metric strips them later
+    assert lm_eval_flexible_extract("costs $18.") == "$18."
+    assert lm_eval_flexible_extract("a 7") == "7"
+
+
+def test_math_verify_runs_outside_the_main_thread():
+    """VERL scores in an executor thread, where SIGALRM is unavailable: no raise, same verdict."""
+    results = {}
+
+    def worker():
+        results["score"] = EXTRACTORS["math_verify"]("The answer is $\\boxed{18}$.", "18")
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join(timeout=60)
+    assert results == {"score": 1.0}

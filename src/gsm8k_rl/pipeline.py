@@ -1,0 +1,137 @@
+"""`gsm8k-rl run`: the whole job, each stage skipped when its output already exists.
+
+    gsm8k-rl run --run-dir runs/ppo                       # GPU: hub model and data
+    gsm8k-rl run --run-dir runs/ppo --source /data/gsm8k --model /models/Qwen3-1.7B
+    gsm8k-rl run --smoke --run-dir runs/smoke             # CPU: tiny random model, minutes
+
+prepare -> eval base -> train (PPO on VERL) -> export -> eval trained -> report.
+A crashed run restarted with the same command continues: data and finished evals are kept,
+training resumes from its last checkpoint, an interrupted eval resumes from its samples.
+With no CUDA GPU (and no --smoke) it stops before spending anything and says what is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import yaml
+
+from gsm8k_rl import UserError
+from gsm8k_rl.cli import main as cli
+from gsm8k_rl.recipe import DEFAULT_CONFIG, config_names, detect_hardware
+from gsm8k_rl.train import RunDir, latest_checkpoint, no_gpu_message
+
+log = logging.getLogger(__name__)
+ACCEPTS_OVERRIDES = True
+
+SMOKE_EVAL = ["--backend", "transformers", "--limit", "8", "--max-new-tokens", "32"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run-dir", default=None, help="experiment folder (default: runs/<experiment_name>)")
+    p.add_argument("--model", default=None, help="hub id or local folder (default: the config's, Qwen/Qwen3-1.7B)")
+    p.add_argument("--source", default=None, help="local GSM8K folder with train.jsonl/test.jsonl (default: the hub)")
+    p.add_argument("--data", default="data/gsm8k", help="where prepared parquet files go / are read")
+    p.add_argument("--config", default=DEFAULT_CONFIG, choices=config_names())
+    p.add_argument("--smoke", action="store_true", help="tiny random model on CPU: the same chain end to end")
+    p.add_argument("--eval-backend", default="auto", choices=["auto", "vllm", "transformers"])
+    p.add_argument("--platinum-source", default=None,
+                   help="also evaluate on GSM8K-Platinum (a local folder, or 'hub' for madrylab/gsm8k-platinum)")
+    p.add_argument("overrides", nargs="*", default=[], help="VERL overrides for training, key=value")
+
+
+def _stage(name: str, argv: list[str]) -> None:
+    print(f"\n=== {name}: gsm8k-rl {' '.join(argv)}", flush=True)
+    rc = cli(argv)
+    if rc != 0:
+        raise UserError(f"stage '{name}' failed (exit {rc}); fix it and re-run the same command to continue")
+
+
+def _done(path: Path, what: str) -> bool:
+    if path.exists():
+        print(f"\n=== {what}: already done ({path}), skipped", flush=True)
+        return True
+    return False
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.smoke and detect_hardware() is None:
+        raise UserError(no_gpu_message().replace("gsm8k-rl train --backend local --smoke --run-dir runs/smoke",
+                                                 "gsm8k-rl run --smoke --run-dir runs/smoke"))
+    overrides = list(args.overrides)
+    train_args = ["train", "--config", args.config, "--data", args.data]
+    if args.model:
+        train_args += ["--model", args.model]
+    if args.smoke:
+        train_args += ["--smoke", "--backend", "local"]
+
+    # 1. data (smoke: `train --smoke` prepares the shipped slice inside the run folder)
+    if not args.smoke and not _done(Path(args.data) / "test.parquet", "prepare"):
+        _stage("prepare", ["prepare", "--out", args.data] + (["--source", args.source] if args.source else []))
+
+    # The training plan decides the model, the run folder and the chat-template flag; eval reuses them.
+    run_dir = Path(args.run_dir) if args.run_dir else None
+    plan_args = train_args + (["--run-dir", str(run_dir)] if run_dir else []) + ["--dry-run"] + overrides
+    _stage("plan", plan_args)
+    if run_dir is None:
+        from gsm8k_rl.recipe import compose_config
+
+        run_dir = Path("runs") / compose_config(args.config, overrides).trainer.experiment_name
+    run = RunDir(run_dir)
+    cfg = yaml.safe_load(run.resolved_config.read_text())
+    model = cfg["actor_rollout_ref"]["model"]["path"]
+    thinking = bool(cfg["data"]["apply_chat_template_kwargs"].get("enable_thinking", True))
+    eval_opts = ["--thinking" if thinking else "--no-thinking"]
+    if args.smoke:
+        from gsm8k_rl.smoke import SMOKE_DATA
+
+        eval_opts += SMOKE_EVAL
+        eval_src = ["--source", str(SMOKE_DATA)]
+    else:
+        eval_opts += ["--backend", args.eval_backend, "--max-new-tokens", str(cfg["data"]["max_response_length"])]
+        eval_src = ["--source", args.source] if args.source else []
+    eval_common = eval_opts + eval_src
+
+    evals = run.root / "eval"
+    # 2. base model
+    if not _done(evals / "base" / "metrics.json", "eval base"):
+        _stage("eval base", ["eval", "--model", model, "--out", str(evals / "base")] + eval_common)
+
+    # 3. PPO (resumes from the last checkpoint when interrupted)
+    total = int(cfg["trainer"]["total_training_steps"])
+    ckpt = latest_checkpoint(run)
+    if ckpt is not None and ckpt.name == f"global_step_{total}":
+        print(f"\n=== train: already done ({ckpt}), skipped", flush=True)
+    else:
+        _stage("train", train_args + ["--run-dir", str(run.root)] + overrides)
+
+    # 4. export the final checkpoint
+    ckpt = latest_checkpoint(run)
+    if ckpt is None:
+        raise UserError(f"training wrote no checkpoint in {run.checkpoints}; check trainer.save_freq")
+    exported = run.export / ckpt.name
+    if not _done(exported / "config.json", "export"):
+        _stage("export", ["export", "--run-dir", str(run.root), "--out", str(exported)])
+
+    # 5. trained model, same prompt and decoding
+    if not _done(evals / "trained" / "metrics.json", "eval trained"):
+        _stage("eval trained", ["eval", "--model", str(exported), "--out", str(evals / "trained")] + eval_common)
+    extra = []
+    if args.platinum_source:
+        src = [] if args.platinum_source == "hub" else ["--source", args.platinum_source]
+        for name, m in (("base", model), ("trained", str(exported))):
+            out = evals / f"platinum_{name}"
+            if not _done(out / "metrics.json", f"eval platinum {name}"):
+                _stage(f"eval platinum {name}", ["eval", "--model", m, "--out", str(out), "--dataset", "platinum"]
+                       + eval_opts + src)
+            extra += ["--eval", f"platinum_{name}={out}"]
+
+    # 6. report (always rebuilt: cheap, and reflects every stage above)
+    _stage("report", ["report", "--run", str(run.root), "--base-eval", str(evals / "base"),
+                      "--trained-eval", str(evals / "trained"), "--out", str(run.root / "report")] + extra)
+    summary = {k: json.loads((evals / k / "metrics.json").read_text()).get("accuracy") for k in ("base", "trained")}
+    print(f"\ndone: {run.root / 'report' / 'report.md'}  accuracy {summary}")
+    return 0

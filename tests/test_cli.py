@@ -1,0 +1,36 @@
+"""Every subcommand answers --help; unknown flags are errors, not silently ignored."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from gsm8k_rl.cli import COMMANDS, build_parser, main
+
+
+def test_all_stages_registered():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert set(sub.choices) == set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert "usage: gsm8k-rl " + command in capsys.readouterr().out
+
+
+def test_unknown_flag_is_an_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["prepare", "--ot", "x"])
+    assert exc.value.code == 2
+    assert "unrecognized arguments: --ot" in capsys.readouterr().err
+
+
+def test_console_script_entry_point():
+    out = subprocess.run([sys.executable, "-m", "gsm8k_rl.cli", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("gsm8k-rl ")

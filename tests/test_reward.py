@@ -49,6 +49,10 @@ RULE_CASES = [
     ("The answer is 18.\nCheck: 16 - 3 - 4 = 9", "18", "18", "answer_is"),
     # "**Answer:** <sentence>": the first number of that sentence
     ("**Answer:** Janet makes **$18** a day from 9 eggs.", "18", "18", "answer_is"),
+    # an aside in parentheses after the answer is a justification: its '=' does not count
+    ("The answer is 18 (she keeps 16 - 7 = 9 eggs).", "18", "18", "answer_is"),
+    # ... but an equation before the answer's number does: the value after '='
+    ("**Answer:** 9 \\times 2 = 18 dollars", "18", "18", "answer_is"),
     # a "Final Answer" header, the answer on the next line
     ("### Final Answer\n\nShe needs **20 cups**.", "20", "20", "answer_is"),
     # the later "answer" phrase without a number falls back to the earlier one
@@ -274,6 +278,8 @@ ADVERSARIAL = {
     "mixed": "answer: #### \\boxed{1,2 " * 40_000,
     "unicode": "\u2212\u00a0\u2009١٢٣$€" * 140_000,
     "whitespace_then_number": " " * 1_000_000 + "18",
+    "asides": "Answer: 1 (" * 90_000,
+    "equals": "= 1 " * 250_000,
 }
 
 

@@ -131,11 +131,15 @@ def _value(match: re.Match[str]) -> Fraction | None:
 
 
 def _first_value(s: str) -> Fraction | None:
-    """First number (or fraction) of an answer span; after the last '=' if there is one there.
+    """The value an answer span states: its first number (or fraction), read after the last '='
+    when there is one, and before an aside in parentheses that follows a number.
 
-    >>> _first_value(" 3 \\\\times 6 = 18 eggs")
-    Fraction(18, 1)
+    >>> _first_value(" 3 \\\\times 6 = 18 eggs"), _first_value(" 18 (she keeps 16 - 7 = 9 eggs)")
+    (Fraction(18, 1), Fraction(18, 1))
     """
+    paren = s.find("(")
+    if paren > 0 and _VALUE_RE.search(s, 0, paren):
+        s = s[:paren]  # "18 (because 16 - 7 = 9 ...)": the aside is a justification, not the answer
     if "=" in s:
         m = _VALUE_RE.search(s, s.rfind("=") + 1)
         if m:

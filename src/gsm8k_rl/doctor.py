@@ -173,7 +173,7 @@ def _check_hardware(launch: Any) -> list[Check]:
     except Exception as exc:
         checks.append(Check("memory", "WARN", f"model config not readable ({type(exc).__name__}); no estimate"))
     if n_params is not None and launch.backend != "local":
-        mem = hw.gpu_memory_gb if hw else 80.0
+        mem = launch.sized_for.gpu_memory_gb
         est = memory_estimate(n_params, cfg, mem)
         parts = ", ".join(f"{k} {v:.1f}" for k, v in est.items())
         status = "PASS" if est["peak_estimate"] < 0.95 * mem else "WARN"

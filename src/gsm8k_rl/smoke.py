@@ -19,7 +19,10 @@ log = logging.getLogger(__name__)
 SMOKE_DATA = resources.files("gsm8k_rl") / "assets" / "gsm8k_smoke"
 QWEN3_CHAT_TEMPLATE = resources.files("gsm8k_rl") / "assets" / "qwen3_chat_template.jinja"
 # Qwen3's special tokens, in Qwen3's order, so the chat template renders identically.
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# Added but NOT special, as in Qwen3's tokenizer: VERL decodes responses with special tokens
+# skipped, and the reward must still see the think tags.
+THINK_TOKENS = ["<think>", "</think>"]
 
 # Toy Qwen3: 2 layers, hidden 64. Same architecture class as Qwen3-1.7B (GQA, q/k norm, tied embeddings).
 TINY_QWEN3 = dict(
@@ -38,7 +41,7 @@ TINY_QWEN3 = dict(
 
 def build_tiny_tokenizer(out_dir: str | Path, vocab_size: int = 1024) -> Path:
     """Train a byte-level BPE on the shipped GSM8K slice and save it as a HF tokenizer folder."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     out = Path(out_dir)
@@ -58,6 +61,7 @@ def build_tiny_tokenizer(out_dir: str | Path, vocab_size: int = 1024) -> Path:
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer)
+    tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in THINK_TOKENS])
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token="<|im_end|>",

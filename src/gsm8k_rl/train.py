@@ -89,8 +89,9 @@ class Launch:
     cfg: Any
     python_module: str
     env: dict[str, str]
-    hardware: Hardware | None
+    hardware: Hardware | None  # detected; None without CUDA GPUs
     backend: str
+    sized_for: Hardware
 
     def argv(self) -> list[str]:
         # main_ppo reads back the exact composed config we saved: what we validated is what runs.
@@ -111,7 +112,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smoke", action="store_true",
                    help="tiny random Qwen3 + shipped GSM8K slice + 2 PPO steps: tests the whole loop, no download")
     p.add_argument("--smoke-tokenizer", default=None, help="with --smoke: use this tokenizer folder (e.g. Qwen3's)")
-    p.add_argument("--gpus", type=int, default=None, help="GPUs per node (default: all visible)")
+    p.add_argument("--gpus", type=int, default=None,
+                   help="GPUs per node (default: all visible; without GPUs, e.g. with --dry-run, the layout to plan for)")
+    p.add_argument("--gpu-memory-gb", type=float, default=None, help="GPU memory to size for (default: detected, else 80)")
     p.add_argument("--nnodes", type=int, default=1, help="nodes of a running Ray cluster (RAY_ADDRESS); see README")
     p.add_argument("--no-dynamic-bsz", action="store_true", help="fixed micro-batches of 16 (the spec) instead of token budgets")
     p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases")
@@ -131,13 +134,15 @@ def _backend(args: argparse.Namespace, hw: Hardware | None) -> str:
 def plan(args: argparse.Namespace) -> Launch:
     """Everything about the run, decided before anything starts."""
     hw = detect_hardware()
-    if hw is not None and args.gpus:
-        hw = dataclasses.replace(hw, n_gpus_per_node=args.gpus)
     if hw is not None:
-        hw = dataclasses.replace(hw, nnodes=args.nnodes)
+        hw = dataclasses.replace(hw, n_gpus_per_node=args.gpus or hw.n_gpus_per_node, nnodes=args.nnodes,
+                                 gpu_memory_gb=args.gpu_memory_gb or hw.gpu_memory_gb)
     backend = _backend(args, hw)
     if backend == "vllm" and hw is None and not args.dry_run:
         raise UserError(no_gpu_message())
+    # What the run is sized for: the GPUs found, or (planning on a machine without them, e.g. a
+    # login node) the --gpus/--gpu-memory-gb given, else one 80 GB GPU.
+    target = hw or Hardware(args.gpus or 1, args.gpu_memory_gb or 80.0, args.nnodes)
 
     base = compose_config(args.config, list(args.overrides))
     run = RunDir(args.run_dir or Path("runs") / base.trainer.experiment_name)
@@ -145,10 +150,8 @@ def plan(args: argparse.Namespace) -> Launch:
     ov: list[str] = []
     python_module = "verl.trainer.main_ppo"
 
-    if hw is not None and backend == "vllm":
-        ov += layout_overrides(hw, base, dynamic_bsz=not args.no_dynamic_bsz)
-    elif hw is None and backend == "vllm":  # dry run on a machine without GPUs: size for one 80 GB GPU
-        ov += layout_overrides(Hardware(1, 80.0), base, dynamic_bsz=not args.no_dynamic_bsz)
+    if backend == "vllm":
+        ov += layout_overrides(target, base, dynamic_bsz=not args.no_dynamic_bsz)
     if backend == "local":
         from gsm8k_rl.local_backend import launch_spec
 
@@ -177,7 +180,7 @@ def plan(args: argparse.Namespace) -> Launch:
         "TENSORBOARD_DIR": str(run.tensorboard),
         "TOKENIZERS_PARALLELISM": "false",
     })
-    return Launch(run, args.config, ov + list(args.overrides), cfg, python_module, env, hw, backend)
+    return Launch(run, args.config, ov + list(args.overrides), cfg, python_module, env, hw, backend, target)
 
 
 def _model_path(model: str) -> str:
@@ -328,6 +331,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"resolved config: {launch.run.resolved_config}\ncommand:         {launch.run.command}")
     if args.dry_run:
         if launch.hardware is None and launch.backend == "vllm":
-            print("(dry run on a machine without GPUs: sized for 1 x 80 GB)")
+            t = launch.sized_for
+            print(f"(no GPU here: sized for {t.world_size} x {t.gpu_memory_gb:.0f} GB)")
         return 0
     return launch_training(launch)

@@ -1,0 +1,72 @@
+"""`gsm8k-rl doctor` on real data: what passes, what fails, and that failures say what to change."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gsm8k_rl.cli import main
+from gsm8k_rl.doctor import count_params
+
+
+@pytest.fixture(scope="module")
+def data_dir(gsm8k_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("data")
+    assert main(["prepare", "--source", str(gsm8k_dir), "--out", str(out), "--limit", "64"]) == 0
+    return out
+
+
+def _lines(out: str) -> dict[str, str]:
+    return {line.split("]")[1].split()[0]: line for line in out.splitlines() if line.startswith("[")}
+
+
+@pytest.mark.parametrize("gpus, memory", [(2, 141), (2, 40)])  # 1/2/4/8 x 80 GB: test_recipe.py
+def test_layouts_planned_on_cpu(tmp_path, data_dir, tiny_qwen3_tok_model_dir, capsys, gpus, memory):
+    """The launcher's layouts for 1-8 GPUs compose and pass VERL's validation here, without GPUs."""
+    rc = main(["doctor", "--run-dir", str(tmp_path), "--data", str(data_dir), "--model", str(tiny_qwen3_tok_model_dir),
+               "--gpus", str(gpus), "--gpu-memory-gb", str(memory)])
+    out = capsys.readouterr().out
+    lines = _lines(out)
+    assert lines["config"].startswith("[PASS]") and f"{gpus} GPU(s)" in lines["config"]
+    assert lines["data.train_files"].startswith("[PASS]") and "64 rows" in lines["data.train_files"]
+    assert lines["reward"].startswith("[PASS]") and "128/128 gold solutions" in lines["reward"]
+    assert lines["memory"].startswith("[PASS]")
+    # this machine has no GPU: the run itself cannot start, and doctor says so (and how to smoke test)
+    assert lines["gpus"].startswith("[FAIL]") and "gsm8k-rl train --backend local --smoke" in out
+    assert rc == 1
+
+
+def test_broken_reward_is_caught(tmp_path, data_dir, tiny_model_dir, capsys):
+    """The spec's 'reward always zero' failure: a reward that pays nothing fails the preflight."""
+    bad = tmp_path / "bad_reward.py"
+    bad.write_text("def compute_score(data_source, solution_str, ground_truth, extra_info=None):\n    return 0.0\n")
+    main(["doctor", "--run-dir", str(tmp_path / "r"), "--data", str(data_dir), "--model", str(tiny_model_dir),
+          f"reward.custom_reward_function.path={bad}"])
+    line = _lines(capsys.readouterr().out)["reward"]
+    assert line.startswith("[FAIL]") and "0/128" in line and "index 0" in line
+
+
+def test_overlong_prompts_fail_with_the_key_to_change(tmp_path, data_dir, tiny_qwen3_tok_model_dir, capsys):
+    main(["doctor", "--run-dir", str(tmp_path), "--data", str(data_dir), "--model", str(tiny_qwen3_tok_model_dir),
+          "data.max_prompt_length=64"])
+    line = _lines(capsys.readouterr().out)["data.train_files"]
+    assert line.startswith("[FAIL]") and "raise data.max_prompt_length" in line
+
+
+def test_missing_data(tmp_path, tiny_model_dir, capsys):
+    assert main(["doctor", "--run-dir", str(tmp_path), "--data", str(tmp_path / "nope"),
+                 "--model", str(tiny_model_dir)]) == 1
+    assert "gsm8k-rl prepare" in capsys.readouterr().out
+
+
+def test_count_params_matches_real_qwen3_architecture(qwen3_dir):
+    """The memory estimate's parameter count equals the model transformers builds (meta device)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    cfg = AutoConfig.from_pretrained(qwen3_dir)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(cfg)
+    assert count_params(cfg) == sum(p.numel() for p in model.parameters())
+    assert json.loads((qwen3_dir / "config.json").read_text())["num_hidden_layers"] == 28

@@ -1,0 +1,624 @@
+"""`gsm8k-rl eval`: greedy GSM8K (or GSM8K-Platinum) evaluation with the training prompt.
+
+Run: `gsm8k-rl eval --model Qwen/Qwen3-1.7B --source ../shared/data/gsm8k --out evals/base`
+(`--dataset platinum --source ../shared/data/gsm8k_platinum` for GSM8K-Platinum; no --source
+downloads the hub copy).
+
+The prompt is rendered exactly as VERL renders it in training (gsm8k_rl.prompt: same messages,
+same chat-template kwargs, thinking flag included) and every output is scored by the training
+reward (gsm8k_rl.reward), so eval accuracy and training reward mean the same thing.
+Also scored, side by side, under every extractor in gsm8k_rl.extractors (headline = "ours").
+
+Writes to --out: `samples.jsonl` (one line per problem, appended and flushed per batch),
+`batches.jsonl` (timing of each generated batch), `eval_settings.json` (what defines the outputs,
+with its hash) and `metrics.json`. An interrupted eval resumes: problems already in samples.jsonl
+are skipped; a folder made with different settings is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import importlib.metadata
+import importlib.util
+import inspect
+import json
+import logging
+import os
+import platform
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from gsm8k_rl import UserError, __version__
+from gsm8k_rl.prompt import (
+    DEFAULT_TEMPLATE,
+    DEFAULT_THINKING,
+    PROMPT_VERSION,
+    TEMPLATES,
+    build_messages,
+    chat_template_kwargs,
+    prompt_fingerprint,
+    render,
+)
+
+log = logging.getLogger(__name__)
+
+DATASETS = ("gsm8k", "platinum")
+BACKENDS = ("auto", "vllm", "transformers")
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+HEADLINE_EXTRACTOR = "ours"
+CONFIDENCE = 0.95
+INTERVAL_METHOD = "Wilson score interval, 95%"
+DEFAULT_MAX_NEW_TOKENS = 4096
+# transformers backend: problems per generate call (a batch runs until its longest output ends).
+DEFAULT_HF_BATCH_SIZE = {"cpu": 8, "cuda": 64}
+
+SAMPLES = "samples.jsonl"
+BATCHES = "batches.jsonl"
+SETTINGS = "eval_settings.json"
+METRICS = "metrics.json"
+
+
+# ---------------------------------------------------------------- generation backends
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str  # decoded with special tokens skipped, as VERL decodes responses for the reward
+    n_tokens: int  # generated tokens, the stop token included
+    finish_reason: str  # "stop" (a stop token) or "length" (max_new_tokens reached)
+
+
+def stop_token_ids(model: str, tokenizer: Any) -> list[int]:
+    """EOS ids of the model's generation_config plus the tokenizer's EOS (Qwen3: <|im_end|>, <|endoftext|>)."""
+    from transformers import GenerationConfig
+
+    ids: set[int] = set()
+    try:
+        eos = GenerationConfig.from_pretrained(model).eos_token_id
+    except OSError:  # no generation_config.json (some exported checkpoints)
+        eos = None
+    if eos is not None:
+        ids.update([eos] if isinstance(eos, int) else eos)
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    if not ids:
+        raise UserError(f"{model}: no EOS token in generation_config.json or the tokenizer; cannot tell when to stop")
+    return sorted(ids)
+
+
+class TransformersBackend:
+    """Batched `generate` with left padding, greedy. Runs anywhere torch runs (tests use CPU)."""
+
+    name = "transformers"
+
+    def __init__(self, model: str, tokenizer: Any, dtype: str, max_new_tokens: int, stop_ids: list[int]):
+        import torch
+        from transformers import AutoModelForCausalLM, GenerationConfig
+
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        if dtype == "auto":
+            dtype = "bfloat16" if self.device == "cuda" else "float32"
+        self.dtype = dtype
+        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype)).to(self.device).eval()
+        # A clean generation config: the checkpoint's sampling defaults (Qwen3 ships temperature 0.6,
+        # top_k 20) would otherwise be merged in; greedy needs none of them.
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
+        self.model.generation_config = GenerationConfig(eos_token_id=stop_ids, pad_token_id=self.pad_id)
+        self.tokenizer = tokenizer
+        self.max_new_tokens = max_new_tokens
+        self.stop_ids = set(stop_ids)
+
+    def generate(self, prompts: Sequence[list[int]]) -> list[Generation]:
+        import torch
+
+        width = max(len(p) for p in prompts)
+        input_ids = torch.tensor([[self.pad_id] * (width - len(p)) + list(p) for p in prompts], device=self.device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=input_ids, attention_mask=mask, do_sample=False, max_new_tokens=self.max_new_tokens
+            )
+        results = []
+        for row in out[:, width:].tolist():
+            stop_at = next((i for i, t in enumerate(row) if t in self.stop_ids), None)
+            tokens = row if stop_at is None else row[: stop_at + 1]
+            results.append(
+                Generation(
+                    text=self.tokenizer.decode(tokens, skip_special_tokens=True),
+                    n_tokens=len(tokens),
+                    finish_reason="length" if stop_at is None else "stop",
+                )
+            )
+        return results
+
+
+class VLLMBackend:
+    """vLLM offline engine; one `generate` call per batch (by default the whole set)."""
+
+    name = "vllm"
+
+    def __init__(
+        self,
+        model: str,
+        tokenizer_path: str,
+        dtype: str,
+        max_new_tokens: int,
+        stop_ids: list[int],
+        tensor_parallel_size: int,
+        gpu_memory_utilization: float,
+        max_model_len: int | None,
+    ):
+        try:
+            from vllm import LLM, SamplingParams
+        except ImportError as exc:
+            raise UserError(
+                f"--backend vllm needs vLLM, which is not importable here ({exc}); install the GPU extra "
+                "(pip install 'gsm8k-rl[gpu]') or pass --backend transformers"
+            ) from exc
+        self.dtype = dtype
+        kwargs: dict[str, Any] = dict(
+            model=model,
+            tokenizer=tokenizer_path,
+            dtype=dtype,
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization,
+            seed=0,
+        )
+        if max_model_len is not None:
+            kwargs["max_model_len"] = max_model_len
+        self.llm = LLM(**kwargs)
+        self.params = SamplingParams(
+            temperature=0.0, max_tokens=max_new_tokens, stop_token_ids=stop_ids, skip_special_tokens=True
+        )
+
+    def generate(self, prompts: Sequence[list[int]]) -> list[Generation]:
+        outs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts], self.params, use_tqdm=True)
+        results = []
+        for o in outs:
+            c = o.outputs[0]
+            results.append(
+                Generation(text=c.text, n_tokens=len(c.token_ids), finish_reason="length" if c.finish_reason == "length" else "stop")
+            )
+        return results
+
+
+def resolve_backend(name: str) -> str:
+    """auto -> vllm when CUDA and vLLM are both present, else transformers."""
+    if name != "auto":
+        return name
+    import torch
+
+    if not torch.cuda.is_available():
+        return "transformers"
+    if importlib.util.find_spec("vllm") is None:
+        log.warning("CUDA is present but vLLM is not installed: falling back to the (slow) transformers backend")
+        return "transformers"
+    return "vllm"
+
+
+# ---------------------------------------------------------------- scoring
+
+
+@functools.lru_cache(maxsize=1)
+def scoring_fingerprint() -> str:
+    """Hash of the scoring code (reward + extractors): samples scored by older code are rescored."""
+    from gsm8k_rl import extractors, reward
+
+    src = inspect.getsource(reward) + inspect.getsource(extractors)
+    return hashlib.sha256(src.encode()).hexdigest()[:12]
+
+
+def score_output(output: str, gold: str) -> dict[str, Any]:
+    """Training-reward score of one output plus its score under every named extractor."""
+    from gsm8k_rl.extractors import EXTRACTORS
+    from gsm8k_rl.reward import score_details
+
+    details = score_details(output, gold)
+    return {
+        "extracted": details["extracted"],
+        "score": float(details["score"]),
+        "rule": details["rule"],
+        "extractor_scores": {name: float(fn(output, gold)) for name, fn in EXTRACTORS.items()},
+    }
+
+
+# ---------------------------------------------------------------- settings and resume
+
+
+def _sha(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def model_fingerprint(model: str) -> str:
+    """Content identity of a model: a local folder by config + weight file names/sizes, a hub id by name."""
+    path = Path(model)
+    if not path.is_dir():
+        return f"hub:{model}"
+    config = path / "config.json"
+    if not config.is_file():
+        raise UserError(f"{path} has no config.json: --model must be a HuggingFace model folder or a hub id")
+    weights = sorted((f.name, f.stat().st_size) for f in path.iterdir() if f.suffix in {".safetensors", ".bin", ".pt"})
+    if not weights:
+        raise UserError(f"{path} has no weight files (*.safetensors / *.bin): export the checkpoint first")
+    return _sha({"config": config.read_text(), "weights": weights})
+
+
+def read_samples(path: Path) -> dict[int, dict]:
+    """Samples already written, by index. A half-written last line (a killed run) is cut off, with a warning."""
+    if not path.exists():
+        return {}
+    raw = path.read_bytes()
+    if raw and not raw.endswith(b"\n"):
+        cut = raw.rfind(b"\n") + 1
+        log.warning("%s: dropping a half-written last line (%d bytes) left by an interrupted run", path, len(raw) - cut)
+        with path.open("r+b") as f:
+            f.truncate(cut)
+        raw = raw[:cut]
+    samples: dict[int, dict] = {}
+    for lineno, line in enumerate(raw.decode("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            index = int(row["index"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise UserError(f"{path}:{lineno}: not a sample line ({exc}); remove the line or use a new --out") from exc
+        if index in samples:
+            raise UserError(f"{path}:{lineno}: index {index} appears twice; remove one of the lines or use a new --out")
+        samples[index] = row
+    return samples
+
+
+def check_settings(out: Path, settings: dict[str, Any]) -> None:
+    """Write the settings header, or check an existing one matches (the resume guard)."""
+    header = out / SETTINGS
+    digest = _sha(settings)
+    if header.exists():
+        try:
+            old = json.loads(header.read_text())
+            old_settings, old_hash = old["settings"], old["settings_hash"]
+        except (json.JSONDecodeError, KeyError) as exc:
+            raise UserError(f"{header} is unreadable ({exc}); use a new --out") from exc
+        if old_hash != digest:
+            diff = [
+                f"{k}: {old_settings.get(k)!r} -> {settings.get(k)!r}"
+                for k in sorted(set(old_settings) | set(settings))
+                if old_settings.get(k) != settings.get(k)
+            ]
+            raise UserError(
+                f"{out} holds samples made with different settings ({'; '.join(diff) or 'hash differs'}); "
+                "use a new --out, or delete the folder to start over"
+            )
+        return
+    if (out / SAMPLES).exists():
+        raise UserError(f"{out / SAMPLES} exists but {header} does not, so its settings are unknown; use a new --out")
+    out.mkdir(parents=True, exist_ok=True)
+    header.write_text(json.dumps({"settings": settings, "settings_hash": digest}, indent=2) + "\n")
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def _quantile(values: Sequence[float], q: float) -> float:
+    import numpy as np
+
+    return float(np.percentile(values, q))
+
+
+def _accuracy(scores: Sequence[float]) -> dict[str, Any]:
+    from gsm8k_rl.stats import wilson_interval
+
+    k = sum(1 for s in scores if s >= 0.5)
+    lo, hi = wilson_interval(k, len(scores), CONFIDENCE)
+    return {"correct": k, "n": len(scores), "accuracy": k / len(scores), "ci95": [lo, hi]}
+
+
+def summarize(samples: Sequence[dict], batches: Sequence[dict] = ()) -> dict[str, Any]:
+    """Accuracy and output statistics of scored samples (+ throughput from the batch log).
+
+    >>> s = [{"score": 1.0, "extracted": "3", "finish_reason": "stop", "n_output_tokens": 10,
+    ...       "extractor_scores": {"ours": 1.0}},
+    ...      {"score": 0.0, "extracted": None, "finish_reason": "length", "n_output_tokens": 30,
+    ...       "extractor_scores": {"ours": 0.0}}]
+    >>> m = summarize(s)
+    >>> m["accuracy"], m["no_answer_rate"], m["truncation_rate"], m["output_tokens"]["max"]
+    (0.5, 0.5, 0.5, 30)
+    """
+    if not samples:
+        raise ValueError("no samples to summarize")
+    headline = _accuracy([s["score"] for s in samples])
+    lengths = [s["n_output_tokens"] for s in samples]
+    names = list(samples[0]["extractor_scores"])
+    gen_time = sum(b["gen_time_s"] for b in batches)
+    gen_tokens = sum(b["output_tokens"] for b in batches)
+    return {
+        "accuracy": headline["accuracy"],
+        "accuracy_ci95": headline["ci95"],
+        "interval": INTERVAL_METHOD,
+        "correct": headline["correct"],
+        "n": len(samples),
+        "no_answer_rate": sum(s["extracted"] is None for s in samples) / len(samples),
+        "truncation_rate": sum(s["finish_reason"] == "length" for s in samples) / len(samples),
+        "output_tokens": {
+            "mean": sum(lengths) / len(lengths),
+            "p50": _quantile(lengths, 50),
+            "p90": _quantile(lengths, 90),
+            "max": max(lengths),
+        },
+        "rules": dict(Counter(str(s.get("rule")) for s in samples).most_common()),
+        "headline_extractor": HEADLINE_EXTRACTOR,
+        "extractors": {name: _accuracy([s["extractor_scores"][name] for s in samples]) for name in names},
+        "generation_time_s": gen_time if batches else None,
+        "generated_tokens": gen_tokens if batches else None,
+        "tokens_per_s": gen_tokens / gen_time if gen_time > 0 else None,
+    }
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version(), "gsm8k_rl": __version__}
+    for pkg in ("torch", "transformers", "vllm", "verl", "math-verify"):
+        try:
+            versions[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return versions
+
+
+def hardware() -> dict[str, Any]:
+    import torch
+
+    info: dict[str, Any] = {"platform": platform.platform(), "cpu_count": os.cpu_count()}
+    if torch.cuda.is_available():
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    else:
+        info["gpus"] = []
+    return info
+
+
+# ---------------------------------------------------------------- the evaluation
+
+
+def evaluate(
+    model: str,
+    out: str | Path,
+    *,
+    dataset: str = "gsm8k",
+    source: str | Path | None = None,
+    split: str = "test",
+    limit: int | None = None,
+    backend: str = "auto",
+    template: str = DEFAULT_TEMPLATE,
+    thinking: bool = DEFAULT_THINKING,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    batch_size: int | None = None,
+    dtype: str = "auto",
+    tokenizer: str | None = None,
+    tensor_parallel_size: int = 1,
+    gpu_memory_utilization: float = 0.9,
+    max_model_len: int | None = None,
+) -> dict[str, Any]:
+    """Evaluate `model` greedily on a GSM8K split; write samples/metrics to `out`; return the metrics."""
+    from tqdm import tqdm
+    from transformers import AutoTokenizer
+
+    from gsm8k_rl.data import gold_number, load_gsm8k_split
+
+    started = time.time()
+    out = Path(out)
+    if dataset not in DATASETS:
+        raise UserError(f"unknown --dataset {dataset!r}; choose one of {DATASETS}")
+    if template not in TEMPLATES:
+        raise UserError(f"unknown --template {template!r}; choose one of {sorted(TEMPLATES)}")
+    if max_new_tokens < 1:
+        raise UserError(f"--max-new-tokens must be >= 1, got {max_new_tokens}")
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit must be >= 1, got {limit}")
+    rows = load_gsm8k_split(None if source is None else str(source), split, dataset)
+    selected = range(len(rows) if limit is None else min(limit, len(rows)))
+
+    tokenizer_path = tokenizer or model
+    try:
+        tok = AutoTokenizer.from_pretrained(tokenizer_path)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot load a tokenizer from {tokenizer_path!r} ({exc}); pass --tokenizer DIR") from exc
+    # Prompts of the whole split (not just --limit), so the settings hash does not depend on --limit.
+    prompts = [
+        tok(render(tok, build_messages(r["question"], template), thinking), add_special_tokens=False)["input_ids"]
+        for r in rows
+    ]
+    backend = resolve_backend(backend)
+    settings = {
+        "model_fingerprint": model_fingerprint(model),
+        "dataset": dataset,
+        "split": split,
+        "data_fingerprint": _sha(rows),
+        "prompts_fingerprint": _sha(prompts),  # covers template, thinking and the tokenizer's chat template
+        "prompt_fingerprint": prompt_fingerprint(template, thinking),
+        "prompt_version": PROMPT_VERSION,
+        "template": template,
+        "thinking": thinking,
+        "backend": backend,
+        "dtype": dtype,
+        "max_new_tokens": max_new_tokens,
+        "temperature": 0.0,
+    }
+    check_settings(out, settings)
+    samples = read_samples(out / SAMPLES)
+    for i, s in samples.items():
+        if not 0 <= i < len(rows) or s.get("question") != rows[i]["question"]:
+            raise UserError(f"{out / SAMPLES}: sample {i} does not match row {i} of the {dataset} {split} split")
+    todo = [i for i in selected if i not in samples]
+    log.info("%s: %d of %d problems already done, %d to generate", out, len(selected) - len(todo), len(selected), len(todo))
+
+    stops = stop_token_ids(model, tok)
+    if todo:
+        if backend == "vllm":
+            engine: TransformersBackend | VLLMBackend = VLLMBackend(
+                model, tokenizer_path, dtype, max_new_tokens, stops, tensor_parallel_size, gpu_memory_utilization, max_model_len
+            )
+            size = batch_size or len(todo)
+        else:
+            engine = TransformersBackend(model, tok, dtype, max_new_tokens, stops)
+            size = batch_size or DEFAULT_HF_BATCH_SIZE[engine.device]
+            todo.sort(key=lambda i: len(prompts[i]))  # less left padding per batch
+        batches = [todo[k : k + size] for k in range(0, len(todo), size)]
+        with (out / SAMPLES).open("a", encoding="utf-8") as f_samples, (out / BATCHES).open("a") as f_batches:
+            for batch in tqdm(batches, desc=f"eval {dataset}/{split}", unit="batch", disable=len(batches) < 2):
+                t0 = time.time()
+                gens = engine.generate([prompts[i] for i in batch])
+                gen_time = time.time() - t0
+                lines = []
+                for i, g in zip(batch, gens):
+                    gold = gold_number(rows[i]["answer"])
+                    sample = {
+                        "index": i,
+                        "question": rows[i]["question"],
+                        "gold": gold,
+                        "output": g.text,
+                        **score_output(g.text, gold),
+                        "n_prompt_tokens": len(prompts[i]),
+                        "n_output_tokens": g.n_tokens,
+                        "finish_reason": g.finish_reason,
+                        "scored_with": scoring_fingerprint(),
+                    }
+                    samples[i] = sample
+                    lines.append(json.dumps(sample, ensure_ascii=False) + "\n")
+                f_samples.write("".join(lines))
+                f_samples.flush()
+                record = {
+                    "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "backend": engine.name,
+                    "size": len(batch),
+                    "gen_time_s": gen_time,
+                    "output_tokens": sum(g.n_tokens for g in gens),
+                }
+                f_batches.write(json.dumps(record) + "\n")
+                f_batches.flush()
+        resolved_dtype = engine.dtype
+    else:
+        resolved_dtype = dtype
+
+    _rescore_stale(out, samples)
+    chosen = [samples[i] for i in selected]
+    batch_log = [json.loads(line) for line in (out / BATCHES).read_text().splitlines() if line.strip()] if (out / BATCHES).exists() else []
+    metrics = {
+        **summarize(chosen, batch_log),
+        "model": model,
+        "tokenizer": tokenizer_path,
+        "dataset": dataset,
+        "split": split,
+        "source": str(source) if source is not None else "hub",
+        "n_in_split": len(rows),
+        "limit": limit,
+        "backend": backend,
+        "decoding": {
+            "temperature": 0.0,
+            "greedy": True,
+            "max_new_tokens": max_new_tokens,
+            "stop_token_ids": stops,
+            "dtype": resolved_dtype,
+            "batch_size": batch_size,
+            "tensor_parallel_size": tensor_parallel_size if backend == "vllm" else None,
+            "gpu_memory_utilization": gpu_memory_utilization if backend == "vllm" else None,
+        },
+        "prompt": {
+            "template": template,
+            "template_text": TEMPLATES[template],
+            "thinking": thinking,
+            "chat_template_kwargs": chat_template_kwargs(thinking),
+            "fingerprint": prompt_fingerprint(template, thinking),
+            "version": PROMPT_VERSION,
+        },
+        "scoring_fingerprint": scoring_fingerprint(),
+        "settings_hash": _sha(settings),
+        "resumed_samples": len(selected) - len(todo),
+        "generated_samples": len(todo),
+        "wall_time_s": time.time() - started,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "hardware": hardware(),
+        "versions": package_versions(),
+    }
+    (out / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def _rescore_stale(out: Path, samples: dict[int, dict]) -> None:
+    """Rescore samples written by older scoring code; rewrite samples.jsonl (atomically) if any changed."""
+    current = scoring_fingerprint()
+    stale = [i for i, s in samples.items() if s.get("scored_with") != current]
+    if not stale:
+        return
+    changed = 0
+    for i in stale:
+        s = samples[i]
+        new = score_output(s["output"], s["gold"])
+        changed += any(s.get(k) != v for k, v in new.items())
+        s.update(new, scored_with=current)
+    log.warning(
+        "%s: %d samples were scored by other scoring code; rescored them (%d changed) and rewrote %s",
+        out, len(stale), changed, SAMPLES,
+    )
+    tmp = out / (SAMPLES + ".tmp")
+    tmp.write_text("".join(json.dumps(samples[i], ensure_ascii=False) + "\n" for i in sorted(samples)), encoding="utf-8")
+    tmp.replace(out / SAMPLES)
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="hub id or local HF model folder (base model or exported PPO checkpoint)")
+    p.add_argument("--out", required=True, help="output folder (samples.jsonl, metrics.json); an existing one is resumed")
+    p.add_argument("--dataset", choices=DATASETS, default="gsm8k", help="gsm8k (1319 test) or platinum (GSM8K-Platinum, 1209)")
+    p.add_argument("--source", default=None, help="local folder with {split}.jsonl (default: the hub copy of --dataset)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N problems")
+    p.add_argument("--backend", choices=BACKENDS, default="auto", help="auto: vllm when CUDA and vLLM are present, else transformers")
+    p.add_argument("--template", choices=sorted(TEMPLATES), default=DEFAULT_TEMPLATE, help="user-turn template (as in training)")
+    p.add_argument("--thinking", action=argparse.BooleanOptionalAction, default=DEFAULT_THINKING,
+                   help="Qwen3 thinking mode (enable_thinking chat-template kwarg; as in training)")
+    p.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="problems per generate call and per resume checkpoint (default: all for vllm; "
+                        f"transformers: {DEFAULT_HF_BATCH_SIZE['cuda']} on GPU, {DEFAULT_HF_BATCH_SIZE['cpu']} on CPU)")
+    p.add_argument("--dtype", choices=DTYPES, default="auto", help="auto: the checkpoint's (vllm); bfloat16 on GPU / float32 on CPU (transformers)")
+    p.add_argument("--tokenizer", default=None, help="tokenizer folder/id if not the model's")
+    p.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm only")
+    p.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm only")
+    p.add_argument("--max-model-len", type=int, default=None, help="vllm only (default: the model's)")
+
+
+def run(args: argparse.Namespace) -> int:
+    m = evaluate(
+        args.model,
+        args.out,
+        dataset=args.dataset,
+        source=args.source,
+        split=args.split,
+        limit=args.limit,
+        backend=args.backend,
+        template=args.template,
+        thinking=args.thinking,
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+        dtype=args.dtype,
+        tokenizer=args.tokenizer,
+        tensor_parallel_size=args.tensor_parallel_size,
+        gpu_memory_utilization=args.gpu_memory_utilization,
+        max_model_len=args.max_model_len,
+    )
+    lo, hi = m["accuracy_ci95"]
+    print(f"{m['model']} on {m['dataset']}/{m['split']} (n={m['n']}, {m['backend']}): "
+          f"accuracy {m['accuracy']:.4f} [{lo:.4f}, {hi:.4f}] ({m['interval']})")
+    for name, e in m["extractors"].items():
+        print(f"  {name:<18} {e['accuracy']:.4f}")
+    print(f"  no answer {m['no_answer_rate']:.4f}  truncated {m['truncation_rate']:.4f}  "
+          f"mean output {m['output_tokens']['mean']:.0f} tokens  -> {Path(args.out) / METRICS}")
+    return 0

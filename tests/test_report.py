@@ -1,0 +1,176 @@
+"""`gsm8k-rl report` on recorded inputs.
+
+The run and eval folders in tests/data/report_synthetic_* are SYNTHETIC (written by
+tests/data/report_synthetic_make.py: made-up curves, template outputs scored by the real scorer).
+Every expected number below is recomputed here from those files (scipy for the statistics),
+never copied from the report. One test also feeds the report real `gsm8k-rl eval` folders.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from scipy.stats import binomtest
+
+from gsm8k_rl.cli import main
+from gsm8k_rl.report import MISSING, TRAINING_PANELS
+
+DATA = Path(__file__).parent / "data"
+SYN_RUN = DATA / "report_synthetic_run"
+SYN_BASE = DATA / "report_synthetic_eval_base"
+SYN_TRAINED = DATA / "report_synthetic_eval_trained"
+PNGS = ("accuracy.png", "validation.png", "training.png")
+
+
+def _samples(folder: Path) -> dict[int, dict]:
+    return {s["index"]: s for s in map(json.loads, (folder / "samples.jsonl").read_text().splitlines())}
+
+
+def _check_pngs(out: Path) -> None:
+    for name in PNGS:
+        with Image.open(out / name) as im:
+            im.verify()  # a complete, valid PNG
+        with Image.open(out / name) as im:
+            assert im.format == "PNG" and im.width >= 600 and im.height >= 400
+            # not blank: a real plot has many distinct colours
+            assert len(im.convert("RGB").getcolors(maxcolors=1_000_000) or []) > 20
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def test_report_synthetic_run_and_evals(tmp_path):
+    out = tmp_path / "report"
+    assert main(["report", "--run", str(SYN_RUN), "--base-eval", str(SYN_BASE), "--trained-eval", str(SYN_TRAINED),
+                 "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    _check_pngs(out)
+
+    base, trained = _samples(SYN_BASE), _samples(SYN_TRAINED)
+    n = len(base)
+    kb = sum(s["score"] for s in base.values())
+    kt = sum(s["score"] for s in trained.values())
+    fixed = sum(1 for i in base if base[i]["score"] == 0 and trained[i]["score"] == 1)
+    broken = sum(1 for i in base if base[i]["score"] == 1 and trained[i]["score"] == 0)
+    assert fixed > 0 and broken > 0  # the fixture exercises both example lists
+    p = binomtest(broken, fixed + broken, 0.5).pvalue
+    assert f"{_pct(kb / n)}** ({kb:.0f}/{n})" in md and f"{_pct(kt / n)}** ({kt:.0f}/{n})" in md
+    for k in (kb, kt):
+        ci = binomtest(int(k), n).proportion_ci(method="wilson")
+        assert f"[{_pct(ci.low)}, {_pct(ci.high)}]" in md
+    assert f"| fixed (base wrong, PPO right) | {fixed} |" in md
+    assert f"| broken (base right, PPO wrong) | {broken} |" in md
+    assert f"| exact McNemar p (two-sided, on fixed vs broken) | {p:.3g} |" in md
+    assert f"{100 * (kt - kb) / n:+.1f} points" in md
+    # examples: the first fixed and the first broken problem are shown with their question
+    first_fixed = min(i for i in base if base[i]["score"] == 0 and trained[i]["score"] == 1)
+    first_broken = min(i for i in base if base[i]["score"] == 1 and trained[i]["score"] == 0)
+    for i in (first_fixed, first_broken):
+        assert f"**Problem {i}** (gold answer {base[i]['gold']}): {base[i]['question']}" in md
+
+    # what was run, from run_info.json / resolved_config.yaml / metrics.jsonl
+    info = json.loads((SYN_RUN / "run_info.json").read_text())
+    lines = [json.loads(x) for x in (SYN_RUN / "metrics.jsonl").read_text().splitlines()]
+    last_step = max(x["step"] for x in lines)
+    assert f"| steps completed (last logged step) | {last_step} |" in md
+    assert f"| model | {info['model']} |" in md and f"| hardware | {info['hardware']} |" in md
+    assert "| wall time (run_info) | 1h 40m 00s |" in md  # end - start in run_info.json
+    val = [(x["step"], x["data"]["val-core/openai/gsm8k/reward/mean@1"]) for x in lines
+           if "val-core/openai/gsm8k/reward/mean@1" in x["data"]]
+    assert f"| {len(val)} | {val[0][1]:.4g} (step {val[0][0]}) | {val[-1][1]:.4g} (step {val[-1][0]}) |" in md
+    # every training metric the fixture holds is tabulated; the one it lacks is marked missing
+    present = {k for x in lines for k in x["data"]}
+    for _, _, keys, sec in TRAINING_PANELS:
+        for key in [k for k, _ in keys] + ([sec[0]] if sec else []):
+            assert (f"| `{key}` | {MISSING} |" in md) == (key not in present)
+    # extractors side by side, headline first
+    m = json.loads((SYN_BASE / "metrics.json").read_text())
+    assert "| eval | ours | " in md and set(m["extractors"]) >= {"ours", "verl_strict", "lm_eval_flexible", "math_verify"}
+    summary = json.loads((out / "report.json").read_text())
+    assert summary["paired"]["fixed"] == fixed and summary["paired"]["p_value"] == pytest.approx(p)
+
+
+def test_report_with_nothing_says_missing(tmp_path):
+    out = tmp_path / "report"
+    assert main(["report", "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    _check_pngs(out)  # placeholder panels are still valid, readable images
+    assert f"Training run: {MISSING} (no --run given)" in md
+    assert f"| base | {MISSING} |" in md and f"| trained | {MISSING} |" in md
+    assert f"Paired comparison: {MISSING}" in md
+    assert "Headline" not in md
+    assert not re.search(r"\d\.\d%", md)  # no percentage (all are printed as NN.N%) anywhere
+
+
+def test_report_partial_inputs(tmp_path):
+    """A run that logged only some metrics and a trained eval that was interrupted."""
+    run = tmp_path / "run"
+    run.mkdir()
+    kept = {"critic/score/mean", "timing_s/step"}
+    with (run / "metrics.jsonl").open("w") as f:
+        for line in (SYN_RUN / "metrics.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            row["data"] = {k: v for k, v in row["data"].items() if k in kept}
+            f.write(json.dumps(row) + "\n")
+    trained = tmp_path / "trained"
+    trained.mkdir()
+    (trained / "samples.jsonl").write_text("".join((SYN_TRAINED / "samples.jsonl").read_text().splitlines(True)[:5]))
+    out = tmp_path / "report"
+    assert main(["report", "--run", str(run), "--base-eval", str(SYN_BASE), "--trained-eval", str(trained),
+                 "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    _check_pngs(out)
+    assert "(interrupted: 5 samples written)" in md
+    assert f"| `critic/vf_loss` | {MISSING} |" in md and f"| `critic/score/mean` | {MISSING} |" not in md
+    assert f"| model | {MISSING} |" in md  # no run_info.json, no resolved_config.yaml
+    assert f"Paired comparison: {MISSING} (needs both the base and the trained eval)" in md
+
+
+def test_report_refuses_to_pair_different_problems(tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(SYN_TRAINED, other)
+    settings = json.loads((other / "eval_settings.json").read_text())
+    settings["settings"]["data_fingerprint"] = "another-dataset"
+    (other / "eval_settings.json").write_text(json.dumps(settings))
+    out = tmp_path / "report"
+    assert main(["report", "--base-eval", str(SYN_BASE), "--trained-eval", str(other), "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    assert "a paired test needs the same problems" in md and "| fixed (base wrong" not in md
+
+
+def test_report_bad_metrics_line_names_file_and_line(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"step": 1, "data": {"critic/score/mean": 0.5}}\n{"oops": 1}\n')
+    assert main(["report", "--run", str(run), "--out", str(tmp_path / "r")]) == 2
+    assert "metrics.jsonl:2" in capsys.readouterr().err
+
+
+def test_report_eval_flag_needs_name(tmp_path):
+    with pytest.raises(SystemExit):
+        main(["report", "--eval", "just-a-dir", "--out", str(tmp_path)])
+
+
+def test_report_on_real_evals(tiny_qwen3_tok_model_dir, gsm8k_dir, tmp_path):
+    """Real `gsm8k-rl eval` folders (two tiny random models, 3 problems) -> a paired report."""
+    from gsm8k_rl.smoke import build_tiny_model
+
+    other = build_tiny_model(tmp_path / "other_model", tokenizer_dir=tiny_qwen3_tok_model_dir, seed=1)
+    common = ["--source", str(gsm8k_dir), "--backend", "transformers", "--limit", "3", "--max-new-tokens", "6"]
+    assert main(["eval", "--model", str(tiny_qwen3_tok_model_dir), "--out", str(tmp_path / "base"), *common]) == 0
+    assert main(["eval", "--model", str(other), "--out", str(tmp_path / "ppo"), *common]) == 0
+    out = tmp_path / "report"
+    assert main(["report", "--base-eval", str(tmp_path / "base"), "--trained-eval", str(tmp_path / "ppo"),
+                 "--eval", f"again={tmp_path / 'base'}", "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    _check_pngs(out)
+    assert "| problems paired | 3 |" in md
+    assert f"| model | {tiny_qwen3_tok_model_dir} |" not in md  # the run section is about training, absent here
+    assert str(tiny_qwen3_tok_model_dir) in md and str(other) in md  # eval table names the models
+    assert f"Training run: {MISSING}" in md

@@ -174,6 +174,9 @@ class VLLMBackend:
         if max_model_len is not None:
             kwargs["max_model_len"] = max_model_len
         self.llm = LLM(**kwargs)
+        # the dtype vLLM resolved "auto" to (the checkpoint's torch_dtype), for metrics.json
+        resolved = getattr(getattr(self.llm.llm_engine, "model_config", None), "dtype", None)
+        self.dtype = str(resolved).removeprefix("torch.") if resolved is not None else dtype
         self.params = SamplingParams(
             temperature=0.0, max_tokens=max_new_tokens, stop_token_ids=stop_ids, skip_special_tokens=True
         )
@@ -184,7 +187,8 @@ class VLLMBackend:
         for o in outs:
             c = o.outputs[0]
             results.append(
-                Generation(text=c.text, n_tokens=len(c.token_ids), finish_reason="length" if c.finish_reason == "length" else "stop")
+                # "stop" (EOS / stop token) or "length"; anything else (an abort) is kept as vLLM said it
+                Generation(text=c.text, n_tokens=len(c.token_ids), finish_reason=str(c.finish_reason))
             )
         return results
 
@@ -408,7 +412,7 @@ def evaluate(
     from tqdm import tqdm
     from transformers import AutoTokenizer
 
-    from gsm8k_rl.data import gold_number, load_gsm8k_split
+    from gsm8k_rl.data import load_gsm8k_split
 
     started = time.time()
     out = Path(out)
@@ -469,45 +473,14 @@ def evaluate(
             size = batch_size or DEFAULT_HF_BATCH_SIZE[engine.device]
             todo.sort(key=lambda i: len(prompts[i]))  # less left padding per batch
         batches = [todo[k : k + size] for k in range(0, len(todo), size)]
-        with (out / SAMPLES).open("a", encoding="utf-8") as f_samples, (out / BATCHES).open("a") as f_batches:
-            for batch in tqdm(batches, desc=f"eval {dataset}/{split}", unit="batch", disable=len(batches) < 2):
-                t0 = time.time()
-                gens = engine.generate([prompts[i] for i in batch])
-                gen_time = time.time() - t0
-                lines = []
-                for i, g in zip(batch, gens):
-                    gold = gold_number(rows[i]["answer"])
-                    sample = {
-                        "index": i,
-                        "question": rows[i]["question"],
-                        "gold": gold,
-                        "output": g.text,
-                        **score_output(g.text, gold),
-                        "n_prompt_tokens": len(prompts[i]),
-                        "n_output_tokens": g.n_tokens,
-                        "finish_reason": g.finish_reason,
-                        "scored_with": scoring_fingerprint(),
-                    }
-                    samples[i] = sample
-                    lines.append(json.dumps(sample, ensure_ascii=False) + "\n")
-                f_samples.write("".join(lines))
-                f_samples.flush()
-                record = {
-                    "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "backend": engine.name,
-                    "size": len(batch),
-                    "gen_time_s": gen_time,
-                    "output_tokens": sum(g.n_tokens for g in gens),
-                }
-                f_batches.write(json.dumps(record) + "\n")
-                f_batches.flush()
-        resolved_dtype = engine.dtype
-    else:
-        resolved_dtype = dtype
+        for batch in tqdm(batches, desc=f"eval {dataset}/{split}", unit="batch", disable=len(batches) < 2):
+            samples.update(_generate_batch(engine, batch, prompts, rows, out))
 
     _rescore_stale(out, samples)
     chosen = [samples[i] for i in selected]
     batch_log = [json.loads(line) for line in (out / BATCHES).read_text().splitlines() if line.strip()] if (out / BATCHES).exists() else []
+    # the dtype "auto" resolved to, as recorded by the last batch generated into this folder
+    resolved_dtype = next((b["dtype"] for b in reversed(batch_log) if b.get("dtype")), dtype)
     metrics = {
         **summarize(chosen, batch_log),
         "model": model,
@@ -547,6 +520,45 @@ def evaluate(
     }
     (out / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def _generate_batch(
+    engine: TransformersBackend | VLLMBackend, batch: list[int], prompts: list[list[int]], rows: list[dict], out: Path
+) -> dict[int, dict]:
+    """Generate and score one batch; append its samples and timing to the folder, flushed (the resume point)."""
+    from gsm8k_rl.data import gold_number
+
+    t0 = time.time()
+    gens = engine.generate([prompts[i] for i in batch])
+    gen_time = time.time() - t0
+    new: dict[int, dict] = {}
+    for i, g in zip(batch, gens):
+        gold = gold_number(rows[i]["answer"])
+        new[i] = {
+            "index": i,
+            "question": rows[i]["question"],
+            "gold": gold,
+            "output": g.text,
+            **score_output(g.text, gold),
+            "n_prompt_tokens": len(prompts[i]),
+            "n_output_tokens": g.n_tokens,
+            "finish_reason": g.finish_reason,
+            "scored_with": scoring_fingerprint(),
+        }
+    # one write per batch: a kill leaves whole batches plus at most one half line (cut on resume)
+    with (out / SAMPLES).open("a", encoding="utf-8") as f:
+        f.write("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in new.values()))
+    record = {
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "backend": engine.name,
+        "dtype": engine.dtype,
+        "size": len(batch),
+        "gen_time_s": gen_time,
+        "output_tokens": sum(g.n_tokens for g in gens),
+    }
+    with (out / BATCHES).open("a") as f:
+        f.write(json.dumps(record) + "\n")
+    return new
 
 
 def _rescore_stale(out: Path, samples: dict[int, dict]) -> None:

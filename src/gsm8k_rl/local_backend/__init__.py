@@ -54,9 +54,9 @@ def _env_override(key: str, value: str) -> str:
     """Hydra override adding an env var to VERL's Ray runtime env (quoted: Ray wants strings).
 
     >>> _env_override("VERL_PLATFORM", "cpu")
-    "+ray_kwargs.ray_init.runtime_env.env_vars.VERL_PLATFORM='cpu'"
+    "++ray_kwargs.ray_init.runtime_env.env_vars.VERL_PLATFORM='cpu'"
     """
-    return f"+ray_kwargs.ray_init.runtime_env.env_vars.{key}='{value}'"
+    return f"++ray_kwargs.ray_init.runtime_env.env_vars.{key}='{value}'"
 
 
 def launch_spec(n_gpus: int = 1, device: str = "cpu") -> dict:
@@ -96,8 +96,8 @@ def launch_spec(n_gpus: int = 1, device: str = "cpu") -> dict:
         "actor_rollout_ref.rollout.data_parallel_size=1",
         "actor_rollout_ref.rollout.pipeline_model_parallel_size=1",
         "actor_rollout_ref.rollout.checkpoint_engine.backend=naive",
-        f"+actor_rollout_ref.model.override_config.attn_implementation={sdpa}",
-        f"+critic.model.override_config.attn_implementation={sdpa}",
+        f"++actor_rollout_ref.model.override_config.attn_implementation={sdpa}",
+        f"++critic.model.override_config.attn_implementation={sdpa}",
         # remove-padding packs sequences for flash-attn's varlen kernels
         "actor_rollout_ref.model.use_remove_padding=False",
         "critic.model.use_remove_padding=False",
@@ -122,7 +122,7 @@ def launch_spec(n_gpus: int = 1, device: str = "cpu") -> dict:
             "actor_rollout_ref.ref.fsdp_config.use_torch_compile=False",
             "critic.fsdp.use_torch_compile=False",
             # the resource pool asks Ray for GPUs: declare n logical ones, each a CPU worker process
-            f"+ray_kwargs.ray_init.num_gpus={n}",
+            f"++ray_kwargs.ray_init.num_gpus={n}",
             # logical CPUs: VERL starts ~10 single-CPU actors (TaskRunner, agent loop, reward, storage)
             "ray_kwargs.ray_init.num_cpus=16",
             # one storage actor instead of 8 and one agent-loop/reward worker instead of 8 each

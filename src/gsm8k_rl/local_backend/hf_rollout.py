@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 ROLLOUT_NAME = "hf"
 SERVER_PREFIX = f"{ROLLOUT_NAME}_server_"
 
+GATHER_WINDOW_S = 0.05
 # Sampling keys the agent loop sends that change the result; a batch only mixes requests that agree on them.
 _BATCH_KEYS = ("temperature", "top_p", "top_k", "repetition_penalty", "ignore_eos", "stop_token_ids", "logprobs")
 
@@ -132,6 +133,85 @@ class _LogProbRecorder:
         return torch.stack(self.steps, dim=1) if self.steps else torch.empty(0)
 
 
+@dataclass
+class Generation:
+    token_ids: list[int]
+    log_probs: list[float] | None
+    stopped: bool  # ended on a stop token (else it hit max_tokens)
+
+
+@torch.no_grad()
+def generate_batch(
+    model: Any,
+    prompts: list[list[int]],
+    params: dict[str, Any],
+    max_tokens: int,
+    stop_ids: set[int],
+    pad_id: int,
+) -> list[Generation]:
+    """Generate one response per prompt with shared sampling params (VERL/vLLM names).
+
+    Prompts are left-padded into one batch; each response keeps its stop token (as vLLM does)
+    and nothing after it. `params["logprobs"]` asks for log p(token) under the distribution
+    the token was drawn from (after temperature/top-k/top-p: vLLM's "processed_logprobs").
+    """
+    from transformers import GenerationConfig, LogitsProcessorList
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    settings = sampling_to_generate_kwargs(params)
+    stop_ids = set(stop_ids) | {int(t) for t in params.get("stop_token_ids") or []}
+    ignore_eos = bool(params.get("ignore_eos", False))
+    device = next(model.parameters()).device
+
+    # Left-pad: generate() continues every row from the same last position.
+    width = max(len(p) for p in prompts)
+    input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for i, prompt in enumerate(prompts):
+        input_ids[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+        attention_mask[i, width - len(prompt) :] = 1
+
+    # Warpers are ours, not GenerationConfig's, so the recorder placed after them sees the
+    # distribution that is sampled from (generate() runs custom processors before its own warpers).
+    processors = LogitsProcessorList()
+    if settings["do_sample"]:
+        if settings["temperature"] != 1.0:
+            processors.append(TemperatureLogitsWarper(settings["temperature"]))
+        if settings["top_k"] > 0:
+            processors.append(TopKLogitsWarper(top_k=settings["top_k"]))
+        if settings["top_p"] < 1.0:
+            processors.append(TopPLogitsWarper(top_p=settings["top_p"]))
+    recorder = _LogProbRecorder() if params.get("logprobs") else None
+    if recorder is not None:
+        processors.append(recorder)
+    sampling = dict(temperature=1.0, top_k=0, top_p=1.0) if settings["do_sample"] else {}
+    gen_config = GenerationConfig(
+        do_sample=settings["do_sample"],
+        **sampling,
+        max_new_tokens=max_tokens,
+        min_new_tokens=max_tokens if ignore_eos else None,
+        repetition_penalty=float(params.get("repetition_penalty") or 1.0),
+        eos_token_id=None if ignore_eos else sorted(stop_ids),
+        pad_token_id=pad_id,
+        return_dict_in_generate=True,
+    )
+    out = model.generate(
+        input_ids=input_ids.to(device),
+        attention_mask=attention_mask.to(device),
+        generation_config=gen_config,
+        logits_processor=processors,
+    )
+    new_tokens = out.sequences[:, width:].cpu()
+    logprobs = recorder.finish(out.sequences[:, -1]).cpu() if recorder is not None else None
+
+    results = []
+    for i in range(len(prompts)):
+        tokens, stopped = cut_at_stop(new_tokens[i].tolist(), set() if ignore_eos else stop_ids)
+        lp = logprobs[i, : len(tokens)].tolist() if logprobs is not None else None
+        results.append(Generation(tokens, lp, stopped))
+    return results
+
+
 class HFRolloutServer:
     """One replica's generation server: a transformers model fed by the agent loop's requests.
 
@@ -194,6 +274,15 @@ class HFRolloutServer:
             model = AutoModelForCausalLM.from_config(self.model_config.hf_config, **kwargs)
         else:
             model = AutoModelForCausalLM.from_pretrained(self.model_config.local_path, **kwargs)
+        # generate() fills every setting a request leaves unset from model.generation_config (Qwen3
+        # ships temperature 0.6, top_k 20, top_p 0.95): keep only the token ids, so the request's
+        # sampling params are the whole story, as with VERL's vLLM server.
+        from transformers import GenerationConfig
+
+        old = model.generation_config
+        model.generation_config = GenerationConfig(
+            bos_token_id=old.bos_token_id, eos_token_id=old.eos_token_id, pad_token_id=old.pad_token_id
+        )
         return model.to(self.device).eval()
 
     def _stop_token_ids(self) -> set[int]:
@@ -257,10 +346,11 @@ class HFRolloutServer:
 
     async def _batch_loop(self) -> None:
         assert self._queue is not None
-        max_batch = max(1, int(self.config.max_num_seqs))
         while True:
             first = await self._queue.get()
-            await asyncio.sleep(0)  # let requests sent in the same burst arrive
+            # The agent loop sends a step's requests one RPC at a time: wait a moment so they
+            # share a batch (negligible next to generating hundreds of tokens).
+            await asyncio.sleep(GATHER_WINDOW_S)
             waiting = [first]
             while not self._queue.empty():
                 waiting.append(self._queue.get_nowait())
@@ -268,10 +358,14 @@ class HFRolloutServer:
             for req in waiting:
                 groups[_batch_key(req.params, req.max_tokens)].append(req)
             for reqs in groups.values():
+                longest = max(len(r.prompt_ids) for r in reqs) + reqs[0].max_tokens
+                max_batch = self._max_batch(longest)
                 for start in range(0, len(reqs), max_batch):
                     chunk = reqs[start : start + max_batch]
                     try:
+                        started = time.time()
                         outputs = await asyncio.to_thread(self._generate_batch, chunk)
+                        log.debug("generated %d sequences in %.3fs", len(chunk), time.time() - started)
                     except Exception as exc:  # hand the error to every caller, keep serving
                         log.exception("hf rollout generate failed")
                         for req in chunk:
@@ -282,77 +376,53 @@ class HFRolloutServer:
                         if not req.future.done():
                             req.future.set_result(out)
 
-    @torch.no_grad()
-    def _generate_batch(self, reqs: list[_Request]) -> list[TokenOutput]:
-        from transformers import GenerationConfig, LogitsProcessorList
-        from transformers.generation.logits_process import (
-            TemperatureLogitsWarper,
-            TopKLogitsWarper,
-            TopPLogitsWarper,
-        )
+    def _generate_splitting_on_oom(self, prompts: list[list[int]], params: dict, max_tokens: int) -> list[Generation]:
+        """generate_batch, halving the batch when the accelerator runs out of memory."""
+        try:
+            return generate_batch(self._model, prompts, params, max_tokens, self._stop_ids, self._pad_id)
+        except torch.OutOfMemoryError:
+            if len(prompts) == 1:
+                raise
+            torch.cuda.empty_cache()
+            half = len(prompts) // 2
+            log.warning("hf rollout: out of memory with %d sequences, retrying in halves", len(prompts))
+            return self._generate_splitting_on_oom(prompts[:half], params, max_tokens) + (
+                self._generate_splitting_on_oom(prompts[half:], params, max_tokens)
+            )
 
+    def _max_batch(self, seq_len: int) -> int:
+        """Sequences per generate() call: max_num_seqs, and on a GPU what the KV cache budget allows.
+
+        Budget = gpu_memory_utilization x device memory - the server's weights (vLLM's meaning of
+        the setting); each sequence holds 2 x layers x kv_heads x head_dim values per token.
+        """
+        limit = max(1, int(self.config.max_num_seqs))
+        if self.device.type == "cpu":
+            return limit
+        cfg = self.model_config.hf_config.get_text_config()
+        heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        elem = next(self._model.parameters()).element_size()
+        per_seq = 2 * cfg.num_hidden_layers * heads * head_dim * elem * seq_len
+        total = torch.cuda.get_device_properties(self.device).total_memory
+        weights = sum(p.numel() * p.element_size() for p in self._model.parameters())
+        budget = self.config.gpu_memory_utilization * total - weights
+        return max(1, min(limit, int(budget // max(per_seq, 1))))
+
+    def _generate_batch(self, reqs: list[_Request]) -> list[TokenOutput]:
         if self._asleep and self.device.type != "cpu":
             raise RuntimeError("hf rollout server got a request while asleep (weights offloaded)")
-        params, max_tokens = reqs[0].params, reqs[0].max_tokens
-        settings = sampling_to_generate_kwargs(params)
-        stop_ids = set(self._stop_ids) | {int(t) for t in params.get("stop_token_ids") or []}
-        ignore_eos = bool(params.get("ignore_eos", False))
-
-        # Left-pad: generate() continues every row from the same last position.
-        width = max(len(r.prompt_ids) for r in reqs)
-        input_ids = torch.full((len(reqs), width), self._pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(reqs), width), dtype=torch.long)
-        for i, r in enumerate(reqs):
-            input_ids[i, width - len(r.prompt_ids) :] = torch.tensor(r.prompt_ids, dtype=torch.long)
-            attention_mask[i, width - len(r.prompt_ids) :] = 1
-
-        # Warpers are ours (not GenerationConfig's) so the recorder sees the processed distribution
-        # it samples from (vLLM's default logprobs_mode "processed_logprobs").
-        processors = LogitsProcessorList()
-        if settings["do_sample"]:
-            if settings["temperature"] != 1.0:
-                processors.append(TemperatureLogitsWarper(settings["temperature"]))
-            if settings["top_k"] > 0:
-                processors.append(TopKLogitsWarper(top_k=settings["top_k"]))
-            if settings["top_p"] < 1.0:
-                processors.append(TopPLogitsWarper(top_p=settings["top_p"]))
-        recorder = _LogProbRecorder() if params.get("logprobs") else None
-        if recorder is not None:
-            processors.append(recorder)
-        gen_config = GenerationConfig(
-            do_sample=settings["do_sample"],
-            temperature=1.0,
-            top_k=0,
-            top_p=1.0,
-            max_new_tokens=max_tokens,
-            min_new_tokens=max_tokens if ignore_eos else None,
-            repetition_penalty=float(params.get("repetition_penalty") or 1.0),
-            eos_token_id=None if ignore_eos else sorted(stop_ids),
-            pad_token_id=self._pad_id,
-            return_dict_in_generate=True,
-        )
-        out = self._model.generate(
-            input_ids=input_ids.to(self.device),
-            attention_mask=attention_mask.to(self.device),
-            generation_config=gen_config,
-            logits_processor=processors,
-        )
-        new_tokens = out.sequences[:, width:].cpu()
-        logprobs = recorder.finish(out.sequences[:, -1]).cpu() if recorder is not None else None
-
-        results = []
-        for i in range(len(reqs)):
-            tokens, stopped = cut_at_stop(new_tokens[i].tolist(), set() if ignore_eos else stop_ids)
-            results.append(
-                TokenOutput(
-                    token_ids=tokens,
-                    log_probs=logprobs[i, : len(tokens)].tolist() if logprobs is not None else None,
-                    stop_reason="completed",
-                    num_preempted=0,
-                    extra_fields={"global_steps": self.global_steps, "num_cached_tokens": 0, "stopped": stopped},
-                )
+        outputs = self._generate_splitting_on_oom([r.prompt_ids for r in reqs], reqs[0].params, reqs[0].max_tokens)
+        return [
+            TokenOutput(
+                token_ids=out.token_ids,
+                log_probs=out.log_probs,
+                stop_reason="completed",
+                num_preempted=0,
+                extra_fields={"global_steps": self.global_steps, "num_cached_tokens": 0},
             )
-        return results
+            for out in outputs
+        ]
 
     # -- weights and memory ------------------------------------------------------------------
 

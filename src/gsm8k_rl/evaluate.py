@@ -590,13 +590,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder (samples.jsonl, metrics.json); an existing one is resumed")
     p.add_argument("--dataset", choices=DATASETS, default="gsm8k", help="gsm8k (1319 test) or platinum (GSM8K-Platinum, 1209)")
     p.add_argument("--source", default=None, help="local folder with {split}.jsonl (default: the hub copy of --dataset)")
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default="test", help="split file to read (default: test)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N problems")
     p.add_argument("--backend", choices=BACKENDS, default="auto", help="auto: vllm when CUDA and vLLM are present, else transformers")
     p.add_argument("--template", choices=sorted(TEMPLATES), default=DEFAULT_TEMPLATE, help="user-turn template (as in training)")
     p.add_argument("--thinking", action=argparse.BooleanOptionalAction, default=DEFAULT_THINKING,
                    help="Qwen3 thinking mode (enable_thinking chat-template kwarg; as in training)")
-    p.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
+    p.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS,
+                   help=f"generation budget per problem; hitting it counts as truncated (default: {DEFAULT_MAX_NEW_TOKENS})")
     p.add_argument("--batch-size", type=int, default=None,
                    help="problems per generate call and per resume checkpoint (default: all for vllm; "
                         f"transformers: {DEFAULT_HF_BATCH_SIZE['cuda']} on GPU, {DEFAULT_HF_BATCH_SIZE['cpu']} on CPU)")

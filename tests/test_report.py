@@ -1,6 +1,8 @@
 """`gsm8k-rl report` on recorded inputs.
 
-The run and eval folders in tests/data/report_synthetic_* are SYNTHETIC (written by
+tests/data/report_cpu_run is a REAL (tiny) VERL 0.9.1 main_ppo run on CPU, recorded by
+tests/data/report_cpu_run_make.py (random toy model: its accuracy is 0, its metric names and file
+format are VERL's own). The run and eval folders in tests/data/report_synthetic_* are SYNTHETIC (written by
 tests/data/report_synthetic_make.py: made-up curves, template outputs scored by the real scorer).
 Every expected number below is recomputed here from those files (scipy for the statistics),
 never copied from the report. One test also feeds the report real `gsm8k-rl eval` folders.
@@ -81,8 +83,8 @@ def test_report_synthetic_run_and_evals(tmp_path):
     assert f"| steps completed (last logged step) | {last_step} |" in md
     assert f"| model | {info['model']} |" in md and f"| hardware | {info['hardware']} |" in md
     assert "| wall time (run_info) | 1h 40m 00s |" in md  # end - start in run_info.json
-    val = [(x["step"], x["data"]["val-core/openai/gsm8k/reward/mean@1"]) for x in lines
-           if "val-core/openai/gsm8k/reward/mean@1" in x["data"]]
+    val = [(x["step"], x["data"]["val-core/openai/gsm8k/acc/mean@1"]) for x in lines
+           if "val-core/openai/gsm8k/acc/mean@1" in x["data"]]
     assert f"| {len(val)} | {val[0][1]:.4g} (step {val[0][0]}) | {val[-1][1]:.4g} (step {val[-1][0]}) |" in md
     # every training metric the fixture holds is tabulated; the one it lacks is marked missing
     present = {k for x in lines for k in x["data"]}
@@ -94,6 +96,28 @@ def test_report_synthetic_run_and_evals(tmp_path):
     assert "| eval | ours | " in md and set(m["extractors"]) >= {"ours", "verl_strict", "lm_eval_flexible", "math_verify"}
     summary = json.loads((out / "report.json").read_text())
     assert summary["paired"]["fixed"] == fixed and summary["paired"]["p_value"] == pytest.approx(p)
+
+
+def test_report_real_cpu_verl_run(tmp_path):
+    run = DATA / "report_cpu_run"
+    out = tmp_path / "report"
+    assert main(["report", "--run", str(run), "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    _check_pngs(out)
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    # VERL 0.9.1 logs validation accuracy of a float compute_score as val-core/<source>/acc/mean@1
+    val_key = "val-core/openai/gsm8k/acc/mean@1"
+    val = [(x["step"], x["data"][val_key]) for x in lines if val_key in x["data"]]
+    assert len(val) >= 2 and f"| validation points | {len(val)} |" in md
+    assert f"| `{val_key}` | {len(val)} | {val[0][1]:.4g} (step {val[0][0]}) |" in md
+    assert f"| steps completed (last logged step) | {max(x['step'] for x in lines)} |" in md
+    step_times = [x["data"]["timing_s/step"] for x in lines if "timing_s/step" in x["data"]]
+    assert f"| `timing_s/step` | {len(step_times)} |" in md
+    info = json.loads((run / "run_info.json").read_text())
+    assert f"| hardware | {info['hardware']} |" in md
+    # every panel metric is one VERL really logs: none of the eight panels is empty
+    for _, _, keys, _ in TRAINING_PANELS:
+        assert any(any(k in x["data"] for x in lines) for k, _ in keys)
 
 
 def test_report_with_nothing_says_missing(tmp_path):

@@ -29,7 +29,10 @@ from gsm8k_rl import UserError, __version__
 log = logging.getLogger(__name__)
 
 MISSING = "missing / not yet run"
-VAL_KEY = re.compile(r"^val-core/(?P<source>.+)/reward/mean@\d+$")
+# Greedy validation accuracy as VERL 0.9.1 logs it: val-core/<data_source>/<var>/mean@<n>, where var
+# is "acc" when compute_score returns a float (the reward manager copies the score into "acc";
+# "reward" then goes to val-aux/), and "reward" in older VERL versions.
+VAL_KEY = re.compile(r"^val-core/(?P<source>.+)/(?P<var>[^/]+)/mean@\d+$")
 N_EXAMPLES = 3
 EXAMPLE_TAIL_CHARS = 700
 
@@ -332,15 +335,15 @@ def _missing_panel(ax: Any, title: str) -> None:
     ax.set_yticks([])
 
 
-def _plot_series(ax: Any, points: list[tuple[int, float]], label: str, color: str) -> None:
+def _plot_series(ax: Any, points: list[tuple[int, float]], label: str, color: str, linestyle: str = "-") -> None:
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     smooth = _smooth(ys)
     marker = "o" if len(xs) <= 30 else None
     if smooth is None:
-        ax.plot(xs, ys, label=label, color=color, marker=marker, markersize=3)
+        ax.plot(xs, ys, label=label, color=color, marker=marker, markersize=3, linestyle=linestyle)
     else:
-        ax.plot(xs, ys, color=color, alpha=0.3, linewidth=0.8)
-        ax.plot(xs, smooth, label=f"{label} (moving avg.)", color=color)
+        ax.plot(xs, ys, color=color, alpha=0.3, linewidth=0.8, linestyle=linestyle)
+        ax.plot(xs, smooth, label=f"{label} (moving avg.)", color=color, linestyle=linestyle)
 
 
 def plot_training(run: RunData, path: Path) -> None:
@@ -363,7 +366,7 @@ def plot_training(run: RunData, path: Path) -> None:
         handles, labels = ax.get_legend_handles_labels()
         if sec:
             ax2 = ax.twinx()
-            _plot_series(ax2, run.series[sec[0]], sec[1], colors[3])
+            _plot_series(ax2, run.series[sec[0]], f"{sec[1]} (right axis)", colors[3], linestyle="--")
             ax2.set_ylabel(sec[1])
             h2, l2 = ax2.get_legend_handles_labels()
             handles, labels = handles + h2, labels + l2
@@ -387,15 +390,22 @@ def plot_validation(run: RunData, path: Path, evals: Sequence[EvalData] = ()) ->
     for k in keys:
         pts = run.series[k]
         ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], marker="o", markersize=4,
-                label=f"validation during training ({VAL_KEY.match(k).group('source')})")
+                label=f"validation during training ({VAL_KEY.match(k).group('source')}, {VAL_KEY.match(k).group('var')})")
         for (s, v), ha, dx in ((pts[0], "left", 6), (pts[-1], "right", -6)):
             ax.annotate(f"{100 * v:.1f}%", (s, 100 * v), textcoords="offset points", xytext=(dx, 8), ha=ha, fontsize=9)
     styles = iter(["--", ":", "-.", (0, (5, 1))] * 4)
+    shown = [100 * v for k in keys for _, v in run.series[k]]
     for ev in evals:
         if ev.found:
             m = ev.metrics
+            shown.append(100 * m["accuracy"])
             ax.axhline(100 * m["accuracy"], linestyle=next(styles), color="gray",
                        label=f"eval {ev.name}: {m.get('dataset')}/{m.get('split')} n={m['n']}, {100 * m['accuracy']:.1f}%")
+    # accuracy lives in [0, 100]: pad the data range, at least 10 points tall, never outside it
+    lo, hi = max(0.0, min(shown) - 5), min(100.0, max(shown) + 5)
+    if hi - lo < 10:
+        lo, hi = (lo, min(100.0, lo + 10)) if lo < 50 else (max(0.0, hi - 10), hi)
+    ax.set_ylim(lo - 0.03 * (hi - lo), hi + 0.03 * (hi - lo))  # markers at 0% or 100% stay visible
     ax.set_title("Validation accuracy (greedy, during training)")
     ax.set_xlabel("training step")
     ax.set_ylabel("accuracy (%)")

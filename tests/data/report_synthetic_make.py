@@ -37,7 +37,10 @@ def make_run(rng: random.Random) -> None:
     for step in range(0, STEPS + 1):
         data: dict[str, float] = {}
         if step % VAL_EVERY == 0:  # val_before_train at step 0, then every VAL_EVERY steps
-            data["val-core/openai/gsm8k/reward/mean@1"] = round(_curve(step, 0.62, 0.78) + rng.gauss(0, 0.005), 4)
+            # VERL 0.9.1's names for a float compute_score: the core metric is "acc", "reward" is aux
+            acc = round(_curve(step, 0.62, 0.78) + rng.gauss(0, 0.005), 4)
+            data["val-core/openai/gsm8k/acc/mean@1"] = acc
+            data["val-aux/openai/gsm8k/reward/mean@1"] = acc
         if step >= 1:
             score = min(1.0, max(0.0, _curve(step, 0.55, 0.8) + rng.gauss(0, 0.03)))
             kl = 0.002 * (1 - math.exp(-0.05 * step)) + abs(rng.gauss(0, 0.0003))
@@ -54,6 +57,8 @@ def make_run(rng: random.Random) -> None:
                 "timing_s/step": 95 + rng.gauss(0, 4),
                 "timing_s/gen": 40 + rng.gauss(0, 2),
                 "perf/throughput": 2100 + rng.gauss(0, 60),
+                "actor/reward_kl_penalty_coeff": 0.001,
+                "training/global_step": step,
             })
         lines.append(json.dumps({"step": step, "data": data}))
     (RUN / "metrics.jsonl").write_text("\n".join(lines) + "\n")

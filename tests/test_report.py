@@ -70,6 +70,7 @@ def test_report_synthetic_run_and_evals(tmp_path):
     assert f"| broken (base right, PPO wrong) | {broken} |" in md
     assert f"| exact McNemar p (two-sided, on fixed vs broken) | {p:.3g} |" in md
     assert f"{100 * (kt - kb) / n:+.1f} points" in md
+    assert f"**Headline:** base {_pct(kb / n)} -> PPO {_pct(kt / n)} greedy accuracy on gsm8k/test (n={n})" in md
     # examples: the first fixed and the first broken problem are shown with their question
     first_fixed = min(i for i in base if base[i]["score"] == 0 and trained[i]["score"] == 1)
     first_broken = min(i for i in base if base[i]["score"] == 1 and trained[i]["score"] == 0)

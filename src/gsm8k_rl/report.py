@@ -323,9 +323,9 @@ def _smooth(values: list[float]) -> list[float] | None:
     n = len(values)
     if n < 30:
         return None
-    w = max(3, n // 25) | 1
-    half = w // 2
-    return [sum(values[max(0, i - half) : i + half + 1]) / len(values[max(0, i - half) : i + half + 1]) for i in range(n)]
+    half = (max(3, n // 25) | 1) // 2
+    windows = (values[max(0, i - half) : i + half + 1] for i in range(n))
+    return [sum(w) / len(w) for w in windows]
 
 
 def _missing_panel(ax: Any, title: str) -> None:
@@ -644,7 +644,7 @@ def write_report(run_dir: str | Path | None, evals: dict[str, str | Path | None]
     ]
     if base.found and trained.found and paired is not None:
         lines += [
-            f"**Headline:** base {pct(base.metrics['accuracy'])} -> PPO {pct(trained.metrics['accuracy'])} greedy accuracy on "
+            f"**Headline:** base {pct(paired.base_accuracy)} -> PPO {pct(paired.trained_accuracy)} greedy accuracy on "
             f"{base.metrics.get('dataset')}/{base.metrics.get('split')} (n={paired.n}); "
             f"{paired.fixed} problems fixed, {paired.broken} broken, exact McNemar p = {paired.p_value:.3g}.",
             "",

@@ -19,8 +19,9 @@ from gsm8k_rl import UserError
 CONFIG_DIR = Path(str(resources.files("gsm8k_rl") / "configs"))
 DEFAULT_CONFIG = "ppo"
 REWARD_FILE = Path(str(resources.files("gsm8k_rl") / "reward.py"))
-# The metric VERL logs for validation accuracy on our data_source.
-VAL_ACC_METRIC = "val-core/openai/gsm8k/reward/mean@1"
+# The metric VERL 0.9.1 logs for validation accuracy on our data_source (a float reward is
+# logged as `acc` under val-core; `reward` moves to val-aux).
+VAL_ACC_METRIC = "val-core/openai/gsm8k/acc/mean@1"
 
 
 def config_names() -> list[str]:

@@ -45,7 +45,7 @@ SMOKE_OVERRIDES = [
     "data.train_batch_size=4",
     "data.max_prompt_length=256",
     "data.max_response_length=32",
-    "+data.val_max_samples=8",
+    "data.val_max_samples=8",
     "actor_rollout_ref.actor.ppo_mini_batch_size=2",
     "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2",
     "critic.ppo_micro_batch_size_per_gpu=2",
@@ -291,14 +291,15 @@ def launch_training(launch: Launch) -> int:
     run = launch.run
     started = dt.datetime.now(dt.timezone.utc)
     cfg = launch.cfg
-    attempts = json.loads(run.run_info.read_text()).get("attempts", 0) if run.run_info.exists() else 0
+    before = json.loads(run.run_info.read_text()) if run.run_info.exists() else {}
     _update_run_info(
         run, model=cfg.actor_rollout_ref.model.path, config=launch.config_name, backend=launch.backend,
         hardware=dataclasses.asdict(launch.hardware) if launch.hardware else "cpu",
-        total_training_steps=cfg.trainer.total_training_steps, attempts=attempts + 1,
+        n_gpus=launch.hardware.world_size if launch.hardware else 0,
+        total_training_steps=cfg.trainer.total_training_steps, attempts=before.get("attempts", 0) + 1,
         resumed_from=str(latest_checkpoint(run)) if latest_checkpoint(run) else None,
         status="running", last_start=started.isoformat(),
-        first_start=json.loads(run.run_info.read_text()).get("first_start", started.isoformat()),
+        start_time=before.get("start_time", started.isoformat()),
     )
     env = {**os.environ, **launch.env, "PYTHONUNBUFFERED": "1",
            "VERL_FILE_LOGGER_PATH": str(run.logs / f"metrics.{started:%Y%m%dT%H%M%S}.jsonl")}
@@ -314,7 +315,7 @@ def launch_training(launch: Launch) -> int:
     ended = dt.datetime.now(dt.timezone.utc)
     steps = merge_metrics(run)
     prev = json.loads(run.run_info.read_text()).get("wall_time_s", 0.0)
-    _update_run_info(run, status="finished" if rc == 0 else f"failed (exit {rc})", last_end=ended.isoformat(),
+    _update_run_info(run, status="finished" if rc == 0 else f"failed (exit {rc})", end_time=ended.isoformat(),
                      wall_time_s=prev + (ended - started).total_seconds(), logged_steps=steps,
                      latest_checkpoint=str(latest_checkpoint(run)) if latest_checkpoint(run) else None)
     if rc != 0:

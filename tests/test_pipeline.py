@@ -1,0 +1,46 @@
+"""`gsm8k-rl run --smoke`: the whole chain on CPU (real VERL PPO on a tiny model), then a restart
+that skips every finished stage. This is the CI proof that the README's run command works."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gsm8k_rl.cli import main
+
+
+def test_run_without_gpu_stops_before_spending_anything(tmp_path, capsys):
+    assert main(["run", "--run-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "no CUDA GPU" in err and "gsm8k-rl run --smoke" in err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_smoke_chain_end_to_end_then_restart_skips(tmp_path, capsys):
+    run = tmp_path / "smoke"
+    assert main(["run", "--smoke", "--run-dir", str(run)]) == 0
+    out = capsys.readouterr().out
+    for stage in ("plan", "eval base", "train", "export", "eval trained", "report"):
+        assert f"=== {stage}: gsm8k-rl" in out
+    info = json.loads((run / "run_info.json").read_text())
+    assert info["status"] == "finished" and info["total_training_steps"] == 2
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [0, 1, 2]  # validation before training, two PPO steps
+    assert (run / "checkpoints" / "global_step_2" / "actor").is_dir()
+    assert (run / "export" / "global_step_2" / "config.json").exists()
+    for name in ("base", "trained"):
+        metrics = json.loads((run / "eval" / name / "metrics.json").read_text())
+        assert metrics["n"] == 8 and 0.0 <= metrics["accuracy"] <= 1.0
+    report = (run / "report" / "report.md").read_text()
+    assert "base" in report and "trained" in report
+    for png in ("accuracy.png", "validation.png", "training.png"):
+        assert (run / "report" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # the same command again: nothing is recomputed but the report
+    assert main(["run", "--smoke", "--run-dir", str(run)]) == 0
+    out = capsys.readouterr().out
+    for stage in ("eval base", "train", "export", "eval trained"):
+        assert f"=== {stage}: already done" in out
+    assert json.loads((run / "run_info.json").read_text())["attempts"] == 1

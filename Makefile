@@ -14,7 +14,6 @@ RUN_ARGS ?=
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
 	# torch first and pinned: nothing later may swap in a multi-GB CUDA build.
 	$(VENV)/bin/pip install -q "$(TORCH_CPU)"
 	$(VENV)/bin/pip install -q -e ".[test]" "$(TORCH_CPU)"
@@ -28,7 +27,6 @@ test: setup-test
 
 $(GPU_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(GPU_VENV)
-	$(GPU_VENV)/bin/pip install -q --upgrade pip
 	$(GPU_VENV)/bin/pip install -q -e ".[gpu,test]"
 	touch $@
 

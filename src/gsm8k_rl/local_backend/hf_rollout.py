@@ -39,11 +39,14 @@ from verl.workers.rollout.base import BaseRollout
 from verl.workers.rollout.replica import RolloutMode, RolloutReplica, TokenOutput
 
 log = logging.getLogger(__name__)
+# Same knob as VERL's modules; INFO by default so Ray's actor logs show per-batch generation timing.
+log.setLevel(os.getenv("VERL_LOGGING_LEVEL", "INFO"))
 
 ROLLOUT_NAME = "hf"
 SERVER_PREFIX = f"{ROLLOUT_NAME}_server_"
 
 GATHER_WINDOW_S = 0.05
+GATHER_MAX_S = 1.0
 # Sampling keys the agent loop sends that change the result; a batch only mixes requests that agree on them.
 _BATCH_KEYS = ("temperature", "top_p", "top_k", "repetition_penalty", "ignore_eos", "stop_token_ids", "logprobs")
 
@@ -270,8 +273,10 @@ class HFRolloutServer:
         dtype = PrecisionType.to_dtype(self.config.dtype)
         kwargs = dict(dtype=dtype, attn_implementation="sdpa", trust_remote_code=self.model_config.trust_remote_code)
         if self.config.load_format == "dummy":
-            # Like vLLM's dummy format: shapes only; real weights arrive with the first sync.
-            model = AutoModelForCausalLM.from_config(self.model_config.hf_config, **kwargs)
+            # Like vLLM's dummy format: real weights arrive with the first sync. Built on the
+            # device itself: random init of billions of parameters on the host takes minutes.
+            with torch.device(self.device):
+                model = AutoModelForCausalLM.from_config(self.model_config.hf_config, **kwargs)
         else:
             model = AutoModelForCausalLM.from_pretrained(self.model_config.local_path, **kwargs)
         # generate() fills every setting a request leaves unset from model.generation_config (Qwen3
@@ -347,13 +352,16 @@ class HFRolloutServer:
     async def _batch_loop(self) -> None:
         assert self._queue is not None
         while True:
-            first = await self._queue.get()
-            # The agent loop sends a step's requests one RPC at a time: wait a moment so they
-            # share a batch (negligible next to generating hundreds of tokens).
-            await asyncio.sleep(GATHER_WINDOW_S)
-            waiting = [first]
-            while not self._queue.empty():
-                waiting.append(self._queue.get_nowait())
+            waiting = [await self._queue.get()]
+            # The agent loop sends a step's requests one RPC at a time, spread over a few tens of
+            # ms: keep collecting while they keep coming (at most GATHER_MAX_S), so they share a batch.
+            deadline = time.monotonic() + GATHER_MAX_S
+            while time.monotonic() < deadline:
+                await asyncio.sleep(GATHER_WINDOW_S)
+                if self._queue.empty():
+                    break
+                while not self._queue.empty():
+                    waiting.append(self._queue.get_nowait())
             groups: dict[tuple, list[_Request]] = defaultdict(list)
             for req in waiting:
                 groups[_batch_key(req.params, req.max_tokens)].append(req)
@@ -365,7 +373,12 @@ class HFRolloutServer:
                     try:
                         started = time.time()
                         outputs = await asyncio.to_thread(self._generate_batch, chunk)
-                        log.debug("generated %d sequences in %.3fs", len(chunk), time.time() - started)
+                        took = time.time() - started
+                        n_tokens = sum(len(o.token_ids) for o in outputs)
+                        log.info(
+                            "hf rollout: %d sequences, %d new tokens in %.2fs (%.0f tok/s, %d still queued)",
+                            len(chunk), n_tokens, took, n_tokens / max(took, 1e-9), self._queue.qsize(),
+                        )
                     except Exception as exc:  # hand the error to every caller, keep serving
                         log.exception("hf rollout generate failed")
                         for req in chunk:
@@ -582,8 +595,13 @@ class HFServerAdapter(BaseRollout):
         bucket: list[tuple[str, torch.Tensor]] = []
         size = sent = 0
         in_flight = None  # one bucket on the wire while the next is gathered: bounded host memory
+        from verl.utils.torch_dtypes import PrecisionType
+
+        dtype = PrecisionType.to_dtype(self.config.dtype)
         for name, tensor in weights:
-            t = tensor.detach().to("cpu")
+            # cast on the device first: the actor's fp32 master weights would double the bytes moved
+            t = tensor.detach()
+            t = (t.to(dtype) if t.is_floating_point() else t).to("cpu")
             bucket.append((name, t))
             size += t.numel() * t.element_size()
             if size >= bucket_bytes:

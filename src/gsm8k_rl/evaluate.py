@@ -106,6 +106,10 @@ class TransformersBackend:
         if dtype == "auto":
             dtype = "bfloat16" if self.device == "cuda" else "float32"
         self.dtype = dtype
+        if self.device == "cuda":
+            from gsm8k_rl.local_backend.hf_rollout import disable_cudnn_sdpa
+
+            disable_cudnn_sdpa()
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype)).to(self.device).eval()
         # A clean generation config: the checkpoint's sampling defaults (Qwen3 ships temperature 0.6,
         # top_k 20) would otherwise be merged in; greedy needs none of them.

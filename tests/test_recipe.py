@@ -113,3 +113,19 @@ def test_missing_data_and_reward_reported(tmp_path):
 def test_indivisible_gpu_count():
     with pytest.raises(UserError, match="do not divide"):
         layout_overrides(Hardware(3, 80.0))
+
+
+def test_1x80gb_layout_is_the_one_measured_to_fit():
+    """Issue 5: the launcher's 1 x 80 GB settings are those of the PPO run that fitted on an H100
+    (benchmarks/results/ppo_gpu/command300.sh, peak 62 GiB; docs/benchmarks.md)."""
+    from pathlib import Path
+
+    measured: dict[str, str] = {}
+    command = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "ppo_gpu" / "command300.sh"
+    for line in command.read_text().splitlines():
+        if line.startswith("#   ") and "=" in line:
+            key, value = line[4:].split("=", 1)
+            measured[key] = value  # later overrides win, as in Hydra
+    planned = dict(o.split("=", 1) for o in layout_overrides(Hardware(1, 79.65), backend="local"))
+    for key, value in planned.items():
+        assert measured[key] == value, key

@@ -119,7 +119,7 @@ def estimate_memory_gb(
 
 
 def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = True,
-                     n_params: float = QWEN3_1_7B_PARAMS) -> list[str]:
+                     n_params: float = QWEN3_1_7B_PARAMS, backend: str = "vllm") -> list[str]:
     """Overrides that fit the recipe to the hardware without editing files.
 
     - FSDP over all GPUs; one vLLM replica per GPU (tensor parallel 1: a 1.7B model fits any
@@ -141,8 +141,16 @@ def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = T
             f"and ppo_mini_batch_size={mini} x rollout.n must be multiples of the GPU count"
         )
     micro = min(16, mini * rollout_n // n)
-    token_budget = 16384 if hw.gpu_memory_gb >= 70 else 8192
-    vllm_fraction = 0.4 if hw.gpu_memory_gb >= 70 else 0.35
+    # Measured on 1 x H100 80 GB (docs/benchmarks.md, "PPO at true scale"): 8192-token micro-batches
+    # for training AND forward passes fit (peak 62 GiB); 16384/32768 ran out of memory in the
+    # actor's log-prob pass (fp32 logits over a 152K vocabulary). Smaller GPUs: half, not measured.
+    token_budget = 8192 if hw.gpu_memory_gb >= 70 else 4096
+    # The rollout engine's share of the GPU while generating. The local (transformers) rollout at
+    # 0.2 was measured to fit beside actor + critic + ref on 80 GB; vLLM's share is not measured.
+    if backend == "local":
+        vllm_fraction = 0.2
+    else:
+        vllm_fraction = 0.3 if hw.gpu_memory_gb >= 70 else 0.25
     offload = estimate_memory_gb(n_params, n, hw.gpu_memory_gb, vllm_fraction, token_budget,
                                  optimizer_offload=False)["peak_estimate"] > 0.9 * hw.gpu_memory_gb
     ov = [
@@ -159,11 +167,11 @@ def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = T
         ov += [
             "actor_rollout_ref.actor.use_dynamic_bsz=true",
             f"actor_rollout_ref.actor.ppo_max_token_len_per_gpu={token_budget}",
-            f"actor_rollout_ref.ref.log_prob_max_token_len_per_gpu={2 * token_budget}",
-            f"actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu={2 * token_budget}",
+            f"actor_rollout_ref.ref.log_prob_max_token_len_per_gpu={token_budget}",
+            f"actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu={token_budget}",
             "critic.use_dynamic_bsz=true",
-            f"critic.ppo_max_token_len_per_gpu={2 * token_budget}",
-            f"critic.forward_max_token_len_per_gpu={2 * token_budget}",
+            f"critic.ppo_max_token_len_per_gpu={token_budget}",
+            f"critic.forward_max_token_len_per_gpu={token_budget}",
         ]
     if offload:
         ov += ["actor_rollout_ref.actor.fsdp_config.optimizer_offload=true", "critic.fsdp.optimizer_offload=true"]

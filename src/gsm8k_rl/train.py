@@ -151,7 +151,7 @@ def plan(args: argparse.Namespace) -> Launch:
     python_module = "verl.trainer.main_ppo"
 
     if backend == "vllm" or hw is not None:  # GPUs (present or planned for): size the layout
-        ov += layout_overrides(target, base, dynamic_bsz=not args.no_dynamic_bsz)
+        ov += layout_overrides(target, base, dynamic_bsz=not args.no_dynamic_bsz, backend=backend)
     if backend == "local":
         from gsm8k_rl.local_backend import launch_spec
 

@@ -32,7 +32,10 @@ $(GPU_VENV)/.installed: pyproject.toml
 
 setup-gpu: $(GPU_VENV)/.installed
 
-run: setup-gpu
+# No CUDA GPU: say so before installing several GB of CUDA wheels (`make smoke` runs on CPU).
+run:
+	@nvidia-smi -L >/dev/null 2>&1 || { echo "make run: no CUDA GPU found (nvidia-smi). The real run needs >= 1 x 80 GB or 2 x 40 GB GPUs (README, Hardware)."; echo "  The same pipeline end to end on CPU with a tiny random model: make smoke"; exit 1; }
+	$(MAKE) setup-gpu
 	$(GPU_VENV)/bin/gsm8k-rl run $(RUN_ARGS)
 
 # The same chain end to end on CPU with a tiny random model (no GPU, no download).

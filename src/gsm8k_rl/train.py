@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import importlib.util
 import json
 import logging
 import os
@@ -158,6 +159,9 @@ def plan(args: argparse.Namespace) -> Launch:
         spec = launch_spec(n_gpus=hw.n_gpus_per_node if hw else 1, device="cuda" if hw else "cpu")
         python_module, env, ov = spec["python_module"], dict(spec["env"]), ov + list(spec["overrides"])
 
+    if backend == "vllm" and importlib.util.find_spec("flash_attn") is None:
+        env, ov = _sdpa_fallback(env, ov)
+
     data = Path(args.data)
     model = args.model
     if args.smoke:
@@ -181,6 +185,24 @@ def plan(args: argparse.Namespace) -> Launch:
         "TOKENIZERS_PARALLELISM": "false",
     })
     return Launch(run, args.config, ov + list(args.overrides), cfg, python_module, env, hw, backend, target)
+
+
+def _sdpa_fallback(env: dict[str, str], ov: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Without flash-attn (PyPI has no wheel of it), VERL's FSDP actor and critic cannot load with
+    their default flash_attention_2: train them with PyTorch SDPA and padded batches instead (the
+    critic honours that only through the local backend's plugin, which registers an engine that
+    reads attn_implementation). Slower, same math; install a flash-attn wheel for speed."""
+    log.warning("flash-attn is not installed: actor and critic use SDPA without padding removal (slower); "
+                "install a flash-attn wheel matching torch 2.11 for speed")
+    plugin = "gsm8k_rl.local_backend.plugin"
+    env = {**env, "VERL_USE_EXTERNAL_MODULES": plugin}
+    return env, ov + [
+        "++actor_rollout_ref.model.override_config.attn_implementation=sdpa",
+        "++critic.model.override_config.attn_implementation=sdpa",
+        "actor_rollout_ref.model.use_remove_padding=False",
+        "critic.model.use_remove_padding=False",
+        f"++ray_kwargs.ray_init.runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES='{plugin}'",
+    ]
 
 
 def _model_path(model: str) -> str:

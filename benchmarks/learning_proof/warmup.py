@@ -117,8 +117,8 @@ def style_check(model, tokenizer, rows: list[dict], sample: bool, max_new_tokens
     }
 
 
-def warmup(data: Path, out: Path, steps: int = 600, batch_size: int = 64, lr: float = 2e-3, seed: int = 0,
-           monitor_every: int = 200, monitor_rows: int = 200, threads: int = 1) -> dict:
+def warmup(data: Path, out: Path, steps: int = 1500, batch_size: int = 64, lr: float = 3e-3, seed: int = 0,
+           monitor_every: int = 250, monitor_rows: int = 200, threads: int = 1) -> dict:
     """Train the tokenizer and the tiny Qwen3 on data/sft.jsonl; save a HF model folder in `out`.
 
     Progress is monitored greedily on the first `monitor_rows` rows of train.jsonl (PPO prompts,
@@ -196,11 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, type=Path, help="folder from make_data.py (sft.jsonl, train.jsonl)")
     p.add_argument("--out", required=True, type=Path, help="HF model folder to write")
-    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lr", type=float, default=3e-3, help="peak AdamW lr (linear warm-up, cosine decay)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--monitor-every", type=int, default=200)
+    p.add_argument("--monitor-every", type=int, default=250)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core machine)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -117,6 +117,52 @@ def style_check(model, tokenizer, rows: list[dict], sample: bool, max_new_tokens
     }
 
 
+def show_work_accuracy(model_dir: str | Path, rows: list[dict], max_new_tokens: int = 32, batch_size: int = 100) -> dict:
+    """Greedy accuracy when the model may not answer directly (its first token cannot be "####").
+
+    A probe outside the pipeline: it tells how much of a model's greedy accuracy is lost to the
+    direct style, i.e. how much PPO could gain by only learning to show the work.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList
+
+    from gsm8k_rl.reward import compute_score
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    marker = tokenizer.convert_tokens_to_ids("####")
+
+    class NoDirectAnswer(LogitsProcessor):
+        def __init__(self, prompt_width: int):
+            self.prompt_width = prompt_width
+
+        def __call__(self, input_ids, scores):
+            if input_ids.shape[1] == self.prompt_width:
+                scores[:, marker] = -float("inf")
+            return scores
+
+    by_steps: dict[str, list[int]] = {}
+    for i in range(0, len(rows), batch_size):
+        batch = rows[i:i + batch_size]
+        prompts = [encode(tokenizer, r["question"])[0] for r in batch]
+        width = max(map(len, prompts))
+        ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(p)) + p for p in prompts])
+        mask = (torch.arange(width)[None, :] >= torch.tensor([width - len(p) for p in prompts])[:, None]).long()
+        with torch.no_grad():
+            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                                 logits_processor=LogitsProcessorList([NoDirectAnswer(width)]),
+                                 eos_token_id=[tokenizer.eos_token_id], pad_token_id=tokenizer.pad_token_id)
+        for r, seq in zip(batch, out[:, width:]):
+            text = tokenizer.decode(seq, skip_special_tokens=True)
+            gold = r["answer"].split("####")[-1].strip()
+            c = by_steps.setdefault(str(len(r["answer"].splitlines()) - 1), [0, 0])
+            c[0] += compute_score("synthetic", text, gold) == 1.0
+            c[1] += 1
+    k, n = sum(c for c, _ in by_steps.values()), sum(m for _, m in by_steps.values())
+    return {"correct": k, "n": n, "accuracy": round(k / n, 4),
+            "by_steps": {s: {"correct": c, "n": m, "accuracy": round(c / m, 4)} for s, (c, m) in sorted(by_steps.items())}}
+
+
 def warmup(data: Path, out: Path, steps: int = 1500, batch_size: int = 64, lr: float = 3e-3, seed: int = 0,
            monitor_every: int = 250, monitor_rows: int = 200, threads: int = 1) -> dict:
     """Train the tokenizer and the tiny Qwen3 on data/sft.jsonl; save a HF model folder in `out`.

@@ -437,7 +437,7 @@ def plot_accuracy(evals: list[EvalData], path: Path, paired: Paired | None = Non
     ax.set_title("Greedy accuracy with 95% Wilson intervals")
     if paired is not None:
         diff = 100 * (paired.trained_accuracy - paired.base_accuracy)
-        ax.text(0.5, 0.97, f"paired, n={paired.n}: PPO - base = {diff:+.1f} points; {paired.fixed} fixed, "
+        ax.text(0.5, 0.97, f"paired, n={paired.n}: PPO - base = {diff:+.1f} points\n{paired.fixed} fixed, "
                 f"{paired.broken} broken; exact McNemar p = {paired.p_value:.3g}",
                 transform=ax.transAxes, ha="center", va="top", fontsize=9)
     ax.grid(axis="y", alpha=0.3)

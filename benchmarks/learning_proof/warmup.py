@@ -76,6 +76,17 @@ def encode(tokenizer, question: str, answer: str | None = None) -> tuple[list[in
     return prompt, tokenizer.encode(answer, add_special_tokens=False) + [tokenizer.eos_token_id]
 
 
+def left_padded_prompts(tokenizer, rows: list[dict]):
+    """Rendered prompts of `rows`, left-padded into one batch: (input_ids, attention_mask)."""
+    import torch
+
+    prompts = [encode(tokenizer, r["question"])[0] for r in rows]
+    width = max(map(len, prompts))
+    ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(p)) + p for p in prompts])
+    mask = (torch.arange(width)[None, :] >= torch.tensor([width - len(p) for p in prompts])[:, None]).long()
+    return ids, mask
+
+
 def style_check(model, tokenizer, rows: list[dict], sample: bool, max_new_tokens: int = 40,
                 batch_size: int = 100, seed: int = 0) -> dict:
     """Accuracy (the project's reward) on `rows`, overall and per answer style (direct "#### N" or worked).
@@ -92,10 +103,8 @@ def style_check(model, tokenizer, rows: list[dict], sample: bool, max_new_tokens
     counts = {"direct": [0, 0], "worked": [0, 0]}
     for i in range(0, len(rows), batch_size):
         batch = rows[i:i + batch_size]
-        prompts = [encode(tokenizer, r["question"])[0] for r in batch]
-        width = max(map(len, prompts))
-        ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(p)) + p for p in prompts])
-        mask = (torch.arange(width)[None, :] >= torch.tensor([width - len(p) for p in prompts])[:, None]).long()
+        ids, mask = left_padded_prompts(tokenizer, batch)
+        width = ids.shape[1]
         with torch.no_grad():
             if sample:
                 torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
@@ -144,10 +153,8 @@ def show_work_accuracy(model_dir: str | Path, rows: list[dict], max_new_tokens: 
     by_steps: dict[str, list[int]] = {}
     for i in range(0, len(rows), batch_size):
         batch = rows[i:i + batch_size]
-        prompts = [encode(tokenizer, r["question"])[0] for r in batch]
-        width = max(map(len, prompts))
-        ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(p)) + p for p in prompts])
-        mask = (torch.arange(width)[None, :] >= torch.tensor([width - len(p) for p in prompts])[:, None]).long()
+        ids, mask = left_padded_prompts(tokenizer, batch)
+        width = ids.shape[1]
         with torch.no_grad():
             out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
                                  logits_processor=LogitsProcessorList([NoDirectAnswer(width)]),

@@ -22,7 +22,7 @@ import yaml
 from gsm8k_rl import UserError
 from gsm8k_rl.cli import main as cli
 from gsm8k_rl.recipe import DEFAULT_CONFIG, config_names, detect_hardware
-from gsm8k_rl.train import RunDir, latest_checkpoint, no_gpu_message
+from gsm8k_rl.train import RunDir, default_run_dir, latest_checkpoint, no_gpu_message
 
 log = logging.getLogger(__name__)
 ACCEPTS_OVERRIDES = True
@@ -73,14 +73,13 @@ def run(args: argparse.Namespace) -> int:
         _stage("prepare", ["prepare", "--out", args.data] + (["--source", args.source] if args.source else []))
 
     # The training plan decides the model, the run folder and the chat-template flag; eval reuses them.
-    run_dir = Path(args.run_dir) if args.run_dir else None
-    plan_args = train_args + (["--run-dir", str(run_dir)] if run_dir else []) + ["--dry-run"] + overrides
-    _stage("plan", plan_args)
-    if run_dir is None:
+    if args.run_dir:
+        run = RunDir(Path(args.run_dir))
+    else:
         from gsm8k_rl.recipe import compose_config
 
-        run_dir = Path("runs") / compose_config(args.config, overrides).trainer.experiment_name
-    run = RunDir(run_dir)
+        run = RunDir(default_run_dir(compose_config(args.config, overrides)))
+    _stage("plan", train_args + ["--run-dir", str(run.root), "--dry-run"] + overrides)
     cfg = yaml.safe_load(run.resolved_config.read_text())
     model = cfg["actor_rollout_ref"]["model"]["path"]
     thinking = bool(cfg["data"]["apply_chat_template_kwargs"].get("enable_thinking", True))

@@ -146,7 +146,7 @@ def plan(args: argparse.Namespace) -> Launch:
     target = hw or Hardware(args.gpus or 1, args.gpu_memory_gb or 80.0, args.nnodes)
 
     base = compose_config(args.config, list(args.overrides))
-    run = RunDir(args.run_dir or Path("runs") / base.trainer.experiment_name)
+    run = RunDir(args.run_dir or default_run_dir(base))
     env: dict[str, str] = {}
     ov: list[str] = []
     python_module = "verl.trainer.main_ppo"
@@ -203,6 +203,11 @@ def _sdpa_fallback(env: dict[str, str], ov: list[str]) -> tuple[dict[str, str], 
         "critic.model.use_remove_padding=False",
         f"++ray_kwargs.ray_init.runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES='{plugin}'",
     ]
+
+
+def default_run_dir(cfg: Any) -> Path:
+    """runs/<trainer.experiment_name>: where a run goes when no --run-dir is given."""
+    return Path("runs") / cfg.trainer.experiment_name
 
 
 def _model_path(model: str) -> str:
@@ -314,32 +319,35 @@ def launch_training(launch: Launch) -> int:
     started = dt.datetime.now(dt.timezone.utc)
     cfg = launch.cfg
     before = json.loads(run.run_info.read_text()) if run.run_info.exists() else {}
+    resume_from = latest_checkpoint(run)
     _update_run_info(
         run, model=cfg.actor_rollout_ref.model.path, config=launch.config_name, backend=launch.backend,
         hardware=dataclasses.asdict(launch.hardware) if launch.hardware else "cpu",
         n_gpus=launch.hardware.world_size if launch.hardware else 0,
         total_training_steps=cfg.trainer.total_training_steps, attempts=before.get("attempts", 0) + 1,
-        resumed_from=str(latest_checkpoint(run)) if latest_checkpoint(run) else None,
+        resumed_from=str(resume_from) if resume_from else None,
         status="running", last_start=started.isoformat(),
         start_time=before.get("start_time", started.isoformat()),
     )
     env = {**os.environ, **launch.env, "PYTHONUNBUFFERED": "1",
            "VERL_FILE_LOGGER_PATH": str(run.logs / f"metrics.{started:%Y%m%dT%H%M%S}.jsonl")}
     log.info("launching VERL: %s (console -> %s)", " ".join(launch.argv()), run.logs / "train.log")
-    with open(run.logs / "train.log", "ab") as console:
-        proc = subprocess.Popen(launch.argv(), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            console.write(line)
-            sys.stdout.buffer.write(line)
-            sys.stdout.flush()
-        rc = proc.wait()
+    try:
+        with open(run.logs / "train.log", "ab") as console:
+            proc = subprocess.Popen(launch.argv(), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                console.write(line)
+                sys.stdout.buffer.write(line)
+                sys.stdout.flush()
+            rc = proc.wait()
+    finally:  # also on Ctrl-C: the metrics logged so far land in metrics.jsonl
+        steps = merge_metrics(run)
     ended = dt.datetime.now(dt.timezone.utc)
-    steps = merge_metrics(run)
-    prev = json.loads(run.run_info.read_text()).get("wall_time_s", 0.0)
+    prev = before.get("wall_time_s", 0.0)
     _update_run_info(run, status="finished" if rc == 0 else f"failed (exit {rc})", end_time=ended.isoformat(),
                      wall_time_s=prev + (ended - started).total_seconds(), logged_steps=steps,
-                     latest_checkpoint=str(latest_checkpoint(run)) if latest_checkpoint(run) else None)
+                     latest_checkpoint=str(final) if (final := latest_checkpoint(run)) else None)
     if rc != 0:
         raise UserError(f"VERL exited with code {rc}; see {run.logs / 'train.log'}. "
                         f"Re-run the same command to resume from the last checkpoint.")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # VERL PPO at the spec's settings (128 prompts, mini-batch 64, GAE critic, KL in reward) on the GPUs
 # of this machine, with the TRUE Qwen3-1.7B architecture and RANDOM weights (no weights are
-# obtainable here), through the project's own launcher: `gsm8k-rl train --backend local`.
+# obtainable here), through the project's own launcher: `gsm8k-rl train --backend local` (or vllm).
 # Random weights never stop on their own, so every response has exactly RESPONSE_LEN tokens
 # (actor_rollout_ref.rollout.ignore_eos=true -> min_new_tokens = max_new_tokens).
 #
@@ -10,7 +10,10 @@
 # Needs the Qwen3-1.7B config + tokenizer (ASSETS, default /tmp/assets/qwen3-1.7b, made from
 # .device_assets by scripts/device/unpack_assets.sh) and GSM8K test.jsonl (ASSETS/gsm8k_test.jsonl).
 # Writes OUT/run_<len>/ (the run folder: metrics.jsonl, logs) and OUT/gpu_mem_<len>.csv (nvidia-smi).
+# BACKEND=local (default: the project's transformers rollout) or vllm (VERL's vLLM server).
+# BUILD_ONLY=1 builds the random model and the parquet, then stops (e.g. while wheels are staged).
 set -euo pipefail
+backend=${BACKEND:-local}
 out=$1; len=$2; steps=${3:-3}; shift $(( $# < 3 ? $# : 3 ))
 assets=${ASSETS:-/tmp/assets}
 [ -f "$assets/qwen3-1.7b/tokenizer.json" ] || scripts/device/unpack_assets.sh .device_assets "$assets" >/dev/null
@@ -39,12 +42,14 @@ if [ ! -f "$data/train.parquet" ]; then
   python3 -m gsm8k_rl.cli prepare --source /tmp/gsm8k_src --out "$data"
 fi
 
+[ "${BUILD_ONLY:-0}" = 1 ] && { echo "built $model and $data"; exit 0; }
+
 nvidia-smi --query-gpu=timestamp,index,memory.used,utilization.gpu --format=csv,noheader,nounits -lms 500 \
   > "$out/gpu_mem_$len.csv" &
 smi=$!
 trap 'kill $smi 2>/dev/null || true' EXIT
 start=$(date +%s)
-python3 -m gsm8k_rl.cli train --backend local --model "$model" --data "$data" --run-dir "$out/run_$len" \
+python3 -m gsm8k_rl.cli train --backend "$backend" --model "$model" --data "$data" --run-dir "$out/run_$len" \
   trainer.total_training_steps="$steps" trainer.val_before_train=false trainer.test_freq=-1 \
   trainer.save_freq=-1 "trainer.logger=[console,file]" \
   data.max_response_length="$len" actor_rollout_ref.rollout.ignore_eos=true "$@"

@@ -191,6 +191,30 @@ def test_vllm_missing_is_a_user_error(tiny_qwen3_tok_model_dir, gsm8k_dir, tmp_p
     assert rc == 2 and "vLLM" in capsys.readouterr().err
 
 
+def test_missing_scorer_package_fails_before_generating(tiny_qwen3_tok_model_dir, gsm8k_dir, tmp_path, capsys, monkeypatch):
+    # Seen on the GPU machine: an install without math-verify generated a whole batch with vLLM, then
+    # died scoring its first answer. Now the check comes before any model is loaded.
+    monkeypatch.setitem(sys.modules, "math_verify", None)  # `import math_verify` raises ImportError
+    monkeypatch.setattr(TransformersBackend, "__init__", lambda *a, **k: pytest.fail("model loaded before the check"))
+    rc = _eval(tiny_qwen3_tok_model_dir, gsm8k_dir, tmp_path / "e", "--limit", "2")
+    err = capsys.readouterr().err
+    assert rc == 2 and "math-verify" in err and "pip install math-verify" in err
+    assert not (tmp_path / "e" / SAMPLES).exists()
+
+
+def test_engine_closed_when_a_batch_fails(tiny_qwen3_tok_model_dir, gsm8k_dir, tmp_path, monkeypatch):
+    # vLLM's engine-core process must be stopped even when scoring raises (left to interpreter exit,
+    # its shutdown hung); checked with the real transformers engine and a scorer that raises.
+    import gsm8k_rl.evaluate as ev
+
+    closed = []
+    monkeypatch.setattr(TransformersBackend, "close", lambda self: closed.append(self.name))
+    monkeypatch.setattr(ev, "score_output", lambda *a: (_ for _ in ()).throw(RuntimeError("scorer broke")))
+    with pytest.raises(RuntimeError, match="scorer broke"):
+        _eval(tiny_qwen3_tok_model_dir, gsm8k_dir, tmp_path / "e", "--limit", "2")
+    assert closed == ["transformers"]
+
+
 def test_left_padding_matches_unpadded(tiny_qwen3_tok_model_dir, qwen3_tokenizer, gsm8k_dir):
     """Greedy outputs of a left-padded batch equal those of each prompt alone (padding is masked)."""
     from gsm8k_rl.data import load_gsm8k_split

@@ -119,6 +119,9 @@ class TransformersBackend:
         self.max_new_tokens = max_new_tokens
         self.stop_ids = set(stop_ids)
 
+    def close(self) -> None:
+        """Nothing runs outside this process; the model is freed with the object."""
+
     def generate(self, prompts: Sequence[list[int]]) -> list[Generation]:
         import torch
 
@@ -184,6 +187,13 @@ class VLLMBackend:
         self.params = SamplingParams(
             temperature=0.0, max_tokens=max_new_tokens, stop_token_ids=stop_ids, skip_special_tokens=True
         )
+
+    def close(self) -> None:
+        """Stop vLLM's engine-core process now. Left to interpreter exit after an exception, its
+        shutdown hung until killed (vLLM 0.24.0 on an H200; docs/benchmarks.md)."""
+        core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
 
     def generate(self, prompts: Sequence[list[int]]) -> list[Generation]:
         outs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts], self.params, use_tqdm=True)
@@ -417,6 +427,7 @@ def evaluate(
     from transformers import AutoTokenizer
 
     from gsm8k_rl.data import load_gsm8k_split
+    from gsm8k_rl.extractors import check_importable
 
     started = time.time()
     out = Path(out)
@@ -428,6 +439,12 @@ def evaluate(
         raise UserError(f"--max-new-tokens must be >= 1, got {max_new_tokens}")
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be >= 1, got {limit}")
+    missing = check_importable()
+    if missing:  # found now, not after the whole split is generated and the first answer is scored
+        raise UserError(
+            f"scoring needs {', '.join(missing)}, not importable here: pip install {' '.join(missing)} "
+            "(dependencies of gsm8k-rl; an offline wheelhouse must include them)"
+        )
     rows = load_gsm8k_split(None if source is None else str(source), split, dataset)
     selected = range(len(rows) if limit is None else min(limit, len(rows)))
 
@@ -477,8 +494,11 @@ def evaluate(
             size = batch_size or DEFAULT_HF_BATCH_SIZE[engine.device]
             todo.sort(key=lambda i: len(prompts[i]))  # less left padding per batch
         batches = [todo[k : k + size] for k in range(0, len(todo), size)]
-        for batch in tqdm(batches, desc=f"eval {dataset}/{split}", unit="batch", disable=len(batches) < 2):
-            samples.update(_generate_batch(engine, batch, prompts, rows, out))
+        try:
+            for batch in tqdm(batches, desc=f"eval {dataset}/{split}", unit="batch", disable=len(batches) < 2):
+                samples.update(_generate_batch(engine, batch, prompts, rows, out))
+        finally:
+            engine.close()
 
     _rescore_stale(out, samples)
     chosen = [samples[i] for i in selected]

@@ -31,6 +31,22 @@ from gsm8k_rl.reward import ANSWER_MARKER, compute_score, parse_ground_truth
 
 Extractor = Callable[[Any, Any], float]
 
+# Imported lazily by their extractors; `check_importable` lets a caller fail before hours of generation.
+LAZY_IMPORTS = {"math_verify": "math-verify", "verl.utils.reward_score.gsm8k": "verl"}
+
+
+def check_importable() -> list[str]:
+    """Packages the extractors import lazily that are missing here, as `pip install` names."""
+    import importlib
+
+    missing = []
+    for module, dist in LAZY_IMPORTS.items():
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(dist)
+    return missing
+
 
 def ours(solution_str: Any, ground_truth: Any) -> float:
     """The training reward.

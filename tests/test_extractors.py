@@ -3,6 +3,8 @@ plus the cases where their published rules are known to differ."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -79,3 +81,13 @@ def test_math_verify_runs_outside_the_main_thread():
     t.start()
     t.join(timeout=60)
     assert results == {"score": 1.0}
+
+
+def test_check_installed_imports_nothing():
+    # `gsm8k-rl eval` calls it before starting vLLM; importing verl there (it runs
+    # torch.cuda.is_available()) made vLLM's forked engine core fail on an H100:
+    # "Cannot re-initialize CUDA in forked subprocess".
+    code = ("import sys; from gsm8k_rl.extractors import check_installed; missing = check_installed(); "
+            "print(missing, sorted(m for m in ('verl', 'math_verify', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[] []"

@@ -427,7 +427,7 @@ def evaluate(
     from transformers import AutoTokenizer
 
     from gsm8k_rl.data import load_gsm8k_split
-    from gsm8k_rl.extractors import check_importable
+    from gsm8k_rl.extractors import check_installed
 
     started = time.time()
     out = Path(out)
@@ -439,10 +439,10 @@ def evaluate(
         raise UserError(f"--max-new-tokens must be >= 1, got {max_new_tokens}")
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be >= 1, got {limit}")
-    missing = check_importable()
+    missing = check_installed()
     if missing:  # found now, not after the whole split is generated and the first answer is scored
         raise UserError(
-            f"scoring needs {', '.join(missing)}, not importable here: pip install {' '.join(missing)} "
+            f"scoring needs {', '.join(missing)}, not installed here: pip install {' '.join(missing)} "
             "(dependencies of gsm8k-rl; an offline wheelhouse must include them)"
         )
     rows = load_gsm8k_split(None if source is None else str(source), split, dataset)

@@ -31,21 +31,20 @@ from gsm8k_rl.reward import ANSWER_MARKER, compute_score, parse_ground_truth
 
 Extractor = Callable[[Any, Any], float]
 
-# Imported lazily by their extractors; `check_importable` lets a caller fail before hours of generation.
-LAZY_IMPORTS = {"math_verify": "math-verify", "verl.utils.reward_score.gsm8k": "verl"}
+# Imported lazily by their extractors; `check_installed` lets a caller fail before hours of generation.
+LAZY_IMPORTS = {"math_verify": "math-verify", "verl": "verl"}
 
 
-def check_importable() -> list[str]:
-    """Packages the extractors import lazily that are missing here, as `pip install` names."""
-    import importlib
+def check_installed() -> list[str]:
+    """Packages the extractors import lazily that are not installed here, as `pip install` names.
 
-    missing = []
-    for module, dist in LAZY_IMPORTS.items():
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            missing.append(dist)
-    return missing
+    Looks them up without importing them: importing verl runs torch.cuda.is_available(), and a
+    process that has touched CUDA can no longer fork vLLM's engine core ("Cannot re-initialize
+    CUDA in forked subprocess", seen on an H100).
+    """
+    import importlib.util
+
+    return [dist for module, dist in LAZY_IMPORTS.items() if importlib.util.find_spec(module) is None]
 
 
 def ours(solution_str: Any, ground_truth: Any) -> float:

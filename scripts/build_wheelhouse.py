@@ -88,8 +88,11 @@ def applies(req: Requirement, extras: set[str], env: dict[str, str]) -> bool:
     return any(req.marker.evaluate({**env, "extra": e}) for e in ({""} | extras))
 
 
-def read_have(path: Path | None) -> dict[str, Version | None]:
+def read_have(paths: list[Path] | Path | None) -> dict[str, Version | None]:
     """Packages the target already has, from its `pip list --format=freeze` (a bare name = any version).
+
+    Several files stack in order, a later one winning: the image's freeze, then the
+    `requirements.txt` of a wheelhouse that will be installed on top of it.
 
     >>> import tempfile, pathlib
     >>> f = pathlib.Path(tempfile.mkdtemp()) / "freeze.txt"
@@ -98,16 +101,15 @@ def read_have(path: Path | None) -> dict[str, Version | None]:
     {'numpy': <Version('2.5.2')>, 'torch': None}
     """
     have: dict[str, Version | None] = {}
-    if path is None:
-        return have
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        m = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:==\s*(\S+)|@\s*\S+)?", line)
-        if not m:
-            raise SystemExit(f"{path}:{lineno}: expected NAME==VERSION or NAME, got {line!r}")
-        have[canonicalize_name(m.group(1))] = Version(m.group(2)) if m.group(2) else None
+    for path in [paths] if isinstance(paths, Path) else paths or []:
+        for lineno, line in enumerate(path.read_text().splitlines(), 1):
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            m = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:==\s*(\S+)|@\s*\S+)?", line)
+            if not m:
+                raise SystemExit(f"{path}:{lineno}: expected NAME==VERSION or NAME, got {line!r}")
+            have[canonicalize_name(m.group(1))] = Version(m.group(2)) if m.group(2) else None
     return have
 
 
@@ -340,7 +342,7 @@ def write_wheelhouse(res: Resolution, wheels: dict[str, Path], out: Path, args: 
         "requirements": args.requirements,
         "python_version": args.python_version,
         "platforms": args.platform,
-        "have_file": str(args.have) if args.have else None,
+        "have_files": [str(h) for h in args.have],
         "wheels": entries,
         "total_bytes": sum(e["bytes"] for e in entries),
         "satisfied_by_target": dict(sorted(res.present.items())),
@@ -365,8 +367,9 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("requirements", nargs="+", help='PEP 508 requirements, e.g. "verl[verl-core]==0.9.1"')
     parser.add_argument("-o", "--out", type=Path, required=True, help="wheelhouse folder to write")
-    parser.add_argument("--have", type=Path,
-                        help="the target's `pip list --format=freeze`: what it satisfies is not shipped")
+    parser.add_argument("--have", type=Path, action="append", default=[],
+                        help="the target's `pip list --format=freeze`: what it satisfies is not shipped; "
+                             "repeatable (e.g. then another wheelhouse's requirements.txt, to ship only the delta)")
     parser.add_argument("--exclude", nargs="*", default=[], metavar="NAME",
                         help="never ship these nor their own dependencies (the target provides them, or the "
                              "code path that needs them is unused); listed in the manifest")

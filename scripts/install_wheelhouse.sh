@@ -57,19 +57,25 @@ done < <(find "${sources[@]}" -name '*.whl.part-000' -print0)
 
 # Complete and intact, or stop naming what is wrong (e.g. a batch that was never copied).
 # Only the manifest's wheels are installed: strays in a shared staging folder are reported, not installed.
-"$PYTHON" - "$manifest" "$work" > "$work/install.list" <<'EOF'
+"$PYTHON" - "$manifest" "$work" "${sources[@]}" > "$work/install.list" <<'EOF'
 import hashlib, json, sys
 from pathlib import Path
-manifest, work = json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2])
+manifest, work, sources = json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2]), [Path(s) for s in sys.argv[3:]]
 listed = {w["file"] for w in manifest["wheels"]}
 strays = sorted(p.name for p in work.glob("*.whl") if p.name not in listed)
 if strays:
     print(f"ignoring {len(strays)} wheel(s) not in the manifest: {', '.join(strays)}", file=sys.stderr)
+present = {p.name for s in sources for p in s.rglob("*.part-*")}
+def batches_of(name):
+    return [i + 1 for i, b in enumerate(manifest.get("batches", [])) if name in b]
 bad = []
 for w in manifest["wheels"]:
     f = work / w["file"]
-    if not f.exists():
-        where = [i + 1 for i, b in enumerate(manifest.get("batches", [])) if w["file"] in b or any(p in b for p in w["parts"])]
+    lost = [p for p in w["parts"] if p not in present]
+    if lost:  # name the parts and the batches they travel in, not just "corrupt"
+        bad += [f"missing {p} (part of {w['file']}; batch {batches_of(p)})" for p in lost]
+    elif not f.exists():
+        where = batches_of(w["file"])
         bad.append(f"missing {w['file']}" + (f" (batch {where})" if where else ""))
     elif hashlib.sha256(f.read_bytes()).hexdigest() != w["sha256"]:
         bad.append(f"sha256 mismatch for {w['file']} (parts {w['parts'] or '-'}: incomplete or mixed copies?)")

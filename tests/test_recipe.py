@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gsm8k_rl import UserError
@@ -115,17 +117,35 @@ def test_indivisible_gpu_count():
         layout_overrides(Hardware(3, 80.0))
 
 
-def test_1x80gb_layout_is_the_one_measured_to_fit():
-    """Issue 5: the launcher's 1 x 80 GB settings are those of the PPO run that fitted on an H100
-    (benchmarks/results/ppo_gpu/command300.sh, peak 62 GiB; docs/benchmarks.md)."""
-    from pathlib import Path
+MEASURED_RUNS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "ppo_gpu"
 
+
+def _measured_overrides(command: Path) -> dict[str, str]:
+    """The overrides a measured run was launched with, from the header of its command.sh."""
     measured: dict[str, str] = {}
-    command = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "ppo_gpu" / "command300.sh"
     for line in command.read_text().splitlines():
         if line.startswith("#   ") and "=" in line:
             key, value = line[4:].split("=", 1)
             measured[key] = value  # later overrides win, as in Hydra
-    planned = dict(o.split("=", 1) for o in layout_overrides(Hardware(1, 79.65), backend="local"))
+    return measured
+
+
+@pytest.mark.parametrize("command, gpu_gb, backend", [
+    # 1 x H100 80 GB, local rollout: peak 62.1 GiB (first overrides of the file: the layout that OOMed, then the fix)
+    ("command300.sh", 79.65, "local"),
+    # 1 x H100 80 GB, vLLM rollout: peak 63.3 GiB
+    ("h100_vllm_300/command.sh", 79.65, "vllm"),
+    # 1 x H200 141 GB, vLLM rollout (300 and 1000 tokens): peak 85.4 / 83.9 GiB; local rollout, 1000 tokens
+    ("h200/vllm_300/command.sh", 140.4, "vllm"),
+    ("h200/vllm_1000/command.sh", 140.4, "vllm"),
+    ("h200/local_1000/command.sh", 140.4, "local"),
+])
+def test_launcher_layout_is_the_one_measured_to_fit(command, gpu_gb, backend):
+    """Issue 5: what the launcher plans for these GPUs is what ran there without running out of
+    memory (docs/benchmarks.md, "PPO at true scale")."""
+    measured = _measured_overrides(MEASURED_RUNS / command)
+    planned = dict(o.split("=", 1) for o in layout_overrides(Hardware(1, gpu_gb), backend=backend))
     for key, value in planned.items():
         assert measured[key] == value, key
+    offloaded = measured.get("actor_rollout_ref.actor.fsdp_config.optimizer_offload") == "true"
+    assert offloaded == (gpu_gb < 100)  # Adam states go to the host on 80 GB only

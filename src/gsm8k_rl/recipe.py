@@ -145,8 +145,9 @@ def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = T
     # for training AND forward passes fit (peak 62 GiB); 16384/32768 ran out of memory in the
     # actor's log-prob pass (fp32 logits over a 152K vocabulary). Smaller GPUs: half, not measured.
     token_budget = 8192 if hw.gpu_memory_gb >= 70 else 4096
-    # The rollout engine's share of the GPU while generating. The local (transformers) rollout at
-    # 0.2 was measured to fit beside actor + critic + ref on 80 GB; vLLM's share is not measured.
+    # The rollout engine's share of the GPU while generating, measured to fit beside actor + critic
+    # + ref (docs/benchmarks.md): local (transformers) rollout at 0.2 on 1 x H100 (peak 62 GiB);
+    # vLLM at 0.3 on 1 x H100 (63 GiB, Adam on the host) and 1 x H200 (85 GiB, no offload).
     if backend == "local":
         vllm_fraction = 0.2
     else:

@@ -199,3 +199,5 @@ def test_report_on_real_evals(tiny_qwen3_tok_model_dir, gsm8k_dir, tmp_path):
     assert f"| model | {tiny_qwen3_tok_model_dir} |" not in md  # the run section is about training, absent here
     assert str(tiny_qwen3_tok_model_dir) in md and str(other) in md  # eval table names the models
     assert f"Training run: {MISSING}" in md
+    # a local --source is named, not passed off as the hub's GSM8K
+    assert f"greedy accuracy on test split of {gsm8k_dir} (gsm8k format) (n=3)" in md

@@ -272,6 +272,21 @@ class Paired:
     caveats: list[str]
 
 
+def data_label(m: dict) -> str:
+    """Which problems an eval scored: `gsm8k/test` for the hub copy; a local --source folder is
+    named instead, since its rows need not be GSM8K's (the learning proof's are synthetic).
+
+    >>> data_label({"dataset": "gsm8k", "split": "test", "source": "hub"})
+    'gsm8k/test'
+    >>> data_label({"dataset": "gsm8k", "split": "test", "source": "runs/lp/data"})
+    'test split of runs/lp/data (gsm8k format)'
+    """
+    source = m.get("source")
+    if source and source != "hub":
+        return f"{fmt(m.get('split'))} split of {source} ({fmt(m.get('dataset'))} format)"
+    return f"{fmt(m.get('dataset'))}/{fmt(m.get('split'))}"
+
+
 def compare(base: EvalData, trained: EvalData) -> tuple[Paired | None, str | None]:
     """Paired comparison on the problems both evals scored; (None, reason) when not comparable."""
     from gsm8k_rl.stats import mcnemar_exact, paired_counts
@@ -400,7 +415,7 @@ def plot_validation(run: RunData, path: Path, evals: Sequence[EvalData] = ()) ->
             m = ev.metrics
             shown.append(100 * m["accuracy"])
             ax.axhline(100 * m["accuracy"], linestyle=next(styles), color="gray",
-                       label=f"eval {ev.name}: {m.get('dataset')}/{m.get('split')} n={m['n']}, {100 * m['accuracy']:.1f}%")
+                       label=f"eval {ev.name}: {data_label(m)} n={m['n']}, {100 * m['accuracy']:.1f}%")
     # accuracy lives in [0, 100]: pad the data range, at least 10 points tall, never outside it
     lo, hi = max(0.0, min(shown) - 5), min(100.0, max(shown) + 5)
     if hi - lo < 10:
@@ -497,7 +512,7 @@ def _evals_section(evals: list[EvalData]) -> list[str]:
         rows.append((
             ev.name,
             fmt(m.get("model")),
-            f"{fmt(m.get('dataset'))}/{fmt(m.get('split'))} (n={m['n']} of {fmt(m.get('n_in_split'))})",
+            f"{data_label(m)} (n={m['n']} of {fmt(m.get('n_in_split'))})",
             fmt(m.get("backend")),
             f"greedy, max {fmt(dec.get('max_new_tokens'))} new tokens, {fmt(dec.get('dtype'))}",
             f"{fmt(prompt.get('template'))}, thinking {'on' if prompt.get('thinking') else 'off'}, "
@@ -645,7 +660,7 @@ def write_report(run_dir: str | Path | None, evals: dict[str, str | Path | None]
     if base.found and trained.found and paired is not None:
         lines += [
             f"**Headline:** base {pct(paired.base_accuracy)} -> PPO {pct(paired.trained_accuracy)} greedy accuracy on "
-            f"{base.metrics.get('dataset')}/{base.metrics.get('split')} (n={paired.n}); "
+            f"{data_label(base.metrics)} (n={paired.n}); "
             f"{paired.fixed} problems fixed, {paired.broken} broken, exact McNemar p = {paired.p_value:.3g}.",
             "",
         ]

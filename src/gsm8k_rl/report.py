@@ -272,7 +272,7 @@ class Paired:
     caveats: list[str]
 
 
-def data_label(m: dict) -> str:
+def data_label(m: dict, short: bool = False) -> str:
     """Which problems an eval scored: `gsm8k/test` for the hub copy; a local --source folder is
     named instead, since its rows need not be GSM8K's (the learning proof's are synthetic).
 
@@ -280,9 +280,13 @@ def data_label(m: dict) -> str:
     'gsm8k/test'
     >>> data_label({"dataset": "gsm8k", "split": "test", "source": "runs/lp/data"})
     'test split of runs/lp/data (gsm8k format)'
+    >>> data_label({"dataset": "gsm8k", "split": "test", "source": "runs/lp/data"}, short=True)
+    'data/test'
     """
     source = m.get("source")
     if source and source != "hub":
+        if short:  # plot legends: the folder's name is enough
+            return f"{Path(source).name}/{fmt(m.get('split'))}"
         return f"{fmt(m.get('split'))} split of {source} ({fmt(m.get('dataset'))} format)"
     return f"{fmt(m.get('dataset'))}/{fmt(m.get('split'))}"
 
@@ -415,7 +419,7 @@ def plot_validation(run: RunData, path: Path, evals: Sequence[EvalData] = ()) ->
             m = ev.metrics
             shown.append(100 * m["accuracy"])
             ax.axhline(100 * m["accuracy"], linestyle=next(styles), color="gray",
-                       label=f"eval {ev.name}: {data_label(m)} n={m['n']}, {100 * m['accuracy']:.1f}%")
+                       label=f"eval {ev.name}: {data_label(m, short=True)} n={m['n']}, {100 * m['accuracy']:.1f}%")
     # accuracy lives in [0, 100]: pad the data range, at least 10 points tall, never outside it
     lo, hi = max(0.0, min(shown) - 5), min(100.0, max(shown) + 5)
     if hi - lo < 10:

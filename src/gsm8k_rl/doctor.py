@@ -44,7 +44,7 @@ def count_params(model_config: Any) -> int:
     >>> from types import SimpleNamespace as C
     >>> count_params(C(vocab_size=10, hidden_size=4, num_hidden_layers=1, num_attention_heads=2,
     ...     num_key_value_heads=1, head_dim=2, intermediate_size=8, tie_word_embeddings=True))
-    170
+    200
     """
     h, v, layers = model_config.hidden_size, model_config.vocab_size, model_config.num_hidden_layers
     hd = getattr(model_config, "head_dim", None) or h // model_config.num_attention_heads

@@ -10,10 +10,13 @@ import json
 import sys
 from pathlib import Path
 
-KEYS = ["timing_s/gen", "timing_s/ref", "timing_s/values", "timing_s/adv", "timing_s/update_critic",
-        "timing_s/update_actor", "timing_s/update_weights", "timing_s/step",
-        "perf/max_memory_allocated_gb", "perf/max_memory_reserved_gb", "perf/cpu_memory_used_gb",
-        "perf/throughput", "perf/mfu/actor", "response_length/mean", "prompt_length/mean"]
+# VERL 0.9.1 logs memory per role (actor/perf/..., critic/perf/...), read from torch in the role's
+# process after its update: process-wide peaks, so colocated roles report the same process.
+KEYS = ["timing_s/gen", "timing_s/old_log_prob", "timing_s/ref", "timing_s/values", "timing_s/adv",
+        "timing_s/update_critic", "timing_s/update_actor", "timing_s/update_weights", "timing_s/step",
+        "critic/perf/max_memory_allocated_gb", "critic/perf/max_memory_reserved_gb",
+        "actor/perf/max_memory_allocated_gb", "actor/perf/max_memory_reserved_gb", "actor/perf/cpu_memory_used_gb",
+        "perf/throughput", "perf/mfu/actor", "perf/mfu/critic", "response_length/mean", "prompt_length/mean"]
 
 
 def main(run_dir: str, smi_csv: str | None = None) -> None:

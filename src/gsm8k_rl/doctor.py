@@ -155,6 +155,26 @@ def _check_reward(cfg: Any) -> Check:
     return Check("reward", status, detail)
 
 
+# Host RAM in use during the 1-GPU PPO runs (VERL's perf/cpu_memory_used_gb, docs/benchmarks.md):
+# ~49-51 GiB with everything on the GPU, ~85-87 GiB with the Adam states of actor and critic
+# offloaded (Qwen3-1.7B): ~18.5 GiB per offloaded model, i.e. ~11.5 bytes per parameter.
+HOST_BASE_GIB = 50.0
+HOST_BYTES_PER_OFFLOADED_PARAM = 11.5
+
+
+def host_ram_needed_gib(n_params: int, cfg: Any) -> float:
+    """Host memory the run will have in use, scaled from the measured 1-GPU runs.
+
+    >>> from types import SimpleNamespace as C
+    >>> off = lambda on: C(optimizer_offload=on)
+    >>> cfg = C(actor_rollout_ref=C(actor=C(fsdp_config=off(True))), critic=C(fsdp=off(True)))
+    >>> round(host_ram_needed_gib(1_720_574_976, cfg))
+    87
+    """
+    offloaded = int(bool(cfg.actor_rollout_ref.actor.fsdp_config.optimizer_offload)) + int(bool(cfg.critic.fsdp.optimizer_offload))
+    return HOST_BASE_GIB + offloaded * n_params * HOST_BYTES_PER_OFFLOADED_PARAM / 2**30
+
+
 def _check_hardware(launch: Any) -> list[Check]:
     from gsm8k_rl.train import no_gpu_message
 
@@ -179,6 +199,14 @@ def _check_hardware(launch: Any) -> list[Check]:
         status = "PASS" if est["peak_estimate"] < 0.95 * mem else "WARN"
         checks.append(Check("memory", status, f"{n_params / 1e9:.2f}B params; per-GPU GB (estimate, {mem:.0f} GB GPU): {parts}"
                             + ("" if status == "PASS" else "; may not fit: add GPUs or lower the token budget")))
+        import psutil
+
+        need, total = host_ram_needed_gib(n_params, cfg), psutil.virtual_memory().total / 2**30
+        status = "PASS" if total >= need else "WARN"
+        checks.append(Check("host_memory", status, f"~{need:.0f} GiB of host RAM in use expected (scaled from the "
+                            f"measured 1-GPU runs), {total:.0f} GiB here"
+                            + ("" if status == "PASS" else ": the offloaded Adam states may not fit; "
+                               "add RAM or GPUs (more GPU memory lets the launcher keep them on the GPU)")))
     free = shutil.disk_usage(_existing_parent(Path(cfg.trainer.default_local_dir))).free / 1024**3
     if n_params is not None:
         keep = max(1, cfg.trainer.max_actor_ckpt_to_keep or 1)

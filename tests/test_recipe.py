@@ -98,7 +98,7 @@ def test_invalid_value_rejected_by_verl(tmp_path, tiny_model_dir):
 
 @pytest.mark.parametrize("override, message", [
     ("algorithm.adv_estimator=gea", "not an advantage estimator"),
-    ("actor_rollout_ref.rollout.name=hf", "not a registered async rollout"),
+    ("actor_rollout_ref.rollout.name=no_such_engine", "not a registered async rollout"),
     ("actor_rollout_ref.rollout.val_kwargs.temperature=0.7", "not greedy"),
 ])
 def test_checks_verl_lacks(tmp_path, tiny_model_dir, override, message):

@@ -88,7 +88,7 @@ def applies(req: Requirement, extras: set[str], env: dict[str, str]) -> bool:
     return any(req.marker.evaluate({**env, "extra": e}) for e in ({""} | extras))
 
 
-def read_have(paths: list[Path] | Path | None) -> dict[str, Version | None]:
+def read_have(paths: list[Path]) -> dict[str, Version | None]:
     """Packages the target already has, from its `pip list --format=freeze` (a bare name = any version).
 
     Several files stack in order, a later one winning: the image's freeze, then the
@@ -97,11 +97,11 @@ def read_have(paths: list[Path] | Path | None) -> dict[str, Version | None]:
     >>> import tempfile, pathlib
     >>> f = pathlib.Path(tempfile.mkdtemp()) / "freeze.txt"
     >>> _ = f.write_text("# comment\\nNumPy==2.5.2\\ntorch\\n")
-    >>> read_have(f)
+    >>> read_have([f])
     {'numpy': <Version('2.5.2')>, 'torch': None}
     """
     have: dict[str, Version | None] = {}
-    for path in [paths] if isinstance(paths, Path) else paths or []:
+    for path in paths:
         for lineno, line in enumerate(path.read_text().splitlines(), 1):
             line = line.split("#", 1)[0].strip()
             if not line:

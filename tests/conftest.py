@@ -3,7 +3,9 @@ Qwen3-1.7B tokenizer; tests that need it skip with a reason when it is absent.""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,22 @@ SHARED = Path(os.environ.get("GSM8K_RL_SHARED", REPO.parent / "shared"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """Import a repo script (scripts/, benchmarks/) by its path, once: scripts are not package modules."""
+
+    def load(relpath: str):
+        name = Path(relpath).stem
+        if name not in sys.modules:
+            spec = importlib.util.spec_from_file_location(name, REPO / relpath)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module  # dataclasses look their module up there
+            spec.loader.exec_module(module)
+        return sys.modules[name]
+
+    return load
 
 
 def _need(path: Path) -> Path:

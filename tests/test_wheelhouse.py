@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -20,14 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 INSTALL = ROOT / "scripts" / "install_wheelhouse.sh"
 
 
-def _load_builder():
-    """scripts/build_wheelhouse.py is a script, not a package module: load it from its path."""
-    if "build_wheelhouse" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("build_wheelhouse", ROOT / "scripts" / "build_wheelhouse.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["build_wheelhouse"] = module  # its dataclasses look their module up there
-        spec.loader.exec_module(module)
-    return sys.modules["build_wheelhouse"]
+@pytest.fixture
+def builder(load_script):
+    return load_script("scripts/build_wheelhouse.py")
 
 
 def _wheel(folder: Path, name: str, version: str, requires: list[str], payload: bytes = b"") -> Path:
@@ -51,9 +45,8 @@ def _wheel(folder: Path, name: str, version: str, requires: list[str], payload: 
 
 
 @pytest.fixture
-def wheelhouse(tmp_path):
+def wheelhouse(tmp_path, builder):
     """Two batches: batch-01 holds alpha (whole) and part 0 of beta; batch-02 the rest of beta."""
-    builder = _load_builder()
     src = tmp_path / "src"
     src.mkdir()
     alpha = _wheel(src, "gsmtest_alpha", "1.0", ["gsmtest_beta>=2"])
@@ -108,9 +101,8 @@ def test_corrupt_part_is_refused(wheelhouse, tmp_path):
     assert r.returncode != 0 and "sha256 mismatch for gsmtest_beta-2.1-py3-none-any.whl" in r.stderr
 
 
-def test_unmet_requirement_fails_the_check(tmp_path):
+def test_unmet_requirement_fails_the_check(tmp_path, builder):
     # alpha needs beta>=2; shipping alpha alone must fail check_requirements.py, naming both
-    builder = _load_builder()
     house = tmp_path / "house"
     house.mkdir()
     alpha = _wheel(house, "gsmtest_alpha", "1.0", ["gsmtest_beta>=2"])
@@ -123,9 +115,8 @@ def test_unmet_requirement_fails_the_check(tmp_path):
     assert "UNMET: gsmtest_alpha 1.0 needs gsmtest_beta>=2: not installed" in r.stdout
 
 
-def test_have_files_stack_later_wins(tmp_path):
+def test_have_files_stack_later_wins(tmp_path, builder):
     # the vLLM delta is resolved against the image's freeze plus the VERL wheelhouse installed on top
-    builder = _load_builder()
     image, verl = tmp_path / "image.txt", tmp_path / "verl.txt"
     image.write_text("transformers==5.17.0\nnumpy==2.5.2\n")
     verl.write_text("transformers==5.10.4\nray==2.60.0\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from gsm8k_rl.recipe import (
     compose_config,
     config_names,
     layout_overrides,
+    max_sequence_length,
+    token_budgets,
     validate_config,
 )
 
@@ -149,3 +152,70 @@ def test_launcher_layout_is_the_one_measured_to_fit(command, gpu_gb, backend):
         assert measured[key] == value, key
     offloaded = measured.get("actor_rollout_ref.actor.fsdp_config.optimizer_offload") == "true"
     assert offloaded == (gpu_gb < 100)  # Adam states go to the host on 80 GB only
+
+
+def _verl_splits(budget: int, seq_len: int) -> int:
+    """VERL's own micro-batch splitter on two full-length sequences, padded as without packing."""
+    import torch
+    from tensordict import TensorDict
+    from verl.utils.seqlen_balancing import rearrange_micro_batches
+
+    batch = TensorDict({"input_ids": torch.ones(2, seq_len, dtype=torch.long),
+                        "attention_mask": torch.ones(2, seq_len, dtype=torch.long)}, batch_size=[2])
+    micro_batches, _ = rearrange_micro_batches(batch, max_token_len=budget)
+    return len(micro_batches)
+
+
+LENGTHS = {
+    "spec": [],
+    "long answers": ["data.max_response_length=8192"],
+    "long prompts, short answers": ["data.max_prompt_length=1024", "data.max_response_length=300"],
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _base(name: str, label: str):
+    return compose_config(name, LENGTHS[label])
+
+
+def _check_layout(tmp_path, model_dir, name, label, gpus, gpu_gb, full_validation):
+    lengths = LENGTHS[label]
+    cfg = compose_config(name, _ready(tmp_path, model_dir,
+                                      layout_overrides(Hardware(gpus, gpu_gb), _base(name, label)) + lengths))
+    assert check_config(cfg) == [], (name, label)
+    if full_validation:
+        validate_config(cfg)
+    seq = max_sequence_length(cfg)
+    for key, (dynamic, budget, sp) in token_budgets(cfg).items():
+        assert dynamic, key
+        assert _verl_splits(budget * sp, seq) >= 1, (name, label, key)
+
+
+@pytest.mark.parametrize("gpu_gb", [40, 80, 141])
+@pytest.mark.parametrize("gpus", [1, 2, 4, 8])
+def test_every_launcher_layout_satisfies_verls_rules(tmp_path, tiny_model_dir, gpus, gpu_gb):
+    """Issue 15: on 2 x 40 GB the budgets were 4096 < 512 + 4096, and VERL died at the first
+    full-length answer. Every layout the launcher emits passes VERL's validation and ours, and
+    VERL's micro-batch splitter accepts a full-length sequence under every budget."""
+    for label in LENGTHS:
+        _check_layout(tmp_path, tiny_model_dir, "ppo", label, gpus, gpu_gb, full_validation=label == "spec")
+    # GRPO has its own batch shape (32 prompts x 4)
+    _check_layout(tmp_path, tiny_model_dir, "grpo", "spec", gpus, gpu_gb, full_validation=True)
+
+
+def test_every_named_config_on_the_minimum_hardware(tmp_path, tiny_model_dir):
+    """The spec's minimum, 2 x 40 GB, for every --config."""
+    for name in config_names():
+        _check_layout(tmp_path, tiny_model_dir, name, "spec", 2, 40.0, full_validation=True)
+
+
+def test_budget_below_the_longest_sequence_is_reported(tmp_path, tiny_model_dir):
+    base = compose_config("ppo")
+    cfg = compose_config("ppo", _ready(tmp_path, tiny_model_dir, layout_overrides(Hardware(2, 40.0), base)
+                                       + ["critic.forward_max_token_len_per_gpu=4096"]))
+    problems = check_config(cfg)
+    assert len(problems) == 1
+    assert "critic.forward_max_token_len_per_gpu=4096" in problems[0] and ">=4608" in problems[0]
+    # and VERL itself would indeed refuse a 4608-token sequence at that budget (only when one arrives)
+    with pytest.raises(AssertionError, match="max_token_len must be greater"):
+        _verl_splits(4096, 4608)

@@ -144,7 +144,10 @@ def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = T
     # Measured on 1 x H100 80 GB (docs/benchmarks.md, "PPO at true scale"): 8192-token micro-batches
     # for training AND forward passes fit (peak 62 GiB); 16384/32768 ran out of memory in the
     # actor's log-prob pass (fp32 logits over a 152K vocabulary). Smaller GPUs: half, not measured.
-    token_budget = 8192 if hw.gpu_memory_gb >= 70 else 4096
+    # Never below the longest sequence: VERL cannot split one sequence across micro-batches and
+    # asserts max_token_len >= max_seq_len (verl/utils/seqlen_balancing.py).
+    memory_budget = 8192 if hw.gpu_memory_gb >= 70 else 4096
+    token_budget = max(memory_budget, max_sequence_length(cfg) if cfg is not None else 512 + 4096)
     # The rollout engine's share of the GPU while generating, measured to fit beside actor + critic
     # + ref (docs/benchmarks.md): local (transformers) rollout at 0.2 on 1 x H100 (peak 62 GiB);
     # vLLM at 0.3 on 1 x H100 (63 GiB, Adam on the host) and 1 x H200 (85 GiB, no offload).
@@ -177,6 +180,51 @@ def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = T
     if offload:
         ov += ["actor_rollout_ref.actor.fsdp_config.optimizer_offload=true", "critic.fsdp.optimizer_offload=true"]
     return ov
+
+
+def max_sequence_length(cfg: Any) -> int:
+    """The longest sequence a step can hold: prompt + response, the width VERL pads to.
+
+    >>> from omegaconf import OmegaConf
+    >>> max_sequence_length(OmegaConf.create({"data": {"max_prompt_length": 512, "max_response_length": 4096}}))
+    4608
+    """
+    return int(cfg.data.max_prompt_length) + int(cfg.data.max_response_length)
+
+
+def token_budgets(cfg: Any) -> dict[str, tuple[bool, int, int]]:
+    """Every micro-batch token budget VERL reads: key -> (dynamic batching on?, budget per GPU,
+    sequence-parallel size). VERL splits by `budget x sp` tokens (verl/workers/engine/utils.py)."""
+    a, c = cfg.actor_rollout_ref, cfg.critic
+    actor_sp = int(a.actor.ulysses_sequence_parallel_size)
+    ref_sp = int(a.ref.get("ulysses_sequence_parallel_size", actor_sp))
+    critic_sp = int(c.get("ulysses_sequence_parallel_size", 1))
+    return {
+        "actor_rollout_ref.actor.ppo_max_token_len_per_gpu":
+            (bool(a.actor.use_dynamic_bsz), int(a.actor.ppo_max_token_len_per_gpu), actor_sp),
+        "actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu":
+            (bool(a.rollout.log_prob_use_dynamic_bsz), int(a.rollout.log_prob_max_token_len_per_gpu), actor_sp),
+        "actor_rollout_ref.ref.log_prob_max_token_len_per_gpu":
+            (bool(a.ref.log_prob_use_dynamic_bsz), int(a.ref.log_prob_max_token_len_per_gpu), ref_sp),
+        "critic.ppo_max_token_len_per_gpu": (bool(c.use_dynamic_bsz), int(c.ppo_max_token_len_per_gpu), critic_sp),
+        "critic.forward_max_token_len_per_gpu":
+            (bool(c.use_dynamic_bsz), int(c.forward_max_token_len_per_gpu), critic_sp),
+    }
+
+
+def check_token_budgets(cfg: Any) -> list[str]:
+    """VERL asserts each micro-batch budget holds the longest sequence, but only when one arrives
+    (at the first full-length answer, possibly hours in); say so before anything starts."""
+    need = max_sequence_length(cfg)
+    problems = []
+    for key, (dynamic, budget, sp) in token_budgets(cfg).items():
+        if dynamic and budget * sp < need:
+            problems.append(
+                f"{key}={budget} (x sequence parallel {sp}) is below the longest sequence, "
+                f"data.max_prompt_length + data.max_response_length = {need}: VERL stops at the first answer "
+                f"that long (seqlen_balancing: max_token_len >= max_seq_len); set {key}>={need // sp + (need % sp > 0)}"
+            )
+    return problems
 
 
 def registered_rollouts() -> set[str]:
@@ -219,6 +267,7 @@ def check_config(cfg: Any, extra_rollouts: tuple[str, ...] = ()) -> list[str]:
                 problems.append(f"{key}: {f} not found (run `gsm8k-rl prepare --out DIR` and pass --data DIR)")
     if cfg.actor_rollout_ref.rollout.val_kwargs.temperature != 0 or cfg.actor_rollout_ref.rollout.val_kwargs.do_sample:
         problems.append("validation is not greedy (rollout.val_kwargs.temperature must be 0, do_sample false)")
+    problems += check_token_budgets(cfg)
     return problems
 
 

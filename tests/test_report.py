@@ -84,6 +84,10 @@ def test_report_synthetic_run_and_evals(tmp_path):
     assert f"| steps completed (last logged step) | {last_step} |" in md
     assert f"| model | {info['model']} |" in md and f"| hardware | {info['hardware']} |" in md
     assert "| wall time (run_info) | 1h 40m 00s |" in md  # end - start in run_info.json
+    clip = [x["data"]["response_length/clip_ratio"] for x in lines if "response_length/clip_ratio" in x["data"]]
+    assert (f"| truncated in training (response_length/clip_ratio) | {_pct(sum(clip) / len(clip))} mean over "
+            f"{len(clip)} steps, {_pct(clip[-1])} at step {last_step} (max {_pct(max(clip))}) |") in md
+    assert "| reward of a truncated response (reward.reward_kwargs.truncated_reward) | its score, like any other" in md
     val = [(x["step"], x["data"]["val-core/openai/gsm8k/acc/mean@1"]) for x in lines
            if "val-core/openai/gsm8k/acc/mean@1" in x["data"]]
     assert f"| {len(val)} | {val[0][1]:.4g} (step {val[0][0]}) | {val[-1][1]:.4g} (step {val[-1][0]}) |" in md
@@ -116,9 +120,15 @@ def test_report_real_cpu_verl_run(tmp_path):
     assert f"| `timing_s/step` | {len(step_times)} |" in md
     info = json.loads((run / "run_info.json").read_text())
     assert f"| hardware | {info['hardware']} |" in md
-    # every panel metric is one VERL really logs: none of the eight panels is empty
-    for _, _, keys, _ in TRAINING_PANELS:
+    # every panel metric is one VERL really logs: none of the eight panels is empty, no right axis is
+    # a name VERL does not log (critic/vf_explained_var included)
+    for _, _, keys, sec in TRAINING_PANELS:
         assert any(any(k in x["data"] for x in lines) for k, _ in keys)
+        assert sec is None or any(sec[0] in x["data"] for x in lines), sec
+    assert any(sec and sec[0] == "critic/vf_explained_var" for *_, sec in TRAINING_PANELS)
+    # the real run used VERL's naive reward manager: truncated answers were paid like any other
+    assert ("| reward of a truncated response (reward.reward_kwargs.truncated_reward) | its score, like any other: "
+            "correctness only (reward manager register:naive; the spec) |") in md
 
 
 def test_report_with_nothing_says_missing(tmp_path):
@@ -169,6 +179,83 @@ def test_report_refuses_to_pair_different_problems(tmp_path):
     assert "a paired test needs the same problems" in md and "| fixed (base wrong" not in md
 
 
+def test_report_shows_the_truncation_option(tmp_path):
+    """A run with the truncation reward manager (configs/ppo_truncated.yaml): its value and its count."""
+    run = tmp_path / "run"
+    shutil.copytree(SYN_RUN, run)
+    cfg = (run / "resolved_config.yaml").read_text().replace(
+        "reward: {reward_manager: {source: register, name: naive}}",
+        "reward: {reward_manager: {source: importlib, name: TruncationRewardManager, "
+        "module: {path: 'pkg://gsm8k_rl.reward_manager'}}, reward_kwargs: {truncated_reward: -0.5}}")
+    assert "TruncationRewardManager" in cfg
+    (run / "resolved_config.yaml").write_text(cfg)
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    for row in lines:  # what VERL logs from the manager's `truncated` extra info at each validation
+        if "val-core/openai/gsm8k/acc/mean@1" in row["data"]:
+            row["data"]["val-aux/openai/gsm8k/truncated/mean@1"] = 0.03 if row["step"] < 60 else 0.01
+    (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    out = tmp_path / "report"
+    assert main(["report", "--run", str(run), "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    assert "| reward of a truncated response (reward.reward_kwargs.truncated_reward) | -0.5 (TruncationRewardManager) |" in md
+    assert "| truncated in validation (`val-aux/openai/gsm8k/truncated/mean@1`), last | 1.0% at step 60 |" in md
+
+
+def test_report_names_the_truncation_manager_as_it_is_defined():
+    from gsm8k_rl.report import TRUNCATION_MANAGER
+    from gsm8k_rl.reward_manager import CLASS_NAME
+
+    assert TRUNCATION_MANAGER == CLASS_NAME
+
+
+def _edited_copy(src: Path, dst: Path, settings: dict | None = None, metrics: dict | None = None) -> Path:
+    shutil.copytree(src, dst)
+    for name, changes in (("eval_settings.json", settings), ("metrics.json", metrics)):
+        if changes:
+            doc = json.loads((dst / name).read_text())
+            target = doc["settings"] if name == "eval_settings.json" else doc
+            for dotted, value in changes.items():
+                *parents, leaf = dotted.split(".")
+                d = target
+                for part in parents:
+                    d = d[part]
+                if value is None:
+                    d.pop(leaf)
+                else:
+                    d[leaf] = value
+            (dst / name).write_text(json.dumps(doc))
+    return dst
+
+
+@pytest.mark.parametrize("label,settings,metrics", [
+    ("backend", None, {"backend": "transformers"}),
+    ("dtype", None, {"decoding.dtype": "float32"}),
+    ("rendered prompts (chat template + tokenizer)", {"prompts_fingerprint": "another-template"}, None),
+    ("max new tokens", {"max_new_tokens": 1024}, None),
+    ("thinking mode", {"thinking": True}, None),
+])
+def test_report_refuses_to_pair_evals_generated_differently(tmp_path, label, settings, metrics):
+    other = _edited_copy(SYN_TRAINED, tmp_path / "other", settings, metrics)
+    out = tmp_path / "report"
+    assert main(["report", "--base-eval", str(SYN_BASE), "--trained-eval", str(other), "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    assert "**No headline: the base and trained evals are not paired.** NOT COMPARABLE" in md
+    assert "**Paired comparison not made:** NOT COMPARABLE" in md and f"({label}: base " in md
+    assert "Headline:" not in md and "| fixed (base wrong" not in md
+    assert json.loads((out / "report.json").read_text())["paired"] is None
+    # each eval's own accuracy is still reported
+    assert md.count("** (16/32)") + md.count("** (21/32)") == 2
+
+
+def test_report_says_what_an_older_eval_does_not_record(tmp_path):
+    old = _edited_copy(SYN_TRAINED, tmp_path / "old", {"prompts_fingerprint": None})
+    out = tmp_path / "report"
+    assert main(["report", "--base-eval", str(SYN_BASE), "--trained-eval", str(old), "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    assert "**Headline:**" in md  # still paired, with the gap said
+    assert "Caveat: not checked, because not recorded in both evals' files: rendered prompts (chat template + tokenizer)." in md
+
+
 def test_report_bad_metrics_line_names_file_and_line(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
@@ -201,3 +288,22 @@ def test_report_on_real_evals(tiny_qwen3_tok_model_dir, gsm8k_dir, tmp_path):
     assert f"Training run: {MISSING}" in md
     # a local --source is named, not passed off as the hub's GSM8K
     assert f"greedy accuracy on test split of {gsm8k_dir} (gsm8k format) (n=3)" in md
+
+
+def test_report_refuses_real_evals_with_different_chat_templates(tiny_qwen3_tok_model_dir, gsm8k_dir, tmp_path):
+    """Same weights, a chat template changed by one line: `gsm8k-rl eval` records different rendered
+    prompts, and the report refuses to credit the difference to training."""
+    edited = tmp_path / "edited_template"
+    shutil.copytree(tiny_qwen3_tok_model_dir, edited)
+    jinja = edited / "chat_template.jinja"
+    jinja.write_text("You are being evaluated.\n" + jinja.read_text())
+    common = ["--source", str(gsm8k_dir), "--backend", "transformers", "--limit", "3", "--max-new-tokens", "4"]
+    assert main(["eval", "--model", str(tiny_qwen3_tok_model_dir), "--out", str(tmp_path / "base"), *common]) == 0
+    assert main(["eval", "--model", str(edited), "--out", str(tmp_path / "ppo"), *common]) == 0
+    out = tmp_path / "report"
+    assert main(["report", "--base-eval", str(tmp_path / "base"), "--trained-eval", str(tmp_path / "ppo"),
+                 "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    assert "NOT COMPARABLE" in md and "(rendered prompts (chat template + tokenizer): base " in md
+    assert "backend:" not in md.split("NOT COMPARABLE", 1)[1].split("\n", 1)[0]  # the one difference, named alone
+    assert "| problems paired |" not in md

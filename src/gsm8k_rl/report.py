@@ -33,6 +33,10 @@ MISSING = "missing / not yet run"
 # is "acc" when compute_score returns a float (the reward manager copies the score into "acc";
 # "reward" then goes to val-aux/), and "reward" in older VERL versions.
 VAL_KEY = re.compile(r"^val-core/(?P<source>.+)/(?P<var>[^/]+)/mean@\d+$")
+# Counted by the truncation reward manager in validation (docs/config.md, "Truncated responses").
+VAL_TRUNCATED_KEY = re.compile(r"^val-aux/(?P<source>.+)/truncated/mean@\d+$")
+# gsm8k_rl.reward_manager.CLASS_NAME, not imported: that module imports VERL
+TRUNCATION_MANAGER = "TruncationRewardManager"
 N_EXAMPLES = 3
 EXAMPLE_TAIL_CHARS = 700
 
@@ -42,7 +46,8 @@ TRAINING_PANELS: list[tuple[str, str, list[tuple[str, str]], tuple[str, str] | N
     ("KL to reference", "KL", [("actor/reward_kl_penalty", "reward KL penalty"), ("actor/kl_loss", "KL loss")], None),
     ("Response length", "tokens", [("response_length/mean", "mean length")], ("response_length/clip_ratio", "clip ratio (hit max length)")),
     ("Policy entropy", "nats / token", [("actor/entropy", "entropy")], None),
-    ("Value loss", "loss", [("critic/vf_loss", "value loss")], None),
+    # the critic starts from a random value head: explained variance shows when its values start to mean something
+    ("Value loss", "loss", [("critic/vf_loss", "value loss")], ("critic/vf_explained_var", "explained variance")),
     ("Policy loss", "loss", [("actor/pg_loss", "pg loss")], ("actor/pg_clipfrac", "pg clip fraction")),
     ("Step time", "seconds", [("timing_s/step", "step"), ("timing_s/gen", "generation")], None),
     ("Throughput", "tokens / s / GPU", [("perf/throughput", "throughput")], None),
@@ -291,6 +296,23 @@ def data_label(m: dict, short: bool = False) -> str:
     return f"{fmt(m.get('dataset'))}/{fmt(m.get('split'))}"
 
 
+def generation_conditions(ev: EvalData) -> dict[str, Any]:
+    """What, besides the model, decides an eval's outputs; None where the eval folder does not record it.
+
+    The rendered prompts' hash covers the chat template and the tokenizer (evaluate.py hashes the
+    token ids of every prompt of the split); the dtype is the one the backend resolved "auto" to.
+    """
+    s, m = ev.settings, ev.metrics or {}
+    return {
+        "backend": m.get("backend") or s.get("backend"),
+        "dtype": _get(m, "decoding.dtype"),
+        "prompt template": s.get("prompt_fingerprint"),
+        "rendered prompts (chat template + tokenizer)": s.get("prompts_fingerprint"),
+        "thinking mode": s.get("thinking"),
+        "max new tokens": s.get("max_new_tokens"),
+    }
+
+
 def compare(base: EvalData, trained: EvalData) -> tuple[Paired | None, str | None]:
     """Paired comparison on the problems both evals scored; (None, reason) when not comparable."""
     from gsm8k_rl.stats import mcnemar_exact, paired_counts
@@ -302,10 +324,16 @@ def compare(base: EvalData, trained: EvalData) -> tuple[Paired | None, str | Non
         a, b = base.settings.get(key), trained.settings.get(key)
         if a is not None and b is not None and a != b:
             return None, f"the two evals used different {label} ({a} vs {b}); a paired test needs the same problems"
-    for key, label in (("prompt_fingerprint", "prompt"), ("max_new_tokens", "max new tokens"), ("thinking", "thinking mode")):
-        a, b = base.settings.get(key), trained.settings.get(key)
-        if a != b:
-            caveats.append(f"the evals differ in {label}: base {a}, trained {b}")
+    a_cond, b_cond = generation_conditions(base), generation_conditions(trained)
+    differ = [f"{label}: base {a_cond[label]}, trained {b_cond[label]}" for label in a_cond
+              if None not in (a_cond[label], b_cond[label]) and a_cond[label] != b_cond[label]]
+    if differ:
+        return None, ("NOT COMPARABLE: the two evals generated under different conditions (" + "; ".join(differ)
+                      + "), so a paired test would credit the difference to training; re-run one eval with the "
+                      "other's settings")
+    unknown = [label for label in a_cond if None in (a_cond[label], b_cond[label])]
+    if unknown:
+        caveats.append(f"not checked, because not recorded in both evals' files: {', '.join(unknown)}")
     # Pair on the problems each eval's metrics cover (its first n indices).
     n = min(base.metrics["n"], trained.metrics["n"])
     idx = [i for i in range(n) if i in base.samples and i in trained.samples]
@@ -434,7 +462,8 @@ def plot_validation(run: RunData, path: Path, evals: Sequence[EvalData] = ()) ->
     plt.close(fig)
 
 
-def plot_accuracy(evals: list[EvalData], path: Path, paired: Paired | None = None) -> None:
+def plot_accuracy(evals: list[EvalData], path: Path, paired: Paired | None = None, unpaired: str | None = None) -> None:
+    """Bars per eval; the paired summary on top, or `unpaired` (why the bars must not be compared)."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(evals) + 2), 4.5), constrained_layout=True)
@@ -459,12 +488,51 @@ def plot_accuracy(evals: list[EvalData], path: Path, paired: Paired | None = Non
         ax.text(0.5, 0.97, f"paired, n={paired.n}: PPO - base = {diff:+.1f} points\n{paired.fixed} fixed, "
                 f"{paired.broken} broken; exact McNemar p = {paired.p_value:.3g}",
                 transform=ax.transAxes, ha="center", va="top", fontsize=9)
+    elif unpaired:
+        ax.text(0.5, 0.97, "base vs PPO: NOT paired, do not compare these bars\n(report.md says why)",
+                transform=ax.transAxes, ha="center", va="top", fontsize=9, color="red")
     ax.grid(axis="y", alpha=0.3)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 # ---------------------------------------------------------------- markdown
+
+
+def truncation_setting(cfg: dict[str, Any]) -> str:
+    """What a response cut at the length limit earned in this run: the spec's rule, or the option.
+
+    >>> truncation_setting({"reward": {"reward_manager": {"source": "register", "name": "naive"}}})
+    'its score, like any other: correctness only (reward manager register:naive; the spec)'
+    >>> truncation_setting({"reward": {"reward_manager": {"source": "importlib", "name": "TruncationRewardManager"},
+    ...                                "reward_kwargs": {"truncated_reward": 0.0}}})
+    '0.0 (TruncationRewardManager)'
+    >>> truncation_setting({})
+    'missing / not yet run'
+    """
+    manager = _get(cfg, "reward.reward_manager")
+    if not isinstance(manager, dict):
+        return MISSING
+    if manager.get("source") == "importlib" and manager.get("name") == TRUNCATION_MANAGER:
+        value = _get(cfg, "reward.reward_kwargs.truncated_reward")
+        if value is None:
+            return f"its score (truncated_reward null: {TRUNCATION_MANAGER} only counts truncations)"
+        return f"{value} ({TRUNCATION_MANAGER})"
+    return f"its score, like any other: correctness only (reward manager {manager.get('source')}:{manager.get('name')}; the spec)"
+
+
+def training_truncation(series: dict[str, list[tuple[int, float]]]) -> str:
+    """VERL's share of responses that hit the length limit, over the training steps.
+
+    >>> training_truncation({"response_length/clip_ratio": [(1, 0.02), (2, 0.0)]})
+    '1.0% mean over 2 steps, 0.0% at step 2 (max 2.0%)'
+    """
+    pts = series.get("response_length/clip_ratio")
+    if not pts:
+        return MISSING
+    values = [v for _, v in pts]
+    return (f"{pct(sum(values) / len(values))} mean over {len(pts)} steps, {pct(pts[-1][1])} at step {pts[-1][0]} "
+            f"(max {pct(max(values))})")
 
 
 def _run_section(run: RunData) -> list[str]:
@@ -488,6 +556,10 @@ def _run_section(run: RunData) -> list[str]:
         ("actor lr / critic lr", f"{fmt(_get(cfg, 'actor_rollout_ref.actor.optim.lr'))} / {fmt(_get(cfg, 'critic.optim.lr'))}"),
         ("KL in reward (coef)", f"{fmt(_get(cfg, 'algorithm.use_kl_in_reward'))} ({fmt(_get(cfg, 'algorithm.kl_ctrl.kl_coef'))})"),
         ("max response length", fmt(_get(cfg, "data.max_response_length"))),
+        ("reward of a truncated response (reward.reward_kwargs.truncated_reward)", truncation_setting(cfg)),
+        ("truncated in training (response_length/clip_ratio)", training_truncation(run.series)),
+        *((f"truncated in validation (`{k}`), last", f"{pct(run.series[k][-1][1])} at step {run.series[k][-1][0]}")
+          for k in sorted(run.series) if VAL_TRUNCATED_KEY.match(k)),
         ("chat-template kwargs", fmt(_get(cfg, "data.apply_chat_template_kwargs"))),
         ("GPUs", fmt(_first(info, "n_gpus", "gpus"))),
         ("hardware", fmt(json.dumps(hw) if isinstance(hw, (dict, list)) else hw)),
@@ -568,6 +640,8 @@ def _accuracy_section(evals: list[EvalData]) -> list[str]:
 def _paired_section(base: EvalData, trained: EvalData, paired: Paired | None, reason: str | None) -> list[str]:
     lines = ["## Base vs PPO (paired, same problems)", ""]
     if paired is None:
+        if base.found and trained.found:  # both evals are there, but they cannot be paired
+            return lines + [f"**Paired comparison not made:** {reason}.", ""]
         return lines + [f"Paired comparison: {MISSING} ({reason}).", ""]
     diff = paired.trained_accuracy - paired.base_accuracy
     rows = [
@@ -650,7 +724,7 @@ def write_report(run_dir: str | Path | None, evals: dict[str, str | Path | None]
     base, trained = by_name.get("base", EvalData("base", None)), by_name.get("trained", EvalData("trained", None))
     paired, reason = compare(base, trained)
 
-    plot_accuracy(loaded, out / "accuracy.png", paired)
+    plot_accuracy(loaded, out / "accuracy.png", paired, reason if base.found and trained.found else None)
     plot_validation(run, out / "validation.png", [ev for ev in loaded if ev.name in ("base", "trained")])
     plot_training(run, out / "training.png")
 
@@ -668,6 +742,8 @@ def write_report(run_dir: str | Path | None, evals: dict[str, str | Path | None]
             f"{paired.fixed} problems fixed, {paired.broken} broken, exact McNemar p = {paired.p_value:.3g}.",
             "",
         ]
+    elif base.found and trained.found:  # said before any number, not only in the paired section
+        lines += [f"**No headline: the base and trained evals are not paired.** {reason}.", ""]
     lines += _run_section(run) + _evals_section(loaded) + _accuracy_section(loaded)
     lines += _paired_section(base, trained, paired, reason) + _training_section(run)
     (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

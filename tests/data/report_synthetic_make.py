@@ -52,6 +52,8 @@ def make_run(rng: random.Random) -> None:
                 "actor/pg_clipfrac": abs(rng.gauss(0.002, 0.001)),
                 "actor/entropy": _curve(step, 0.45, 0.3, 0.03) + rng.gauss(0, 0.01),
                 "critic/vf_loss": _curve(step, 0.4, 0.05, 0.1) + abs(rng.gauss(0, 0.01)),
+                # no rng draw: every other value stays as it was before this metric was added
+                "critic/vf_explained_var": _curve(step, -0.8, 0.6, 0.06),
                 "response_length/mean": _curve(step, 310, 240, 0.05) + rng.gauss(0, 8),
                 "response_length/clip_ratio": max(0.0, _curve(step, 0.02, 0.002, 0.1) + rng.gauss(0, 0.002)),
                 "timing_s/step": 95 + rng.gauss(0, 4),
@@ -77,6 +79,7 @@ def make_run(rng: random.Random) -> None:
         "actor_rollout_ref:\n  model: {path: synthetic/Qwen3-1.7B-stand-in}\n  actor: {optim: {lr: 1.0e-6}}\n  rollout: {n: 1}\n"
         "critic: {optim: {lr: 2.0e-6}}\n"
         "algorithm: {adv_estimator: gae, use_kl_in_reward: true, kl_ctrl: {kl_coef: 0.001}}\n"
+        "reward: {reward_manager: {source: register, name: naive}}\n"
         f"trainer: {{total_training_steps: {STEPS}}}\n"
     )
 
@@ -118,6 +121,7 @@ def make_evals(rng: random.Random) -> None:
         (folder / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
         settings = {"synthetic": True, "dataset": "gsm8k", "split": "test", "data_fingerprint": "synthetic-smoke-slice",
                     "prompt_fingerprint": prompt_fingerprint(DEFAULT_TEMPLATE, DEFAULT_THINKING),
+                    "prompts_fingerprint": "synthetic-rendered-prompts", "backend": "synthetic", "dtype": "auto",
                     "thinking": DEFAULT_THINKING, "max_new_tokens": 4096}
         (folder / "eval_settings.json").write_text(json.dumps({"settings": settings, "settings_hash": "synthetic"}, indent=2) + "\n")
         metrics = {

@@ -1,0 +1,142 @@
+"""`gsm8k-rl export` keeps the base model's chat template and generation config (issue 15, item 5).
+
+The checkpoint is laid out as VERL 0.9.1's FSDP checkpoint manager writes it at world size 1
+(fsdp_config.json, model_world_size_1_rank_0.pt, and huggingface/ with the config, tokenizer and
+generation config re-saved by transformers, fsdp_checkpoint_manager.py), and VERL's real model
+merger turns it into the HF folder. The base models are the tiny test model with its files written
+as hub checkpoints ship them: Qwen3's template inline in tokenizer_config.json, a 4-space-indented
+generation_config.json from an older transformers.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gsm8k_rl import UserError
+from gsm8k_rl.cli import main
+from gsm8k_rl.export import GENERATION_CONFIG, TEMPLATE_FILE, TOKENIZER_CONFIG, keep_base_files
+
+HUB_GENERATION_CONFIG = """{
+    "bos_token_id": 0,
+    "do_sample": true,
+    "eos_token_id": [
+        2,
+        0
+    ],
+    "pad_token_id": 0,
+    "temperature": 0.6,
+    "top_k": 20,
+    "top_p": 0.95,
+    "transformers_version": "4.51.0"
+}"""
+
+
+def _base(tiny_model_dir: Path, dst: Path, inline_template: bool, generation_config: bool) -> Path:
+    shutil.copytree(tiny_model_dir, dst)
+    if inline_template:  # as Qwen/Qwen3-1.7B ships it
+        cfg = json.loads((dst / TOKENIZER_CONFIG).read_text())
+        cfg["chat_template"] = (dst / TEMPLATE_FILE).read_text()
+        (dst / TOKENIZER_CONFIG).write_text(json.dumps(cfg, indent=2, ensure_ascii=False))
+        (dst / TEMPLATE_FILE).unlink()
+    if generation_config:
+        (dst / GENERATION_CONFIG).write_text(HUB_GENERATION_CONFIG)
+    else:
+        (dst / GENERATION_CONFIG).unlink()
+    return dst
+
+
+def _verl_checkpoint(base: Path, run: Path, step: int = 2) -> dict:
+    """The actor checkpoint of a run started from `base`, in VERL's layout; returns the saved weights."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    actor = run / "checkpoints" / f"global_step_{step}" / "actor"
+    hf = actor / "huggingface"
+    hf.mkdir(parents=True)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    with torch.no_grad():  # "trained": weights that differ from the base
+        for p in model.parameters():
+            p.add_(0.01)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.save(state, actor / "model_world_size_1_rank_0.pt")
+    (actor / "fsdp_config.json").write_text(json.dumps({"FSDP_version": 2, "world_size": 1}, indent=4))
+    try:  # what the checkpoint manager does: generation config from the model's name_or_path, if any
+        GenerationConfig.from_pretrained(base).save_pretrained(hf)
+    except OSError:
+        pass
+    AutoConfig.from_pretrained(base).save_pretrained(hf)
+    AutoTokenizer.from_pretrained(base).save_pretrained(hf)
+    (run / "checkpoints" / "latest_checkpointed_iteration.txt").write_text(str(step))
+    (run / "resolved_config.yaml").write_text(f"actor_rollout_ref:\n  model:\n    path: {base}\n")
+    return state
+
+
+@pytest.mark.parametrize("inline_template,generation_config", [(True, True), (False, False)],
+                         ids=["hub-layout", "jinja-file-no-generation-config"])
+def test_export_keeps_the_base_models_template_and_generation_config(tiny_model_dir, tmp_path, inline_template,
+                                                                     generation_config):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from gsm8k_rl.evaluate import stop_token_ids
+    from gsm8k_rl.prompt import build_messages, render
+
+    base = _base(tiny_model_dir, tmp_path / "base", inline_template, generation_config)
+    run = tmp_path / "run"
+    state = _verl_checkpoint(base, run)
+    hf = run / "checkpoints" / "global_step_2" / "actor" / "huggingface"
+    if generation_config:  # what VERL's copy would have given: same values, other bytes
+        assert (hf / GENERATION_CONFIG).read_bytes() != (base / GENERATION_CONFIG).read_bytes()
+    if inline_template:  # ... and the template moved out of tokenizer_config.json
+        assert (hf / TEMPLATE_FILE).is_file()
+
+    assert main(["export", "--run-dir", str(run)]) == 0
+    out = run / "export" / "global_step_2"
+
+    if generation_config:
+        assert (out / GENERATION_CONFIG).read_bytes() == (base / GENERATION_CONFIG).read_bytes()
+    else:
+        assert not (out / GENERATION_CONFIG).exists()
+    if inline_template:
+        assert not (out / TEMPLATE_FILE).exists()
+        base_template = json.loads((base / TOKENIZER_CONFIG).read_text())["chat_template"]
+        assert json.loads((out / TOKENIZER_CONFIG).read_text())["chat_template"] == base_template
+    else:
+        assert (out / TEMPLATE_FILE).read_bytes() == (base / TEMPLATE_FILE).read_bytes()
+        assert "chat_template" not in json.loads((out / TOKENIZER_CONFIG).read_text())
+    # what eval sees: the same rendered prompt ids and the same stop tokens as for the base model
+    tok_base, tok_out = AutoTokenizer.from_pretrained(base), AutoTokenizer.from_pretrained(out)
+    messages = build_messages("Natalia sold 48 clips in April. How many in May?")
+    assert tok_out(render(tok_out, messages, False))["input_ids"] == tok_base(render(tok_base, messages, False))["input_ids"]
+    assert stop_token_ids(str(out), tok_out) == stop_token_ids(str(base), tok_base)
+    info = json.loads((out / "export_info.json").read_text())
+    assert info["base_model"] == str(base) and info["step"] == 2
+    assert set(info["kept_from_base_sha256"]) == (
+        {GENERATION_CONFIG} if generation_config else set()) | (
+        {f"{TOKENIZER_CONFIG}#chat_template"} if inline_template else {TEMPLATE_FILE})
+    # the weights are the checkpoint's, in the bf16 the merger writes
+    model = AutoModelForCausalLM.from_pretrained(out)
+    key = "model.layers.0.mlp.down_proj.weight"
+    assert torch.equal(model.state_dict()[key], state[key].to(torch.bfloat16))
+
+
+def test_export_refuses_a_base_without_a_chat_template(tiny_model_dir, tmp_path):
+    base = _base(tiny_model_dir, tmp_path / "base", inline_template=False, generation_config=True)
+    (base / TEMPLATE_FILE).unlink()
+    target = tmp_path / "target"
+    target.mkdir()
+    with pytest.raises(UserError, match="the base model has no chat template"):
+        keep_base_files(base, target)
+
+
+def test_export_without_a_known_base_model_says_so(tmp_path, capsys):
+    run = tmp_path / "run"
+    (run / "checkpoints" / "global_step_1" / "actor").mkdir(parents=True)
+    (run / "checkpoints" / "latest_checkpointed_iteration.txt").write_text("1")
+    assert main(["export", "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "resolved_config.yaml not found" in err and "--base-model" in err

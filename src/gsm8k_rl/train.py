@@ -93,6 +93,8 @@ class Launch:
     hardware: Hardware | None  # detected; None without CUDA GPUs
     backend: str
     sized_for: Hardware
+    attn: str = "flash_attention_2"  # actor and critic attention; VERL's default
+    attn_source: str = ""  # how it was decided (--attn, or detected on which machine)
 
     def argv(self) -> list[str]:
         # main_ppo reads back the exact composed config we saved: what we validated is what runs.
@@ -118,6 +120,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpu-memory-gb", type=float, default=None, help="GPU memory to size for (default: detected, else 80)")
     p.add_argument("--nnodes", type=int, default=1, help="nodes of a running Ray cluster (RAY_ADDRESS); see README")
     p.add_argument("--no-dynamic-bsz", action="store_true", help="fixed micro-batches of 16 (the spec) instead of token budgets")
+    p.add_argument("--attn", choices=["auto", "sdpa", "flash_attention_2"], default="auto",
+                   help="actor/critic attention: flash_attention_2 (VERL's default; flash-attn must be installed where "
+                        "training runs) or sdpa; auto: flash_attention_2 if flash-attn is importable on the machine "
+                        "running this command, else sdpa (the local backend always uses sdpa)")
     p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases")
     p.add_argument("--dry-run", action="store_true", help="write resolved_config.yaml + command.sh, validate, start nothing")
     p.add_argument("--allow-config-change", action="store_true",
@@ -159,7 +165,9 @@ def plan(args: argparse.Namespace) -> Launch:
         spec = launch_spec(n_gpus=hw.n_gpus_per_node if hw else 1, device="cuda" if hw else "cpu")
         python_module, env, ov = spec["python_module"], dict(spec["env"]), ov + list(spec["overrides"])
 
-    if backend == "vllm" and importlib.util.find_spec("flash_attn") is None:
+    attn, attn_source = _attention(args.attn, backend)
+    log.info("attention of actor and critic: %s (%s)", attn, attn_source)
+    if backend == "vllm" and attn == "sdpa":
         env, ov = _sdpa_fallback(env, ov)
     if "VERL_USE_EXTERNAL_MODULES" in env:  # the project's critic engine runs: record the batch order
         from gsm8k_rl.batch_order import ENV as ORDER_ENV
@@ -189,7 +197,23 @@ def plan(args: argparse.Namespace) -> Launch:
         "TENSORBOARD_DIR": str(run.tensorboard),
         "TOKENIZERS_PARALLELISM": "false",
     })
-    return Launch(run, args.config, ov + list(args.overrides), cfg, python_module, env, hw, backend, target)
+    return Launch(run, args.config, ov + list(args.overrides), cfg, python_module, env, hw, backend, target,
+                  attn, attn_source)
+
+
+def _attention(choice: str, backend: str) -> tuple[str, str]:
+    """The attention implementation and how it was chosen. `auto` looks for flash-attn HERE, which on
+    a cluster may be a head node without the GPU stack: the source names the machine."""
+    if backend == "local":
+        if choice == "flash_attention_2":
+            raise UserError("--attn flash_attention_2: the local backend trains with SDPA only; use --backend vllm")
+        return "sdpa", "the local backend always uses sdpa"
+    if choice != "auto":
+        return choice, f"--attn {choice}"
+    found = importlib.util.find_spec("flash_attn") is not None
+    return ("flash_attention_2" if found else "sdpa"), (
+        f"--attn auto: flash-attn {'is' if found else 'is not'} importable on {platform.node()}, the machine that "
+        "planned the run; pass --attn explicitly if the training nodes differ")
 
 
 def _sdpa_fallback(env: dict[str, str], ov: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -197,8 +221,8 @@ def _sdpa_fallback(env: dict[str, str], ov: list[str]) -> tuple[dict[str, str], 
     their default flash_attention_2: train them with PyTorch SDPA and padded batches instead (the
     critic honours that only through the local backend's plugin, which registers an engine that
     reads attn_implementation). Slower, same math; install a flash-attn wheel for speed."""
-    log.warning("flash-attn is not installed: actor and critic use SDPA without padding removal (slower); "
-                "install a flash-attn wheel matching torch 2.11 for speed")
+    log.warning("actor and critic use SDPA without padding removal (slower); for speed, install a flash-attn "
+                "wheel matching torch 2.11 where training runs and pass --attn flash_attention_2")
     plugin = "gsm8k_rl.local_backend.plugin"
     env = {**env, "VERL_USE_EXTERNAL_MODULES": plugin}
     return env, ov + [
@@ -264,6 +288,7 @@ def write_run_files(launch: Launch, allow_config_change: bool = False) -> None:
     run.command.write_text(
         "#!/usr/bin/env bash\n"
         f"# Written by gsm8k-rl {__version__} (`gsm8k-rl train`); config {launch.config_name!r}, backend {launch.backend}.\n"
+        f"# Attention of actor and critic: {launch.attn} ({launch.attn_source}).\n"
         "# Runs VERL with the exact composed config saved beside this file.\n"
         "# Overrides applied on top of the named config, in order:\n"
         + "".join(f"#   {o}\n" for o in launch.overrides)
@@ -335,6 +360,7 @@ def launch_training(launch: Launch) -> int:
     resume_from = latest_checkpoint(run)
     _update_run_info(
         run, model=cfg.actor_rollout_ref.model.path, config=launch.config_name, backend=launch.backend,
+        attn_implementation=launch.attn, attn_source=launch.attn_source,
         hardware=dataclasses.asdict(launch.hardware) if launch.hardware else "cpu",
         n_gpus=launch.hardware.world_size if launch.hardware else 0,
         total_training_steps=cfg.trainer.total_training_steps, attempts=before.get("attempts", 0) + 1,

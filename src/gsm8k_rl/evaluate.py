@@ -146,6 +146,27 @@ class TransformersBackend:
         return results
 
 
+VLLM_MP_ENV = "VLLM_WORKER_MULTIPROC_METHOD"
+
+
+def use_spawned_engine(environ: dict | None = None) -> str:
+    """Start vLLM's engine core with `spawn`, unless the user chose otherwise.
+
+    vLLM forks its engine core by default, and a forked child cannot use CUDA once the parent has
+    touched it. Inside `gsm8k-rl run` the parent has: the plan stage imports VERL, which initialises
+    CUDA, before the base eval starts vLLM in the same process ("Cannot re-initialize CUDA in forked
+    subprocess", seen on an H200).
+
+    >>> env = {}
+    >>> use_spawned_engine(env), env
+    ('spawn', {'VLLM_WORKER_MULTIPROC_METHOD': 'spawn'})
+    >>> use_spawned_engine({"VLLM_WORKER_MULTIPROC_METHOD": "fork"})
+    'fork'
+    """
+    environ = os.environ if environ is None else environ
+    return environ.setdefault(VLLM_MP_ENV, "spawn")
+
+
 class VLLMBackend:
     """vLLM offline engine; one `generate` call per batch (by default the whole set)."""
 
@@ -170,6 +191,7 @@ class VLLMBackend:
                 "(pip install 'gsm8k-rl[gpu]') or pass --backend transformers"
             ) from exc
         self.dtype = dtype
+        use_spawned_engine()
         kwargs: dict[str, Any] = dict(
             model=model,
             tokenizer=tokenizer_path,

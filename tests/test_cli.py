@@ -34,3 +34,19 @@ def test_unknown_flag_is_an_error(capsys):
 def test_console_script_entry_point():
     out = subprocess.run([sys.executable, "-m", "gsm8k_rl.cli", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("gsm8k-rl ")
+
+
+@pytest.mark.parametrize("argv", [
+    ["eval", "--model", "/no/such/dir", "--out", "OUT"],
+    ["eval", "--model", "Qwen/Qwen3-1.7B", "--tokenizer", "./no/such/tokenizer", "--out", "OUT"],
+    ["train", "--model", "/no/such/dir", "--dry-run"],
+    ["run", "--model", "../no/such/dir"],
+    ["doctor", "--model", "/no/such/dir"],
+])
+def test_missing_model_folder_is_named_before_anything_loads(argv, capsys):
+    """A mistyped path used to reach the hub client ("Repo id must use alphanumeric chars")."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "Repo id" not in err

@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
-from gsm8k_rl import UserError
+from gsm8k_rl import UserError, model_ref
 
 ACCEPTS_OVERRIDES = True
 REQUIRED_COLUMNS = {"data_source", "prompt", "ability", "reward_model", "extra_info"}
@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from gsm8k_rl import train
 
     train.add_arguments(p)
-    p.add_argument("--tokenizer", default=None, help="tokenizer for the prompt-length check (default: the model's)")
+    p.add_argument("--tokenizer", default=None, type=model_ref, help="tokenizer for the prompt-length check (default: the model's)")
 
 
 def count_params(model_config: Any) -> int:

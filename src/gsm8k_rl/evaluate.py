@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from gsm8k_rl import UserError, __version__
+from gsm8k_rl import UserError, __version__, model_ref
 from gsm8k_rl.prompt import (
     DEFAULT_TEMPLATE,
     DEFAULT_THINKING,
@@ -632,7 +632,7 @@ def _rescore_stale(out: Path, samples: dict[int, dict]) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="hub id or local HF model folder (base model or exported PPO checkpoint)")
+    p.add_argument("--model", required=True, type=model_ref, help="hub id or local HF model folder (base model or exported PPO checkpoint)")
     p.add_argument("--out", required=True, help="output folder (samples.jsonl, metrics.json); an existing one is resumed")
     p.add_argument("--dataset", choices=DATASETS, default="gsm8k", help="gsm8k (1319 test) or platinum (GSM8K-Platinum, 1209)")
     p.add_argument("--source", default=None, help="local folder with {split}.jsonl (default: the hub copy of --dataset)")
@@ -648,7 +648,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="problems per generate call and per resume checkpoint (default: all for vllm; "
                         f"transformers: {DEFAULT_HF_BATCH_SIZE['cuda']} on GPU, {DEFAULT_HF_BATCH_SIZE['cpu']} on CPU)")
     p.add_argument("--dtype", choices=DTYPES, default="auto", help="auto: the checkpoint's (vllm); bfloat16 on GPU / float32 on CPU (transformers)")
-    p.add_argument("--tokenizer", default=None, help="tokenizer folder/id if not the model's")
+    p.add_argument("--tokenizer", default=None, type=model_ref, help="tokenizer folder/id if not the model's")
     p.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm only")
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm only")
     p.add_argument("--max-model-len", type=int, default=None, help="vllm only (default: the model's)")

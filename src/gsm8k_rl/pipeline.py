@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from gsm8k_rl import UserError
+from gsm8k_rl import UserError, model_ref
 from gsm8k_rl.cli import main as cli
 from gsm8k_rl.recipe import DEFAULT_CONFIG, config_names, detect_hardware
 from gsm8k_rl.train import RunDir, default_run_dir, latest_checkpoint, no_gpu_message
@@ -32,7 +32,7 @@ SMOKE_EVAL = ["--backend", "transformers", "--limit", "8", "--max-new-tokens", "
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", default=None, help="experiment folder (default: runs/<experiment_name>)")
-    p.add_argument("--model", default=None, help="hub id or local folder (default: the config's, Qwen/Qwen3-1.7B)")
+    p.add_argument("--model", default=None, type=model_ref, help="hub id or local folder (default: the config's, Qwen/Qwen3-1.7B)")
     p.add_argument("--source", default=None, help="local GSM8K folder with train.jsonl/test.jsonl (default: the hub)")
     p.add_argument("--data", default="data/gsm8k", help="where prepared parquet files go / are read")
     p.add_argument("--config", default=DEFAULT_CONFIG, choices=config_names())

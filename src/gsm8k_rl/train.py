@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gsm8k_rl import UserError, __version__
+from gsm8k_rl import UserError, __version__, model_ref
 from gsm8k_rl.recipe import (
     DEFAULT_CONFIG,
     REWARD_FILE,
@@ -106,7 +106,7 @@ class Launch:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=None, help="hub id or local HF folder (default: the config's, Qwen/Qwen3-1.7B)")
+    p.add_argument("--model", default=None, type=model_ref, help="hub id or local HF folder (default: the config's, Qwen/Qwen3-1.7B)")
     p.add_argument("--data", default="data/gsm8k", help="folder with train.parquet/test.parquet from `gsm8k-rl prepare`")
     p.add_argument("--run-dir", default=None, help="experiment folder (default: runs/<experiment_name>)")
     p.add_argument("--config", default=DEFAULT_CONFIG, choices=config_names(), help="named recipe in configs/")
@@ -114,7 +114,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="rollout engine: vllm (GPU) or local (transformers; CPU or GPU without vLLM)")
     p.add_argument("--smoke", action="store_true",
                    help="tiny random Qwen3 + shipped GSM8K slice + 2 PPO steps: tests the whole loop, no download")
-    p.add_argument("--smoke-tokenizer", default=None, help="with --smoke: use this tokenizer folder (e.g. Qwen3's)")
+    p.add_argument("--smoke-tokenizer", default=None, type=model_ref, help="with --smoke: use this tokenizer folder (e.g. Qwen3's)")
     p.add_argument("--gpus", type=int, default=None,
                    help="GPUs per node (default: all visible; without GPUs, e.g. with --dry-run, the layout to plan for)")
     p.add_argument("--gpu-memory-gb", type=float, default=None, help="GPU memory to size for (default: detected, else 80)")

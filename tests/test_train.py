@@ -78,3 +78,46 @@ def test_metrics_merge_keeps_every_attempt(tmp_path):
     lines = [json.loads(line) for line in run.metrics.read_text().splitlines()]
     assert [r["step"] for r in lines] == [0, 1, 2, 3, 4]
     assert [r["data"]["attempt"] for r in lines] == [1, 1, 1, 2, 2]
+
+
+def test_interrupted_launch_is_recorded_and_its_metrics_kept(tmp_path, data_dir, tiny_model_dir):
+    """Ctrl-C / SIGINT during training (a pre-empted job; seen on the GPU): run_info said
+    "running" forever. Now the launch is marked interrupted and the metrics logged so far are
+    merged. The trainer stand-in is a real subprocess that writes one VERL metrics line and waits."""
+    import dataclasses
+    import os
+    import signal
+    import threading
+
+    from gsm8k_rl.cli import build_parser
+    from gsm8k_rl.train import launch_training, plan, write_run_files
+
+    run = tmp_path / "run"
+    args = build_parser().parse_args(["train", "--run-dir", str(run), "--data", str(data_dir),
+                                      "--model", str(tiny_model_dir), "--backend", "local"])
+    launch = plan(args)
+    write_run_files(launch)
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "waiting_trainer.py").write_text(
+        "import json, os, sys, time\n"
+        "with open(os.environ['VERL_FILE_LOGGER_PATH'], 'w') as f:\n"
+        "    f.write(json.dumps({'step': 1, 'data': {'critic/score/mean': 0.5}}) + '\\n')\n"
+        "print('step:1', flush=True)\n"
+        "open(sys.argv[0] + '.pid', 'w').write(str(os.getpid()))\n"
+        "time.sleep(60)\n")
+    env = {**launch.env, "PYTHONPATH": f"{tmp_path / 'mods'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    launch = dataclasses.replace(launch, python_module="waiting_trainer", env=env)
+    timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            launch_training(launch)
+    finally:
+        timer.cancel()
+    info = json.loads((run / "run_info.json").read_text())
+    assert info["status"] == "interrupted" and info["logged_steps"] == 1 and info["wall_time_s"] > 0
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1]
+    # and the trainer did not outlive the launcher (SIGINT reaches it; Python's default handler exits)
+    pid = int((tmp_path / "mods" / "waiting_trainer.py.pid").read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

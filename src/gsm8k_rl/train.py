@@ -351,6 +351,20 @@ def _update_run_info(run: RunDir, **fields: Any) -> None:
     run.run_info.write_text(json.dumps(info, indent=2, default=str) + "\n")
 
 
+def _stop(proc: subprocess.Popen, grace_s: float = 30.0) -> None:
+    """SIGINT (VERL and Ray shut down cleanly on it), then SIGKILL after `grace_s`."""
+    import signal
+
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def launch_training(launch: Launch) -> int:
     """Run VERL in a subprocess, tee its console to logs/train.log, merge metrics whatever happens."""
     run = launch.run
@@ -371,6 +385,8 @@ def launch_training(launch: Launch) -> int:
     env = {**os.environ, **launch.env, "PYTHONUNBUFFERED": "1",
            "VERL_FILE_LOGGER_PATH": str(run.logs / f"metrics.{started:%Y%m%dT%H%M%S}.jsonl")}
     log.info("launching VERL: %s (console -> %s)", " ".join(launch.argv()), run.logs / "train.log")
+    rc: int | None = None
+    proc: subprocess.Popen | None = None
     try:
         with open(run.logs / "train.log", "ab") as console:
             proc = subprocess.Popen(launch.argv(), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -380,13 +396,19 @@ def launch_training(launch: Launch) -> int:
                 sys.stdout.buffer.write(line)
                 sys.stdout.flush()
             rc = proc.wait()
-    finally:  # also on Ctrl-C: the metrics logged so far land in metrics.jsonl
+    except BaseException:
+        if proc is not None:
+            _stop(proc)  # an interrupted launcher must not leave VERL running (and holding the GPUs)
+        raise
+    finally:  # also on Ctrl-C / SIGINT: the metrics logged so far land in metrics.jsonl, and
+        # run_info says the launch was interrupted instead of "running" forever
         steps = merge_metrics(run)
-    ended = dt.datetime.now(dt.timezone.utc)
-    prev = before.get("wall_time_s", 0.0)
-    _update_run_info(run, status="finished" if rc == 0 else f"failed (exit {rc})", end_time=ended.isoformat(),
-                     wall_time_s=prev + (ended - started).total_seconds(), logged_steps=steps,
-                     latest_checkpoint=str(final) if (final := latest_checkpoint(run)) else None)
+        ended = dt.datetime.now(dt.timezone.utc)
+        status = "interrupted" if rc is None else "finished" if rc == 0 else f"failed (exit {rc})"
+        _update_run_info(run, status=status, end_time=ended.isoformat(),
+                         wall_time_s=before.get("wall_time_s", 0.0) + (ended - started).total_seconds(),
+                         logged_steps=steps,
+                         latest_checkpoint=str(final) if (final := latest_checkpoint(run)) else None)
     if rc != 0:
         raise UserError(f"VERL exited with code {rc}; see {run.logs / 'train.log'}. "
                         f"Re-run the same command to resume from the last checkpoint.")

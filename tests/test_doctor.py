@@ -83,3 +83,20 @@ def test_count_params_matches_real_qwen3_architecture(qwen3_dir):
         model = AutoModelForCausalLM.from_config(cfg)
     assert count_params(cfg) == sum(p.numel() for p in model.parameters())
     assert json.loads((qwen3_dir / "config.json").read_text())["num_hidden_layers"] == 28
+
+
+@pytest.mark.parametrize("driver, cuda, status", [
+    ("580.159.04", "13.0", "PASS"),  # the H200 this project measured on, torch 2.11 cu130
+    ("580.65.06", "13.0", "PASS"),  # exactly the minimum
+    ("575.57.08", "13.0", "FAIL"),  # a CUDA 12.9 driver under CUDA 13 wheels
+    ("550.54.15", "13.0", "FAIL"),
+    ("535.104.05", "12.4", "PASS"),  # CUDA 12 minor-version compatibility
+    ("470.82.01", "12.1", "FAIL"),
+])
+def test_driver_against_the_wheels_cuda(driver, cuda, status):
+    from gsm8k_rl.doctor import check_driver
+
+    check = check_driver(driver, cuda, "torch 2.11.0")
+    assert check.status == status
+    if status == "FAIL":  # names both versions and the fix
+        assert driver in check.detail and "Upgrade the driver" in check.detail

@@ -5,7 +5,8 @@
 Takes the same arguments as `gsm8k-rl train` and checks, in order: the composed config
 (Hydra + VERL's own validation + the checks VERL lacks), the parquet files (rows, schema,
 prompt lengths with the model's real tokenizer and chat template), the reward on every gold
-solution (must be 100%: a reward that is always 0 trains nothing), the GPUs and the memory the
+solution (must be 100%: a reward that is always 0 trains nothing), the GPUs, the NVIDIA driver
+against the CUDA version the torch (and vLLM) wheels were built for, the memory the
 layout needs per GPU, and the free disk for checkpoints. Every failure says what to change.
 Exit code 0 when nothing failed.
 """
@@ -175,6 +176,69 @@ def host_ram_needed_gib(n_params: int, cfg: Any) -> float:
     return HOST_BASE_GIB + offloaded * n_params * HOST_BYTES_PER_OFFLOADED_PARAM / 2**30
 
 
+# Minimum Linux driver per CUDA major version of the installed wheels (NVIDIA's CUDA Toolkit release
+# notes, "CUDA Toolkit and Corresponding Driver Versions"; within a major version, minor-version
+# compatibility lets the oldest driver of that major run every minor). torch 2.11 and vLLM 0.24 from
+# PyPI are CUDA 13 builds.
+MIN_DRIVER = {13: "580.65.06", 12: "525.60.13", 11: "450.80.02"}
+
+
+def _version_tuple(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in v.strip().split(".") if x.isdigit())
+
+
+def check_driver(driver: str, cuda: str, built: str = "torch") -> Check:
+    """The NVIDIA driver against the CUDA version the wheels were built for.
+
+    >>> check_driver("580.159.04", "13.0").status
+    'PASS'
+    >>> check_driver("550.54.15", "13.0").status
+    'FAIL'
+    >>> check_driver("535.104.05", "12.4").status
+    'PASS'
+    """
+    major = _version_tuple(cuda)[0]
+    need = MIN_DRIVER.get(major)
+    if need is None:
+        return Check("driver", "WARN", f"NVIDIA driver {driver}; {built} is built for CUDA {cuda}, whose minimum "
+                     "driver this check does not know")
+    if _version_tuple(driver) >= _version_tuple(need):
+        return Check("driver", "PASS", f"NVIDIA driver {driver} >= {need}, the minimum for CUDA {cuda} ({built})")
+    return Check("driver", "FAIL", f"NVIDIA driver {driver} is older than {need}, the minimum for CUDA {cuda} "
+                 f"that {built} is built for: the first kernel would fail. Upgrade the driver to >= {need}, or "
+                 f"install a torch build for an older CUDA (e.g. the cu12x wheels: driver >= {MIN_DRIVER[12]})")
+
+
+def _driver_version() -> str | None:
+    """The driver as nvidia-smi reports it (no CUDA context); None without nvidia-smi."""
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=30, check=True).stdout
+    except (subprocess.SubprocessError, OSError):
+        return None
+    return out.strip().splitlines()[0].strip() if out.strip() else None
+
+
+def _check_driver() -> Check:
+    import importlib.util
+
+    import torch
+
+    cuda = torch.version.cuda
+    if cuda is None:
+        return Check("driver", "FAIL", f"torch {torch.__version__} is a CPU build: install the CUDA build "
+                     "(`make run` installs VERL's pinned GPU stack)")
+    driver = _driver_version()
+    if driver is None:
+        return Check("driver", "WARN", "nvidia-smi did not report a driver version; not checked")
+    built = "torch " + torch.__version__ + (" and vLLM (built for that torch)" if importlib.util.find_spec("vllm") else "")
+    return check_driver(driver, cuda, built)
+
+
 def _check_hardware(launch: Any) -> list[Check]:
     from gsm8k_rl.train import no_gpu_message
 
@@ -185,6 +249,7 @@ def _check_hardware(launch: Any) -> list[Check]:
         checks.append(Check("gpus", status, "no CUDA GPU" + ("" if status == "PASS" else ": " + no_gpu_message())))
     else:
         checks.append(Check("gpus", "PASS", f"{hw.n_gpus_per_node} x {hw.gpu_name} ({hw.gpu_memory_gb:.0f} GB)"))
+        checks.append(_check_driver())
     n_params = None
     try:
         from transformers import AutoConfig
@@ -212,8 +277,8 @@ def _check_hardware(launch: Any) -> list[Check]:
         keep = max(1, cfg.trainer.max_actor_ckpt_to_keep or 1)
         need = n_params * (16 + 16) * keep / 1024**3  # actor + critic, fp32 weights + Adam, per checkpoint kept
         status = "PASS" if free > need * 1.2 else "FAIL"
-        checks.append(Check("disk", status, f"{free:.0f} GB free at {cfg.trainer.default_local_dir}; "
-                            f"{keep} checkpoints need ~{need:.0f} GB"
+        checks.append(Check("disk", status, f"{free:.0f} GiB free at {cfg.trainer.default_local_dir}; "
+                            f"{keep} checkpoints need ~{need:.0f} GiB"
                             + ("" if status == "PASS" else ": free disk, choose another --run-dir, or lower trainer.max_actor_ckpt_to_keep")))
     return checks
 

@@ -74,11 +74,19 @@ class Runner:
         # kept across invocations, so a resumed run still reports every stage's time
         self.timings: dict[str, float] = json.loads(self.timings_file.read_text()) if self.timings_file.exists() else {}
         self.lines = ["#!/usr/bin/env bash", "# The commands that built this folder, in order (benchmarks/learning_proof/run.py).",
-                      "set -euo pipefail"]
+                      "# Run from the repository root with the project's environment active; OUT_DIR is --out.",
+                      "set -euo pipefail", f'OUT_DIR=${{OUT_DIR:-{os.path.relpath(self.out)}}}']
+
+    def portable(self, line: str) -> str:
+        """The command as a user would type it: no paths of the machine that ran it."""
+        repo = str(Path(__file__).resolve().parents[2])
+        line = line.replace(str(self.out.resolve()), "$OUT_DIR")
+        line = line.replace(str(Path(sys.executable).parent) + "/", "")
+        return line.replace(repo + "/", "")
 
     def stage(self, name: str, cmd: list[str], done: Path | None) -> None:
         line = " ".join(shlex.quote(c) for c in cmd)
-        self.lines += [f"# {name}", line]
+        self.lines += [f"# {name}", self.portable(line)]
         (self.out / "commands.sh").write_text("\n".join(self.lines) + "\n")
         if done is not None and done.exists():
             log.info("[%s] already done (%s exists): skipped", name, done)

@@ -393,7 +393,7 @@ def _plot_series(ax: Any, points: list[tuple[int, float]], label: str, color: st
         ax.plot(xs, smooth, label=f"{label} (moving avg.)", color=color, linestyle=linestyle)
 
 
-def plot_training(run: RunData, path: Path) -> None:
+def plot_training(run: RunData, path: Path, title: str | None = None) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(4, 2, figsize=(12, 13), constrained_layout=True)
@@ -418,7 +418,7 @@ def plot_training(run: RunData, path: Path) -> None:
             h2, l2 = ax2.get_legend_handles_labels()
             handles, labels = handles + h2, labels + l2
         ax.legend(handles, labels, fontsize=8, loc="best")
-    fig.suptitle(f"PPO training curves — {run.path if run.found else MISSING}")
+    fig.suptitle(f"PPO training curves — {title or (run.path if run.found else MISSING)}")
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -701,6 +701,22 @@ def _training_section(run: RunData) -> list[str]:
     return lines
 
 
+def relative_to_root(text: str, root: Path) -> str:
+    """Paths under `root` written relative to it (the root itself as "."), others left absolute:
+    a committed report names its folders the same way on every machine.
+
+    >>> relative_to_root("run /r/x/run, model /models/q, data /r/x", Path("/r/x"))
+    'run run, model /models/q, data .'
+    >>> relative_to_root("/r/xy/run", Path("/r/x"))
+    '/r/xy/run'
+    """
+    root_s = str(root).rstrip("/")
+    if root_s in ("", "/"):
+        return text
+    text = re.sub(re.escape(root_s) + "/", "", text)
+    return re.sub(re.escape(root_s) + r"(?![\w.-])", ".", text)
+
+
 def write_report(run_dir: str | Path | None, evals: dict[str, str | Path | None], out: str | Path) -> Path:
     """Write report.md, accuracy.png, validation.png, training.png and report.json into `out`.
 
@@ -726,13 +742,15 @@ def write_report(run_dir: str | Path | None, evals: dict[str, str | Path | None]
 
     plot_accuracy(loaded, out / "accuracy.png", paired, reason if base.found and trained.found else None)
     plot_validation(run, out / "validation.png", [ev for ev in loaded if ev.name in ("base", "trained")])
-    plot_training(run, out / "training.png")
+    root = out.resolve().parent  # paths under the folder holding the report are written relative to it
+    plot_training(run, out / "training.png", title=relative_to_root(str(run.path), root) if run.found else None)
 
     lines = [
         "# GSM8K PPO report",
         "",
         f"Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')} by gsm8k-rl {__version__}. "
-        f"Every number below is read from the run and eval folders named here; \"{MISSING}\" marks what they do not contain.",
+        f"Every number below is read from the run and eval folders named here; \"{MISSING}\" marks what they do not contain. "
+        "Paths are relative to the folder that holds this report's folder where they lie under it.",
         "",
     ]
     if base.found and trained.found and paired is not None:
@@ -746,10 +764,10 @@ def write_report(run_dir: str | Path | None, evals: dict[str, str | Path | None]
         lines += [f"**No headline: the base and trained evals are not paired.** {reason}.", ""]
     lines += _run_section(run) + _evals_section(loaded) + _accuracy_section(loaded)
     lines += _paired_section(base, trained, paired, reason) + _training_section(run)
-    (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (out / "report.md").write_text(relative_to_root("\n".join(lines) + "\n", root), encoding="utf-8")
 
     summary = {
-        "run": str(run.path) if run.path else None,
+        "run": relative_to_root(str(run.path), root) if run.path else None,
         "run_last_step": run.last_step(),
         "evals": {
             ev.name: ({k: ev.metrics.get(k) for k in ("accuracy", "accuracy_ci95", "correct", "n", "model", "dataset")}

@@ -310,3 +310,58 @@ def test_report_refuses_real_evals_with_different_chat_templates(tiny_qwen3_tok_
     assert "NOT COMPARABLE" in md and "(rendered prompts (chat template + tokenizer): base " in md
     assert "backend:" not in md.split("NOT COMPARABLE", 1)[1].split("\n", 1)[0]  # the one difference, named alone
     assert "| problems paired |" not in md
+
+
+def _lp_layout(root: Path) -> Path:
+    """The learning proof's layout: run, base model, evals side by side, absolute paths inside the files."""
+    lp = root / "lp"
+    shutil.copytree(SYN_RUN, lp / "run")
+    info = json.loads((lp / "run" / "run_info.json").read_text())
+    info.update(model=str(lp / "base"), latest_checkpoint=str(lp / "run" / "checkpoints" / "global_step_60"))
+    (lp / "run" / "run_info.json").write_text(json.dumps(info))
+    for name, src, model in (("eval_base", SYN_BASE, str(lp / "base")), ("eval_trained", SYN_TRAINED, "/models/elsewhere")):
+        shutil.copytree(src, lp / name)
+        m = json.loads((lp / name / "metrics.json").read_text())
+        m.update(model=model, source=str(lp / "data"))
+        (lp / name / "metrics.json").write_text(json.dumps(m))
+    return lp
+
+
+def test_report_names_folders_relative_to_where_it_lies(tmp_path, monkeypatch):
+    """A report written beside its inputs (--out runs/lp/report) names them relative to that folder, in
+    report.md, report.json and the training plot's title, so a committed report carries no paths of the
+    machine that made it; anything elsewhere stays absolute."""
+    import matplotlib.pyplot as plt
+
+    lp = _lp_layout(tmp_path)
+    titles: list[str] = []
+    close = plt.close
+
+    def recording_close(fig=None):
+        if fig is not None and fig._suptitle is not None:
+            titles.append(fig._suptitle.get_text())
+        close(fig)
+
+    monkeypatch.setattr(plt, "close", recording_close)
+    monkeypatch.chdir(tmp_path)  # inputs given relative to the current directory, as a user types them
+    assert main(["report", "--run", "lp/run", "--base-eval", str(lp / "eval_base"), "--trained-eval", "lp/eval_trained",
+                 "--out", "lp/report"]) == 0
+    md = (lp / "report" / "report.md").read_text()
+    summary = (lp / "report" / "report.json").read_text()
+    assert str(tmp_path) not in md and str(tmp_path) not in summary
+    assert "| run folder | run |" in md and "| latest_checkpoint | run/checkpoints/global_step_60 |" in md
+    assert "| model | base |" in md
+    rows = {line.split(" | ")[0]: line for line in md.splitlines() if "| greedy, max " in line}  # the eval table
+    assert rows["| base"].endswith("| eval_base |") and rows["| trained"].endswith("| eval_trained |")
+    assert "| /models/elsewhere |" in rows["| trained"]  # outside the folder: absolute
+    assert "test split of data (gsm8k format)" in md
+    assert "written relative to it; others are absolute" in md
+    assert json.loads(summary)["run"] == "run"
+    assert titles == ["PPO training curves — run"]
+
+    # the same inputs reported from elsewhere: named absolute
+    titles.clear()
+    assert main(["report", "--run", "lp/run", "--base-eval", "lp/eval_base", "--out", str(tmp_path / "other" / "report")]) == 0
+    md = (tmp_path / "other" / "report" / "report.md").read_text()
+    assert f"| run folder | {lp / 'run'} |" in md and f"| {lp / 'eval_base'} |" in md
+    assert titles == [f"PPO training curves — {lp / 'run'}"]

@@ -9,6 +9,8 @@ samples.jsonl, eval_settings.json). Every number in the report is read from thes
 computed from them; anything absent is printed as "missing / not yet run", never guessed.
 The base-vs-trained comparison is paired (same problems): exact McNemar test on the problems
 exactly one of the two models solves, with the fixed/broken counts and examples of each.
+Folders are named relative to the folder that holds --out when they lie under it (a report written
+beside its run, as in `--out runs/ppo/report`, reads the same on every machine), absolute otherwise.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import argparse
 import json
 import logging
 import math
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -394,19 +397,20 @@ def _plot_series(ax: Any, points: list[tuple[int, float]], label: str, color: st
 
 
 def plot_training(run: RunData, path: Path, title: str | None = None) -> None:
+    """The eight training panels; `title` names the run (default: its folder as given)."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(4, 2, figsize=(12, 13), constrained_layout=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, (title, ylabel, keys, secondary) in zip(axes.flat, TRAINING_PANELS):
+    for ax, (panel, ylabel, keys, secondary) in zip(axes.flat, TRAINING_PANELS):
         present = [(k, lbl) for k, lbl in keys if run.series.get(k)]
         sec = secondary if secondary and run.series.get(secondary[0]) else None
         if not present and not sec:
-            _missing_panel(ax, title)
+            _missing_panel(ax, panel)
             continue
         for j, (k, lbl) in enumerate(present):
             _plot_series(ax, run.series[k], lbl, colors[j])
-        ax.set_title(title)
+        ax.set_title(panel)
         ax.set_xlabel("training step")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
@@ -535,7 +539,7 @@ def training_truncation(series: dict[str, list[tuple[int, float]]]) -> str:
             f"(max {pct(max(values))})")
 
 
-def _run_section(run: RunData) -> list[str]:
+def _run_section(run: RunData, where: Callable[[Path], str] = str) -> list[str]:
     lines = ["## What was run", "", "### Training run", ""]
     if not run.found:
         return lines + [f"Training run: {MISSING} ({run.problem})."]
@@ -545,7 +549,7 @@ def _run_section(run: RunData) -> list[str]:
     step_times = run.series.get("timing_s/step", [])
     hw = _first(info, "hardware", "hardware_summary")
     rows = [
-        ("run folder", str(run.path)),
+        ("run folder", where(run.path)),
         ("model", fmt(_first(info, "model") or _get(cfg, "actor_rollout_ref.model.path"))),
         ("config", fmt(_first(info, "config", "config_name", "recipe"))),
         ("algorithm (adv. estimator)", fmt(_get(cfg, "algorithm.adv_estimator"))),
@@ -575,7 +579,7 @@ def _run_section(run: RunData) -> list[str]:
     return lines
 
 
-def _evals_section(evals: list[EvalData]) -> list[str]:
+def _evals_section(evals: list[EvalData], where: Callable[[Path], str] = str) -> list[str]:
     lines = ["### Evaluations", ""]
     rows = []
     for ev in evals:
@@ -595,7 +599,7 @@ def _evals_section(evals: list[EvalData]) -> list[str]:
             f"fingerprint {fmt(prompt.get('fingerprint'))} (v{fmt(prompt.get('version'))})",
             ", ".join(gpus) if gpus else "CPU",
             duration(m.get("wall_time_s")),
-            str(ev.path),
+            where(ev.path),
         ))
     lines += [_table(["eval", "model", "data", "backend", "decoding", "prompt", "hardware", "wall time (last invocation)", "folder"], rows), ""]
     return lines
@@ -701,20 +705,57 @@ def _training_section(run: RunData) -> list[str]:
     return lines
 
 
-def relative_to_root(text: str, root: Path) -> str:
-    """Paths under `root` written relative to it (the root itself as "."), others left absolute:
-    a committed report names its folders the same way on every machine.
+def report_root(out: str | Path) -> Path:
+    """The folder a report names its inputs relative to: the one holding the report's folder
+    (`runs/lp` for `--out runs/lp/report`, beside the run and eval folders it reads).
 
-    >>> relative_to_root("run /r/x/run, model /models/q, data /r/x", Path("/r/x"))
-    'run run, model /models/q, data .'
-    >>> relative_to_root("/r/xy/run", Path("/r/x"))
-    '/r/xy/run'
+    >>> str(report_root("/r/lp/report"))
+    '/r/lp'
     """
-    root_s = str(root).rstrip("/")
-    if root_s in ("", "/"):
-        return text
-    text = re.sub(re.escape(root_s) + "/", "", text)
-    return re.sub(re.escape(root_s) + r"(?![\w.-])", ".", text)
+    return Path(os.path.abspath(out)).parent
+
+
+def _spellings(root: Path) -> list[str]:
+    """The root as written and with its symbolic links resolved (either may appear in a path)."""
+    forms = [str(root).rstrip("/"), str(root.resolve()).rstrip("/")]
+    return [f for i, f in enumerate(forms) if f not in ("", "/") and f not in forms[:i]]
+
+
+def display_path(path: str | Path, root: Path) -> str:
+    """A folder as a report names it: relative to `root` when it lies under it ("." for the root
+    itself), else absolute. A relative `path` is taken from the current directory, like every path
+    the commands accept, so it is named relative to `root` too, or made absolute.
+
+    >>> display_path("/r/lp/run", Path("/r/lp")), display_path("/r/lp", Path("/r/lp"))
+    ('run', '.')
+    >>> display_path("/models/qwen3", Path("/r/lp")), display_path("/r/lpx/run", Path("/r/lp"))
+    ('/models/qwen3', '/r/lpx/run')
+    """
+    absolute = Path(os.path.abspath(path))
+    for base in _spellings(root):
+        for candidate in (absolute, absolute.resolve()):
+            try:
+                return str(candidate.relative_to(base))
+            except ValueError:
+                continue
+    return str(absolute)
+
+
+def relative_to_root(text: str, root: Path) -> str:
+    """Absolute paths under `root` inside `text` written relative to it (the root itself as "."),
+    others left as they are: a committed report names its folders the same way on every machine.
+    Used on what the report quotes from its input files (model paths, data folders, checkpoints).
+
+    >>> relative_to_root("run /r/x/run, model /models/q, data /r/x; ckpt /r/x/run/ckpt", Path("/r/x"))
+    'run run, model /models/q, data .; ckpt run/ckpt'
+    >>> relative_to_root("/r/xy/run /a/r/x/run", Path("/r/x"))
+    '/r/xy/run /a/r/x/run'
+    """
+    for root_s in _spellings(root):
+        start = r"(?<![\w.~/-])" + re.escape(root_s)  # not the tail of a longer path
+        text = re.sub(start + "/", "", text)
+        text = re.sub(start + r"(?![\w.-]*[\w-])", ".", text)
+    return text
 
 
 def write_report(run_dir: str | Path | None, evals: dict[str, str | Path | None], out: str | Path) -> Path:
@@ -742,15 +783,20 @@ def write_report(run_dir: str | Path | None, evals: dict[str, str | Path | None]
 
     plot_accuracy(loaded, out / "accuracy.png", paired, reason if base.found and trained.found else None)
     plot_validation(run, out / "validation.png", [ev for ev in loaded if ev.name in ("base", "trained")])
-    root = out.resolve().parent  # paths under the folder holding the report are written relative to it
-    plot_training(run, out / "training.png", title=relative_to_root(str(run.path), root) if run.found else None)
+    root = report_root(out)  # paths under the folder holding the report are written relative to it
+
+    def where(path: Path) -> str:
+        return display_path(path, root)
+
+    plot_training(run, out / "training.png", title=where(run.path) if run.found else None)
 
     lines = [
         "# GSM8K PPO report",
         "",
         f"Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')} by gsm8k-rl {__version__}. "
         f"Every number below is read from the run and eval folders named here; \"{MISSING}\" marks what they do not contain. "
-        "Paths are relative to the folder that holds this report's folder where they lie under it.",
+        "Paths that lie under the folder holding this report's folder (`..` from here) are written relative to it; "
+        "others are absolute.",
         "",
     ]
     if base.found and trained.found and paired is not None:
@@ -762,12 +808,12 @@ def write_report(run_dir: str | Path | None, evals: dict[str, str | Path | None]
         ]
     elif base.found and trained.found:  # said before any number, not only in the paired section
         lines += [f"**No headline: the base and trained evals are not paired.** {reason}.", ""]
-    lines += _run_section(run) + _evals_section(loaded) + _accuracy_section(loaded)
+    lines += _run_section(run, where) + _evals_section(loaded, where) + _accuracy_section(loaded)
     lines += _paired_section(base, trained, paired, reason) + _training_section(run)
     (out / "report.md").write_text(relative_to_root("\n".join(lines) + "\n", root), encoding="utf-8")
 
     summary = {
-        "run": relative_to_root(str(run.path), root) if run.path else None,
+        "run": where(run.path) if run.path else None,
         "run_last_step": run.last_step(),
         "evals": {
             ev.name: ({k: ev.metrics.get(k) for k in ("accuracy", "accuracy_ci95", "correct", "n", "model", "dataset")}
@@ -779,7 +825,7 @@ def write_report(run_dir: str | Path | None, evals: dict[str, str | Path | None]
         },
         "paired_missing_reason": reason,
     }
-    (out / "report.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "report.json").write_text(relative_to_root(json.dumps(summary, indent=2), root) + "\n")
     log.info("wrote %s", out / "report.md")
     return out / "report.md"
 

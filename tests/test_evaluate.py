@@ -159,6 +159,10 @@ def test_resume_after_kill(tiny_qwen3_tok_model_dir, gsm8k_dir, tmp_path):
     # simulate a kill in the middle of a write as well: half a JSON line at the end
     with (out / SAMPLES).open("a") as f:
         f.write('{"index": 3, "question": "half a li')
+    # ... and in the batch timing log, appended right after the samples (the resume used to die on
+    # it with a JSONDecodeError, so the fault-injection harness's job never finished)
+    with (out / BATCHES).open("a") as f:
+        f.write('{"time": "2026-01-01T00:0')
     assert main(["eval", "--model", str(tiny_qwen3_tok_model_dir), "--source", str(gsm8k_dir), "--out", str(out),
                  "--backend", "transformers", "--limit", "4", "--batch-size", "2", "--max-new-tokens", "64"]) == 0
     samples = _lines(out / SAMPLES)
@@ -168,6 +172,8 @@ def test_resume_after_kill(tiny_qwen3_tok_model_dir, gsm8k_dir, tmp_path):
         assert {**by_index[old["index"]], "scored_with": None} == {**old, "scored_with": None}
     m = json.loads((out / METRICS).read_text())
     assert (m["resumed_samples"], m["generated_samples"]) == (len(done), 4 - len(done))
+    assert all(json.loads(line) for line in (out / BATCHES).read_text().splitlines())
+    assert sorted(p.name for p in out.iterdir()) == sorted([SAMPLES, BATCHES, SETTINGS, METRICS])  # no .tmp left
 
 
 def test_platinum(tiny_qwen3_tok_model_dir, platinum_dir, tmp_path):

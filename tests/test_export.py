@@ -140,3 +140,26 @@ def test_export_without_a_known_base_model_says_so(tmp_path, capsys):
     assert main(["export", "--run-dir", str(run)]) == 2
     err = capsys.readouterr().err
     assert "resolved_config.yaml not found" in err and "--base-model" in err
+
+
+def test_interrupted_export_is_replaced_by_a_complete_one(tiny_model_dir, tmp_path):
+    """The merger used to write into the export folder in place, and `gsm8k-rl run` counts an export
+    done by its files: a kill mid-merge left config.json without weights, the stage was skipped and
+    the trained eval failed. Now the export is built in a sibling folder and renamed when verified;
+    what an interrupted export leaves (that folder, or an older in-place one) is replaced."""
+    from gsm8k_rl.export import EXPORT_INFO, partial_dir
+
+    base = _base(tiny_model_dir, tmp_path / "base", inline_template=False, generation_config=True)
+    run = tmp_path / "run"
+    _verl_checkpoint(base, run)
+    out = run / "export" / "global_step_2"
+    out.mkdir(parents=True)
+    shutil.copyfile(base / "config.json", out / "config.json")  # an in-place export killed before the weights
+    partial_dir(out).mkdir()
+    (partial_dir(out) / "model.safetensors").write_bytes(b"half")  # a killed build
+    assert main(["export", "--run-dir", str(run), "--overwrite"]) == 0
+    assert not partial_dir(out).exists()
+    assert (out / EXPORT_INFO).is_file() and list(out.glob("*.safetensors"))
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(out)

@@ -44,3 +44,14 @@ def test_smoke_chain_end_to_end_then_restart_skips(tmp_path, capsys):
     for stage in ("eval base", "train", "export", "eval trained"):
         assert f"=== {stage}: already done" in out
     assert json.loads((run / "run_info.json").read_text())["attempts"] == 1
+
+    # an export killed half-way by the older, in-place export (config.json, no weights, no
+    # export_info.json) used to count as done; the restart now exports again
+    exported = run / "export" / "global_step_2"
+    for f in exported.glob("*.safetensors"):
+        f.unlink()
+    (exported / "export_info.json").unlink()
+    assert main(["run", "--smoke", "--run-dir", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "=== export: gsm8k-rl" in out and "=== train: already done" in out
+    assert list(exported.glob("*.safetensors")) and (exported / "export_info.json").is_file()

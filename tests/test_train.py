@@ -8,7 +8,14 @@ import pytest
 import yaml
 
 from gsm8k_rl.cli import main
-from gsm8k_rl.train import RunDir, merge_metrics
+from gsm8k_rl.train import (
+    STEP_KEY,
+    RunDir,
+    latest_checkpoint,
+    merge_metrics,
+    roll_back_unlogged_checkpoint,
+    training_complete,
+)
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +128,47 @@ def test_interrupted_launch_is_recorded_and_its_metrics_kept(tmp_path, data_dir,
     pid = int((tmp_path / "mods" / "waiting_trainer.py.pid").read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def _checkpointed_run(tmp_path, saved: list[int], logged: list[int], tracker: str) -> RunDir:
+    """A run folder as VERL leaves it: checkpoints of `saved` steps, a tracker, and one attempt's
+    metrics log with the steps `logged` (step 0 is the validation before training)."""
+    run = RunDir(tmp_path)
+    run.logs.mkdir(parents=True)
+    run.checkpoints.mkdir()
+    for s in saved:
+        (run.checkpoints / f"global_step_{s}" / "actor").mkdir(parents=True)
+    (run.checkpoints / "latest_checkpointed_iteration.txt").write_text(tracker)
+    (run.logs / "metrics.20260101T000000.jsonl").write_text("".join(
+        json.dumps({"step": s, "data": {"val/score": 0.0} if s == 0 else {STEP_KEY: 1.0}}) + "\n"
+        for s in [0, *logged]))
+    return run
+
+
+def test_checkpoint_whose_step_was_never_logged_is_rolled_back(tmp_path):
+    """VERL saves step N's checkpoint, then validates, then logs step N. The fault-injection harness
+    killed a run in between: the pipeline saw the final checkpoint, skipped training, and
+    metrics.jsonl lacked the last step for good. Now that step counts as not done and is re-run."""
+    run = _checkpointed_run(tmp_path / "a", saved=[1, 2], logged=[1], tracker="2")
+    assert not training_complete(run, 2)
+    assert roll_back_unlogged_checkpoint(run) == 1  # resume from the newest logged checkpoint
+    assert latest_checkpoint(run).name == "global_step_1"
+    assert sorted(p.name for p in run.checkpoints.glob("global_step_*")) == ["global_step_1"]
+
+    run = _checkpointed_run(tmp_path / "b", saved=[2], logged=[1], tracker="2")  # the smoke run's layout
+    assert roll_back_unlogged_checkpoint(run) == 0  # no earlier checkpoint: from scratch
+    assert latest_checkpoint(run) is None and not list(run.checkpoints.glob("global_step_*"))
+
+    run = _checkpointed_run(tmp_path / "c", saved=[2], logged=[1, 2], tracker="2")  # a finished run
+    assert training_complete(run, 2)
+    assert roll_back_unlogged_checkpoint(run) is None
+    assert latest_checkpoint(run).name == "global_step_2"
+
+
+def test_torn_checkpoint_tracker_is_no_checkpoint(tmp_path):
+    """A kill while VERL rewrites latest_checkpointed_iteration.txt ("w", then the number) leaves
+    it empty: that reads as no checkpoint, and the launch resumes from the newest logged one."""
+    run = _checkpointed_run(tmp_path, saved=[1, 2], logged=[1], tracker="")
+    assert latest_checkpoint(run) is None and not training_complete(run, 2)
+    assert roll_back_unlogged_checkpoint(run) == 1
+    assert latest_checkpoint(run).name == "global_step_1"

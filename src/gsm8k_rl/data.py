@@ -162,7 +162,9 @@ def write_parquet(rows: list[dict], path: Path) -> None:
     import pyarrow.parquet as pq
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows), path)
+    tmp = path.with_name(path.name + ".tmp")  # renamed into place whole: a kill never leaves a torn file
+    pq.write_table(pa.Table.from_pylist(rows), tmp)
+    tmp.replace(path)
 
 
 def prepare(

@@ -294,13 +294,7 @@ def read_samples(path: Path) -> dict[int, dict]:
     """Samples already written, by index. A half-written last line (a killed run) is cut off, with a warning."""
     if not path.exists():
         return {}
-    raw = path.read_bytes()
-    if raw and not raw.endswith(b"\n"):
-        cut = raw.rfind(b"\n") + 1
-        log.warning("%s: dropping a half-written last line (%d bytes) left by an interrupted run", path, len(raw) - cut)
-        with path.open("r+b") as f:
-            f.truncate(cut)
-        raw = raw[:cut]
+    raw = _cut_torn_line(path)
     samples: dict[int, dict] = {}
     for lineno, line in enumerate(raw.decode("utf-8").splitlines(), 1):
         if not line.strip():
@@ -340,7 +334,8 @@ def check_settings(out: Path, settings: dict[str, Any]) -> None:
     if (out / SAMPLES).exists():
         raise UserError(f"{out / SAMPLES} exists but {header} does not, so its settings are unknown; use a new --out")
     out.mkdir(parents=True, exist_ok=True)
-    header.write_text(json.dumps({"settings": settings, "settings_hash": digest}, indent=2) + "\n")
+    # whole or absent: a torn header would make every restart refuse the folder as "unreadable"
+    _write_atomic(header, json.dumps({"settings": settings, "settings_hash": digest}, indent=2) + "\n")
 
 
 # ---------------------------------------------------------------- metrics
@@ -524,7 +519,7 @@ def evaluate(
 
     _rescore_stale(out, samples)
     chosen = [samples[i] for i in selected]
-    batch_log = [json.loads(line) for line in (out / BATCHES).read_text().splitlines() if line.strip()] if (out / BATCHES).exists() else []
+    batch_log = read_batches(out / BATCHES)
     # the dtype "auto" resolved to, as recorded by the last batch generated into this folder
     resolved_dtype = next((b["dtype"] for b in reversed(batch_log) if b.get("dtype")), dtype)
     metrics = {
@@ -564,8 +559,34 @@ def evaluate(
         "hardware": hardware(),
         "versions": package_versions(),
     }
-    (out / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
+    # metrics.json marks the folder finished (`gsm8k-rl run` skips it): renamed into place whole
+    _write_atomic(out / METRICS, json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _cut_torn_line(path: Path) -> bytes:
+    """The file's bytes up to its last newline; a half-written last line (a killed run) is cut off the file."""
+    raw = path.read_bytes()
+    if raw and not raw.endswith(b"\n"):
+        cut = raw.rfind(b"\n") + 1
+        log.warning("%s: dropping a half-written last line (%d bytes) left by an interrupted run", path, len(raw) - cut)
+        with path.open("r+b") as f:
+            f.truncate(cut)
+        raw = raw[:cut]
+    return raw
+
+
+def read_batches(path: Path) -> list[dict]:
+    """The batch timing log; a half-written last line (a killed run) is cut off, as in read_samples."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in _cut_torn_line(path).decode().splitlines() if line.strip()]
 
 
 def _generate_batch(

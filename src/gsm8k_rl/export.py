@@ -31,6 +31,7 @@ TEMPLATE_FILE = "chat_template.jinja"
 TEMPLATE_DIR = "additional_chat_templates"
 TOKENIZER_CONFIG = "tokenizer_config.json"
 GENERATION_CONFIG = "generation_config.json"
+EXPORT_INFO = "export_info.json"  # written last: a folder with it is a complete export
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -146,18 +147,33 @@ def export_checkpoint(run_dir: str | Path, step: int | None = None, out: str | P
     target = Path(out) if out else run.export / ckpt.name
     if (target / "config.json").exists() and not overwrite:
         raise UserError(f"{target} already holds a model; pass --overwrite to replace it")
+    # Built in a sibling folder and renamed into place once verified: a kill leaves either no
+    # `target` or a complete one, never a folder with a config and no (or half the) weights.
+    partial = partial_dir(target)
+    if partial.exists():
+        log.warning("removing %s, left by an interrupted export", partial)
+        shutil.rmtree(partial)
+    partial.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "verl.model_merger", "merge", "--backend", "fsdp",
-           "--local_dir", str(ckpt / "actor"), "--target_dir", str(target)]
+           "--local_dir", str(ckpt / "actor"), "--target_dir", str(partial)]
     log.info("merging %s -> %s", ckpt / "actor", target)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise UserError(f"VERL's model merger failed ({' '.join(cmd)}):\n{proc.stderr[-3000:]}")
-    kept = keep_base_files(base, target)
-    _verify(target, base)
-    (target / "export_info.json").write_text(json.dumps(
+    kept = keep_base_files(base, partial)
+    _verify(partial, base)
+    (partial / EXPORT_INFO).write_text(json.dumps(
         {"checkpoint": str(ckpt), "step": int(ckpt.name.rsplit("_", 1)[1]), "command": cmd,
          "base_model": base_model, "kept_from_base_sha256": kept}, indent=2) + "\n")
+    if target.exists():  # --overwrite, or a folder without a complete export
+        shutil.rmtree(target)
+    partial.rename(target)
     return target
+
+
+def partial_dir(target: Path) -> Path:
+    """Where an export into `target` is built before it is renamed into place."""
+    return target.with_name(f".{target.name}.partial")
 
 
 def _verify(target: Path, base: Path) -> None:

@@ -22,7 +22,8 @@ import yaml
 from gsm8k_rl import UserError, model_ref
 from gsm8k_rl.cli import main as cli
 from gsm8k_rl.recipe import DEFAULT_CONFIG, config_names, detect_hardware
-from gsm8k_rl.train import RunDir, default_run_dir, latest_checkpoint, no_gpu_message
+from gsm8k_rl.export import EXPORT_INFO
+from gsm8k_rl.train import RunDir, default_run_dir, latest_checkpoint, no_gpu_message, training_complete
 
 log = logging.getLogger(__name__)
 ACCEPTS_OVERRIDES = True
@@ -69,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         train_args += ["--smoke", "--backend", "local"]
 
     # 1. data (smoke: `train --smoke` prepares the shipped slice inside the run folder)
+    # test.parquet is written after train.parquet, each renamed into place whole
     if not args.smoke and not _done(Path(args.data) / "test.parquet", "prepare"):
         _stage("prepare", ["prepare", "--out", args.data] + (["--source", args.source] if args.source else []))
 
@@ -102,7 +104,9 @@ def run(args: argparse.Namespace) -> int:
     # 3. PPO (resumes from the last checkpoint when interrupted)
     total = int(cfg["trainer"]["total_training_steps"])
     ckpt = latest_checkpoint(run)
-    if ckpt is not None and ckpt.name == f"global_step_{total}":
+    # done = the final checkpoint AND its step logged (a kill between VERL's save and its log line
+    # leaves the checkpoint alone; `train` then re-runs that step)
+    if training_complete(run, total):
         print(f"\n=== train: already done ({ckpt}), skipped", flush=True)
     else:
         _stage("train", train_args + ["--run-dir", str(run.root)] + overrides)
@@ -112,8 +116,11 @@ def run(args: argparse.Namespace) -> int:
     if ckpt is None:
         raise UserError(f"training wrote no checkpoint in {run.checkpoints}; check trainer.save_freq")
     exported = run.export / ckpt.name
-    if not _done(exported / "config.json", "export"):
-        _stage("export", ["export", "--run-dir", str(run.root), "--out", str(exported)])
+    # export_info.json is written last; a folder without it (an older, in-place export that was
+    # interrupted) is replaced
+    if not _done(exported / EXPORT_INFO, "export"):
+        _stage("export", ["export", "--run-dir", str(run.root), "--out", str(exported)]
+               + (["--overwrite"] if exported.exists() else []))
 
     # 5. trained model, same prompt and decoding
     if not _done(evals / "trained" / "metrics.json", "eval trained"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from importlib import resources
 from pathlib import Path
 
@@ -90,10 +91,14 @@ def build_tiny_model(
     import torch
     from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
 
-    out = Path(out_dir)
-    if (out / "config.json").exists() and (out / "model.safetensors").exists():
-        log.info("reusing tiny model at %s", out)
-        return out
+    final = Path(out_dir)
+    if (final / "config.json").exists() and (final / "model.safetensors").exists():
+        log.info("reusing tiny model at %s", final)
+        return final
+    # built beside the target and renamed into place: a kill never leaves a folder that looks reusable
+    out = final.with_name(f".{final.name}.partial")
+    if out.exists():
+        shutil.rmtree(out)
     if tokenizer_dir is None:
         build_tiny_tokenizer(out)
         tokenizer = AutoTokenizer.from_pretrained(out)
@@ -113,5 +118,8 @@ def build_tiny_model(
     model.generation_config.eos_token_id = [cfg.eos_token_id, cfg.bos_token_id]
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out)
-    log.info("built tiny Qwen3 (%.2fM params) at %s", sum(p.numel() for p in model.parameters()) / 1e6, out)
-    return out
+    if final.exists():  # an older, in-place build that was interrupted
+        shutil.rmtree(final)
+    out.rename(final)
+    log.info("built tiny Qwen3 (%.2fM params) at %s", sum(p.numel() for p in model.parameters()) / 1e6, final)
+    return final

@@ -249,8 +249,8 @@ def _smoke_assets(run: RunDir, tokenizer: str | None, model: str | None) -> tupl
     from gsm8k_rl.smoke import SMOKE_DATA, build_tiny_model
 
     data = run.smoke / "data"
-    if not (data / "train.parquet").exists():
-        prepare(data, source=Path(str(SMOKE_DATA)))
+    if not all((data / f"{s}.parquet").exists() for s in ("train", "test")):  # a kill may land between them
+        prepare(data, source=Path(str(SMOKE_DATA)), overwrite=True)
     if model is None:
         model = str(build_tiny_model(run.smoke / "model", tokenizer_dir=tokenizer))
     return data, model
@@ -281,7 +281,7 @@ def write_run_files(launch: Launch, allow_config_change: bool = False) -> None:
             )
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
         run.resolved_config.rename(run.root / f"resolved_config.{stamp}.yaml")
-    run.resolved_config.write_text(text)
+    write_atomic(run.resolved_config, text)  # a kill mid-write must not look like a changed config
     env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(launch.env.items()))
     # a new metrics file per launch: VERL's file logger truncates the file it opens
     env += f' VERL_FILE_LOGGER_PATH={shlex.quote(str(run.logs))}/metrics.$(date -u +%Y%m%dT%H%M%S).jsonl'
@@ -312,6 +312,14 @@ def environment_summary(hw: Hardware | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it over `path`: a kill leaves the old
+    file or the new one, never a torn one that a restart would misread."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def merge_metrics(run: RunDir) -> int:
     """Rebuild RUN/metrics.jsonl from every attempt's VERL log (VERL opens its file with "wb").
 
@@ -338,17 +346,80 @@ def merge_metrics(run: RunDir) -> int:
     return len(by_step)
 
 
+# VERL logs this key once per finished PPO step (not for the validation before training)
+STEP_KEY = "timing_s/step"
+
+
+def logged_steps(run: RunDir) -> dict[int, dict]:
+    """{step: metrics} of RUN/metrics.jsonl (merge_metrics writes it)."""
+    if not run.metrics.exists():
+        return {}
+    recs = (json.loads(line) for line in run.metrics.read_text().splitlines() if line.strip())
+    return {int(r["step"]): r["data"] for r in recs}
+
+
+def training_complete(run: RunDir, total: int) -> bool:
+    """The last checkpoint is step `total` and that step's metrics were logged.
+
+    VERL saves a step's checkpoint, then validates, then logs the step: a kill in between leaves
+    the final checkpoint without its step's metrics, which only re-running the step brings back.
+    """
+    ckpt = latest_checkpoint(run)
+    if ckpt is None or ckpt.name != f"global_step_{total}":
+        return False
+    merge_metrics(run)
+    return STEP_KEY in logged_steps(run).get(total, {})
+
+
+def roll_back_unlogged_checkpoint(run: RunDir) -> int | None:
+    """Before a launch: if the latest checkpoint's step has no logged metrics (killed between VERL's
+    save and its log line), resume from the newest earlier checkpoint whose step was logged (or from
+    scratch), so that the step is re-run and logged; the unlogged checkpoints are removed. Returns
+    the step resumed from (0: from scratch), None when nothing had to change."""
+    import shutil
+
+    tracker = run.checkpoints / "latest_checkpointed_iteration.txt"
+    if not tracker.exists():
+        return None
+    ckpt = latest_checkpoint(run)  # None: a tracker torn by a kill during VERL's write of it
+    merge_metrics(run)
+    steps = logged_steps(run)
+    latest = int(ckpt.name.rsplit("_", 1)[1]) if ckpt is not None else 1 << 62
+    if STEP_KEY in steps.get(latest, {}):
+        return None
+    ok = [k for p in run.checkpoints.glob("global_step_*") if (k := _step_of(p)) is not None
+          and k < latest and (p / "actor").is_dir() and STEP_KEY in steps.get(k, {})]
+    back = max(ok, default=0)
+    log.warning("%s: step %d was checkpointed but never logged (interrupted between VERL's save and its "
+                "log line); resuming from %s so that it is re-run", ckpt or tracker, latest,
+                f"global_step_{back}" if back else "scratch")
+    if back:
+        write_atomic(tracker, str(back))
+    else:
+        tracker.unlink()
+    for p in run.checkpoints.glob("global_step_*"):
+        if (k := _step_of(p)) is not None and k > back:
+            shutil.rmtree(p)
+    return back
+
+
+def _step_of(path: Path) -> int | None:
+    tail = path.name.rsplit("_", 1)[-1]
+    return int(tail) if path.is_dir() and tail.isdigit() else None
+
+
 def latest_checkpoint(run: RunDir) -> Path | None:
     marker = run.checkpoints / "latest_checkpointed_iteration.txt"
-    if not marker.exists():
+    text = marker.read_text().strip() if marker.exists() else ""
+    if not text.isdigit():  # none yet, or torn by a kill while VERL wrote it
         return None
-    return run.checkpoints / f"global_step_{int(marker.read_text().strip())}"
+    return run.checkpoints / f"global_step_{int(text)}"
 
 
 def _update_run_info(run: RunDir, **fields: Any) -> None:
     info = json.loads(run.run_info.read_text()) if run.run_info.exists() else {}
     info.update(fields)
-    run.run_info.write_text(json.dumps(info, indent=2, default=str) + "\n")
+    write_atomic(run.run_info, json.dumps(info, indent=2, default=str) + "\n")
 
 
 def _stop(proc: subprocess.Popen, grace_s: float = 30.0) -> None:
@@ -371,6 +442,7 @@ def launch_training(launch: Launch) -> int:
     started = dt.datetime.now(dt.timezone.utc)
     cfg = launch.cfg
     before = json.loads(run.run_info.read_text()) if run.run_info.exists() else {}
+    rolled_back = roll_back_unlogged_checkpoint(run)
     resume_from = latest_checkpoint(run)
     _update_run_info(
         run, model=cfg.actor_rollout_ref.model.path, config=launch.config_name, backend=launch.backend,
@@ -379,6 +451,7 @@ def launch_training(launch: Launch) -> int:
         n_gpus=launch.hardware.world_size if launch.hardware else 0,
         total_training_steps=cfg.trainer.total_training_steps, attempts=before.get("attempts", 0) + 1,
         resumed_from=str(resume_from) if resume_from else None,
+        **({"rolled_back_to_step": rolled_back} if rolled_back is not None else {}),
         status="running", last_start=started.isoformat(),
         start_time=before.get("start_time", started.isoformat()),
     )

@@ -34,6 +34,8 @@ def test_layouts_planned_on_cpu(tmp_path, data_dir, tiny_qwen3_tok_model_dir, ca
     assert lines["memory"].startswith("[PASS]")
     # this machine has no GPU: the run itself cannot start, and doctor says so (and how to smoke test)
     assert lines["gpus"].startswith("[FAIL]") and "gsm8k-rl train --backend local --smoke" in out
+    # no NVIDIA driver here: the driver check is skipped, with the reason, and fails nothing
+    assert lines["driver"].startswith("[SKIP]") and "not checked" in lines["driver"]
     assert rc == 1
 
 
@@ -99,4 +101,35 @@ def test_driver_against_the_wheels_cuda(driver, cuda, status):
     check = check_driver(driver, cuda, "torch 2.11.0")
     assert check.status == status
     if status == "FAIL":  # names both versions and the fix
-        assert driver in check.detail and "Upgrade the driver" in check.detail
+        assert driver in check.detail and cuda in check.detail
+        assert "Upgrade the driver to >= " in check.detail and "torch build for an older CUDA" in check.detail
+
+
+def test_driver_below_a_cuda12_minors_own_driver_says_so():
+    from gsm8k_rl.doctor import check_driver
+
+    check = check_driver("535.104.05", "12.8", "torch 2.7.0+cu128")  # passes on 12.x's minimum
+    assert check.status == "PASS" and "minor-version compatibility" in check.detail and ">= 570.26" in check.detail
+    assert "minor-version" not in check_driver("570.86.10", "12.8").detail
+
+
+def test_driver_version_parsed_from_nvidia_smi():
+    from gsm8k_rl.doctor import parse_driver_version
+
+    assert parse_driver_version("580.159.04\n") == "580.159.04"
+    assert parse_driver_version("550.54.15\n550.54.15\n") == "550.54.15"  # one line per GPU
+    assert parse_driver_version("") is None
+    assert parse_driver_version("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.") is None
+
+
+@pytest.mark.parametrize("version, torch_cuda, cuda", [
+    ("0.24.0", "13.0", "13.0"),  # PyPI's build: the CUDA of the torch it pins
+    ("0.24.0+cu126", "13.0", "12.6"),  # a build for another CUDA names it in its local tag
+    ("0.10.1+cu118", "11.8", "11.8"),
+])
+def test_vllm_cuda_from_its_version(version, torch_cuda, cuda):
+    from gsm8k_rl.doctor import check_driver, vllm_cuda
+
+    assert vllm_cuda(version, torch_cuda) == cuda
+    if cuda == "12.6":  # a CUDA 12 vLLM on a CUDA 12 driver passes where the CUDA 13 torch fails
+        assert check_driver("550.54.15", vllm_cuda(version, torch_cuda)).status == "PASS"

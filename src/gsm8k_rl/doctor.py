@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Callable
@@ -28,7 +29,7 @@ REQUIRED_COLUMNS = {"data_source", "prompt", "ability", "reward_model", "extra_i
 @dataclasses.dataclass
 class Check:
     name: str
-    status: str  # PASS, WARN, FAIL
+    status: str  # PASS, WARN, FAIL, SKIP (not applicable here, with a note why)
     detail: str
 
 
@@ -177,18 +178,33 @@ def host_ram_needed_gib(n_params: int, cfg: Any) -> float:
 
 
 # Minimum Linux driver per CUDA major version of the installed wheels (NVIDIA's CUDA Toolkit release
-# notes, "CUDA Toolkit and Corresponding Driver Versions"; within a major version, minor-version
-# compatibility lets the oldest driver of that major run every minor). torch 2.11 and vLLM 0.24 from
-# PyPI are CUDA 13 builds.
+# notes, "CUDA Toolkit and Corresponding Driver Versions"): within a major version, minor-version
+# compatibility lets that major's oldest driver run every minor. torch 2.11 and vLLM 0.24 from PyPI
+# are CUDA 13 builds.
 MIN_DRIVER = {13: "580.65.06", 12: "525.60.13", 11: "450.80.02"}
+# The driver each CUDA 12 minor release shipped with (same table, "Toolkit Driver Version"): below it a
+# 12.x build runs through minor-version compatibility, where code that JIT-compiles PTX may not.
+NATIVE_DRIVER_12 = {0: "525.60.13", 1: "530.30.02", 2: "535.54.03", 3: "545.23.06", 4: "550.54.14",
+                    5: "555.42.02", 6: "560.28.03", 8: "570.26", 9: "575.51.03"}
 
 
 def _version_tuple(v: str) -> tuple[int, ...]:
     return tuple(int(x) for x in v.strip().split(".") if x.isdigit())
 
 
+def parse_driver_version(nvidia_smi_output: str) -> str | None:
+    """The driver from `nvidia-smi --query-gpu=driver_version --format=csv,noheader` (one line per
+    GPU, all the same); None when it printed no version (no GPU, a driver error).
+
+    >>> parse_driver_version("580.159.04\\n580.159.04\\n"), parse_driver_version("No devices were found")
+    ('580.159.04', None)
+    """
+    lines = [line.strip() for line in nvidia_smi_output.splitlines() if line.strip()]
+    return lines[0] if lines and re.fullmatch(r"\d+(\.\d+)+", lines[0]) else None
+
+
 def check_driver(driver: str, cuda: str, built: str = "torch") -> Check:
-    """The NVIDIA driver against the CUDA version the wheels were built for.
+    """The NVIDIA driver against the CUDA version `built` (the wheels, named) was built for.
 
     >>> check_driver("580.159.04", "13.0").status
     'PASS'
@@ -197,20 +213,38 @@ def check_driver(driver: str, cuda: str, built: str = "torch") -> Check:
     >>> check_driver("535.104.05", "12.4").status
     'PASS'
     """
-    major = _version_tuple(cuda)[0]
+    major, *minor = _version_tuple(cuda)
     need = MIN_DRIVER.get(major)
     if need is None:
         return Check("driver", "WARN", f"NVIDIA driver {driver}; {built} is built for CUDA {cuda}, whose minimum "
-                     "driver this check does not know")
+                     "driver this check does not know: see NVIDIA's CUDA compatibility table")
     if _version_tuple(driver) >= _version_tuple(need):
-        return Check("driver", "PASS", f"NVIDIA driver {driver} >= {need}, the minimum for CUDA {cuda} ({built})")
+        detail = f"NVIDIA driver {driver} >= {need}, the minimum for CUDA {cuda} ({built})"
+        native = NATIVE_DRIVER_12.get(minor[0]) if major == 12 and minor else None
+        if native and _version_tuple(driver) < _version_tuple(native):
+            detail += (f"; runs through CUDA minor-version compatibility (CUDA {cuda}'s own driver is >= {native}; "
+                       "code that JIT-compiles PTX may need that)")
+        return Check("driver", "PASS", detail)
     return Check("driver", "FAIL", f"NVIDIA driver {driver} is older than {need}, the minimum for CUDA {cuda} "
-                 f"that {built} is built for: the first kernel would fail. Upgrade the driver to >= {need}, or "
-                 f"install a torch build for an older CUDA (e.g. the cu12x wheels: driver >= {MIN_DRIVER[12]})")
+                 f"that {built} is built for: no CUDA kernel would run. Upgrade the driver to >= {need}, or "
+                 f"install a torch build for an older CUDA that this driver supports (e.g. the cu12x wheels: "
+                 f"driver >= {MIN_DRIVER[12]}; vLLM must then be a build for that torch too)")
+
+
+def vllm_cuda(vllm_version: str, torch_cuda: str | None) -> str | None:
+    """The CUDA version a vLLM wheel was built for, from its version string: a local tag names it
+    (`0.24.0+cu126` -> 12.6); without one it is PyPI's default build, made with the torch it pins,
+    so it has that torch's CUDA.
+
+    >>> vllm_cuda("0.24.0+cu126", "13.0"), vllm_cuda("0.24.0", "13.0"), vllm_cuda("0.24.0+cu130", None)
+    ('12.6', '13.0', '13.0')
+    """
+    m = re.search(r"\+cu(\d+?)(\d)$", vllm_version)
+    return f"{int(m.group(1))}.{m.group(2)}" if m else torch_cuda
 
 
 def _driver_version() -> str | None:
-    """The driver as nvidia-smi reports it (no CUDA context); None without nvidia-smi."""
+    """The driver as nvidia-smi reports it (no CUDA context); None without nvidia-smi or a GPU."""
     import subprocess
 
     if shutil.which("nvidia-smi") is None:
@@ -220,23 +254,34 @@ def _driver_version() -> str | None:
                              capture_output=True, text=True, timeout=30, check=True).stdout
     except (subprocess.SubprocessError, OSError):
         return None
-    return out.strip().splitlines()[0].strip() if out.strip() else None
+    return parse_driver_version(out)
 
 
-def _check_driver() -> Check:
-    import importlib.util
+def _check_driver(backend: str) -> Check:
+    """Runs whatever torch detected: a driver too old for torch's CUDA is exactly when torch sees no GPU."""
+    import importlib.metadata
 
     import torch
 
-    cuda = torch.version.cuda
-    if cuda is None:
-        return Check("driver", "FAIL", f"torch {torch.__version__} is a CPU build: install the CUDA build "
-                     "(`make run` installs VERL's pinned GPU stack)")
     driver = _driver_version()
     if driver is None:
-        return Check("driver", "WARN", "nvidia-smi did not report a driver version; not checked")
-    built = "torch " + torch.__version__ + (" and vLLM (built for that torch)" if importlib.util.find_spec("vllm") else "")
-    return check_driver(driver, cuda, built)
+        return Check("driver", "SKIP", "no NVIDIA driver reported (nvidia-smi absent or no GPU): not checked")
+    if torch.version.cuda is None:
+        status = "WARN" if backend == "local" else "FAIL"
+        return Check("driver", status, f"NVIDIA driver {driver}, but torch {torch.__version__} is a CPU build: "
+                     "install the CUDA build (`make run` installs VERL's pinned GPU stack)")
+    builds = [(f"torch {torch.__version__}", torch.version.cuda)]
+    try:  # metadata only: importing vllm would initialise CUDA in this process
+        version = importlib.metadata.version("vllm")
+        builds.append((f"vllm {version}", vllm_cuda(version, torch.version.cuda)))
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    results = [check_driver(driver, cuda, label) for label, cuda in builds]
+    for status in ("FAIL", "WARN"):
+        bad = [c.detail for c in results if c.status == status]
+        if bad:
+            return Check("driver", status, "; ".join(bad))
+    return Check("driver", "PASS", "; ".join(c.detail for c in results))
 
 
 def _check_hardware(launch: Any) -> list[Check]:
@@ -249,7 +294,7 @@ def _check_hardware(launch: Any) -> list[Check]:
         checks.append(Check("gpus", status, "no CUDA GPU" + ("" if status == "PASS" else ": " + no_gpu_message())))
     else:
         checks.append(Check("gpus", "PASS", f"{hw.n_gpus_per_node} x {hw.gpu_name} ({hw.gpu_memory_gb:.0f} GB)"))
-        checks.append(_check_driver())
+    checks.append(_check_driver(launch.backend))
     n_params = None
     try:
         from transformers import AutoConfig
@@ -307,5 +352,5 @@ def run(args: argparse.Namespace) -> int:
     for c in checks:
         print(f"[{c.status}] {c.name:<{width}}  {c.detail}")
     failed = [c for c in checks if c.status == "FAIL"]
-    print(f"\n{len(checks) - len(failed)} passed or warned, {len(failed)} failed")
+    print(f"\n{len(checks) - len(failed)} passed, warned or skipped, {len(failed)} failed")
     return 1 if failed else 0

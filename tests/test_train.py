@@ -134,8 +134,8 @@ def _checkpointed_run(tmp_path, saved: list[int], logged: list[int], tracker: st
     """A run folder as VERL leaves it: checkpoints of `saved` steps, a tracker, and one attempt's
     metrics log with the steps `logged` (step 0 is the validation before training)."""
     run = RunDir(tmp_path)
-    run.logs.mkdir(parents=True)
-    run.checkpoints.mkdir()
+    run.logs.mkdir(parents=True, exist_ok=True)
+    run.checkpoints.mkdir(exist_ok=True)
     for s in saved:
         (run.checkpoints / f"global_step_{s}" / "actor").mkdir(parents=True)
     (run.checkpoints / "latest_checkpointed_iteration.txt").write_text(tracker)
@@ -172,3 +172,27 @@ def test_torn_checkpoint_tracker_is_no_checkpoint(tmp_path):
     assert latest_checkpoint(run) is None and not training_complete(run, 2)
     assert roll_back_unlogged_checkpoint(run) == 1
     assert latest_checkpoint(run).name == "global_step_1"
+
+
+def test_without_the_file_logger_checkpoints_are_never_rolled_back(tmp_path, data_dir, tiny_model_dir):
+    """With trainer.logger lacking "file" no step is ever logged: the roll-back would have deleted
+    every checkpoint at each restart. Then the checkpoint alone says what is done."""
+    import dataclasses
+
+    from gsm8k_rl.cli import build_parser
+    from gsm8k_rl.train import file_logged, launch_training, plan, write_run_files
+
+    run_dir = tmp_path / "run"
+    args = build_parser().parse_args(["train", "--run-dir", str(run_dir), "--data", str(data_dir), "--model",
+                                      str(tiny_model_dir), "--backend", "local", "trainer.logger=[console]"])
+    launch = plan(args)
+    assert not file_logged(launch.cfg.trainer.logger)
+    write_run_files(launch)
+    run = _checkpointed_run(run_dir, saved=[2], logged=[], tracker="2")
+    assert training_complete(run, 2, logged=False) and not training_complete(run, 2)
+    # a trainer stand-in that exits at once: what matters is what the launch did to the checkpoints
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "done_trainer.py").write_text("print('nothing to do')\n")
+    env = {**launch.env, "PYTHONPATH": str(tmp_path / "mods")}
+    launch_training(dataclasses.replace(launch, python_module="done_trainer", env=env))
+    assert latest_checkpoint(run).name == "global_step_2" and (run.checkpoints / "global_step_2" / "actor").is_dir()

@@ -23,7 +23,7 @@ from gsm8k_rl import UserError, model_ref
 from gsm8k_rl.cli import main as cli
 from gsm8k_rl.recipe import DEFAULT_CONFIG, config_names, detect_hardware
 from gsm8k_rl.export import EXPORT_INFO
-from gsm8k_rl.train import RunDir, default_run_dir, latest_checkpoint, no_gpu_message, training_complete
+from gsm8k_rl.train import RunDir, default_run_dir, latest_checkpoint, file_logged, no_gpu_message, training_complete
 
 log = logging.getLogger(__name__)
 ACCEPTS_OVERRIDES = True
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     ckpt = latest_checkpoint(run)
     # done = the final checkpoint AND its step logged (a kill between VERL's save and its log line
     # leaves the checkpoint alone; `train` then re-runs that step)
-    if training_complete(run, total):
+    if training_complete(run, total, logged=file_logged(cfg["trainer"].get("logger"))):
         print(f"\n=== train: already done ({ckpt}), skipped", flush=True)
     else:
         _stage("train", train_args + ["--run-dir", str(run.root)] + overrides)

@@ -358,8 +358,18 @@ def logged_steps(run: RunDir) -> dict[int, dict]:
     return {int(r["step"]): r["data"] for r in recs}
 
 
-def training_complete(run: RunDir, total: int) -> bool:
-    """The last checkpoint is step `total` and that step's metrics were logged.
+def file_logged(loggers: Any) -> bool:
+    """Whether VERL's file logger (the source of metrics.jsonl) is among trainer.logger.
+
+    >>> file_logged(["console", "file"]), file_logged("console")
+    (True, False)
+    """
+    return "file" in ([loggers] if isinstance(loggers, str) else list(loggers or []))
+
+
+def training_complete(run: RunDir, total: int, logged: bool = True) -> bool:
+    """The last checkpoint is step `total` and (when VERL's file logger runs: `logged`) that
+    step's metrics were logged.
 
     VERL saves a step's checkpoint, then validates, then logs the step: a kill in between leaves
     the final checkpoint without its step's metrics, which only re-running the step brings back.
@@ -367,6 +377,8 @@ def training_complete(run: RunDir, total: int) -> bool:
     ckpt = latest_checkpoint(run)
     if ckpt is None or ckpt.name != f"global_step_{total}":
         return False
+    if not logged:
+        return True
     merge_metrics(run)
     return STEP_KEY in logged_steps(run).get(total, {})
 
@@ -442,7 +454,9 @@ def launch_training(launch: Launch) -> int:
     started = dt.datetime.now(dt.timezone.utc)
     cfg = launch.cfg
     before = json.loads(run.run_info.read_text()) if run.run_info.exists() else {}
-    rolled_back = roll_back_unlogged_checkpoint(run)
+    # only where metrics.jsonl is written at all: without VERL's file logger no step is ever
+    # "logged", and rolling back would throw every checkpoint away
+    rolled_back = roll_back_unlogged_checkpoint(run) if file_logged(cfg.trainer.logger) else None
     resume_from = latest_checkpoint(run)
     _update_run_info(
         run, model=cfg.actor_rollout_ref.model.path, config=launch.config_name, backend=launch.backend,

@@ -493,6 +493,7 @@ def evaluate(
     }
     check_settings(out, settings)
     samples = read_samples(out / SAMPLES)
+    read_batches(out / BATCHES)  # cuts a torn last line now, before new batches are appended to it
     for i, s in samples.items():
         if not 0 <= i < len(rows) or s.get("question") != rows[i]["question"]:
             raise UserError(f"{out / SAMPLES}: sample {i} does not match row {i} of the {dataset} {split} split")

@@ -26,7 +26,7 @@
 #   ++ray_kwargs.ray_init.runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES='gsm8k_rl.local_backend.plugin'
 #   data.train_files=/tmp/gsm8k_bench/train.parquet
 #   data.val_files=/tmp/gsm8k_bench/test.parquet
-#   reward.custom_reward_function.path=/work/main/src/gsm8k_rl/reward.py
+#   reward.custom_reward_function.path=./src/gsm8k_rl/reward.py
 #   trainer.default_local_dir=/root/out/v/run_300/checkpoints
 #   trainer.validation_data_dir=/root/out/v/run_300/val_generations
 #   actor_rollout_ref.model.path=/tmp/qwen3-1.7b-random
@@ -37,6 +37,6 @@
 #   trainer.logger=[console,file]
 #   data.max_response_length=300
 #   actor_rollout_ref.rollout.ignore_eos=true
-cd /work/main
+cd .
 env TENSORBOARD_DIR=/root/out/v/run_300/tensorboard TOKENIZERS_PARALLELISM=false VERL_USE_EXTERNAL_MODULES=gsm8k_rl.local_backend.plugin VERL_FILE_LOGGER_PATH=/root/out/v/run_300/logs/metrics.$(date -u +%Y%m%dT%H%M%S).jsonl \
   /opt/torch/.venv/bin/python3 -m verl.trainer.main_ppo --config-path /root/out/v/run_300 --config-name resolved_config hydra.run.dir=/root/out/v/run_300/hydra "$@"

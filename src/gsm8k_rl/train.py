@@ -340,9 +340,7 @@ def merge_metrics(run: RunDir) -> int:
                     continue
                 raise UserError(f"{path}:{i} is not a JSON line ({exc}); the file is damaged") from exc
             by_step.setdefault(int(rec["step"]), {}).update(rec["data"])
-    tmp = run.metrics.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps({"step": s, "data": d}) + "\n" for s, d in sorted(by_step.items())))
-    tmp.replace(run.metrics)
+    write_atomic(run.metrics, "".join(json.dumps({"step": s, "data": d}) + "\n" for s, d in sorted(by_step.items())))
     return len(by_step)
 
 

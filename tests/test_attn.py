@@ -1,4 +1,5 @@
-"""`gsm8k-rl train --attn`: the attention choice is explicit, logged where it was made, and recorded (issue 15, item 7)."""
+"""`gsm8k-rl train --attn`: the attention choice is explicit, logged where it was made, and recorded
+(issue 15, item 7; torch_varlen and the fast path: issue 12)."""
 
 import importlib.util
 import json
@@ -23,16 +24,19 @@ def _plan(tmp_path, smoke_data, model, *extra):
     return run, (run / "command.sh").read_text()
 
 
-@pytest.mark.parametrize("attn", ["sdpa", "flash_attention_2"])
+@pytest.mark.parametrize("attn", ["sdpa", "torch_varlen", "flash_attention_2"])
 def test_attn_flag_is_applied_and_recorded(tmp_path, smoke_data, tiny_model_dir, attn):
     import yaml
 
     run, command = _plan(tmp_path, smoke_data, tiny_model_dir, "--attn", attn)
     cfg = yaml.safe_load((run / "resolved_config.yaml").read_text())
-    assert f"# Attention of actor and critic: {attn} (--attn {attn})." in command
-    override = cfg["actor_rollout_ref"]["model"].get("override_config", {}).get("attn_implementation")
-    assert override == ("sdpa" if attn == "sdpa" else None)  # flash_attention_2 is VERL's own default
-    assert cfg["actor_rollout_ref"]["model"]["use_remove_padding"] is (attn != "sdpa")
+    packing = "padded" if attn == "sdpa" else "packed"
+    assert f"# Actor/critic kernels: attention {attn}, {packing} micro-batches" in command
+    assert f"(--attn {attn};" in command
+    for role in ("actor_rollout_ref", "critic"):
+        override = cfg[role]["model"].get("override_config", {}).get("attn_implementation")
+        assert override == (None if attn == "flash_attention_2" else attn)  # flash_attention_2 is VERL's own default
+        assert cfg[role]["model"]["use_remove_padding"] is (attn != "sdpa")
 
 
 def test_attn_auto_names_the_machine_that_decided(tmp_path, smoke_data, tiny_model_dir, caplog):
@@ -40,16 +44,17 @@ def test_attn_auto_names_the_machine_that_decided(tmp_path, smoke_data, tiny_mod
 
     caplog.set_level(logging.INFO, logger="gsm8k_rl.train")
     run, command = _plan(tmp_path, smoke_data, tiny_model_dir)
-    expected = "flash_attention_2" if importlib.util.find_spec("flash_attn") else "sdpa"
-    assert f"# Attention of actor and critic: {expected} (--attn auto: flash-attn" in command
-    assert f"importable on {platform.node()}, the machine that planned the run" in command
+    # planned for a vLLM run (GPUs), here without flash-attn: PyTorch's varlen kernels are the fallback
+    expected = "flash_attention_2" if importlib.util.find_spec("flash_attn") else "torch_varlen"
+    assert f"# Actor/critic kernels: attention {expected}, packed micro-batches" in command
+    assert f"(--attn auto: flash-attn is not importable on {platform.node()}, the machine that planned the run" in command
     assert any(platform.node() in r.getMessage() and "attention" in r.getMessage() for r in caplog.records)
 
 
 def test_attn_flash_refused_on_the_local_backend(tmp_path, smoke_data, tiny_model_dir, capsys):
     rc = main(["train", "--dry-run", "--backend", "local", "--run-dir", str(tmp_path / "r"), "--data", str(smoke_data),
                "--model", str(tiny_model_dir), "--attn", "flash_attention_2"])
-    assert rc == 2 and "local backend trains with SDPA only" in capsys.readouterr().err
+    assert rc == 2 and "local backend trains with SDPA or torch_varlen" in capsys.readouterr().err
 
 
 def test_attn_recorded_in_run_info(tmp_path):

@@ -100,26 +100,36 @@ QWEN3_1_7B_PARAMS = 1_720_574_976  # from ../shared/models/qwen3-1.7b/config.jso
 def estimate_memory_gb(
     n_params: float, world: int, gpu_memory_gb: float, vllm_fraction: float, token_budget: int,
     optimizer_offload: bool, with_ref: bool = True, vocab: int = 151936, hidden: int = 2048, layers: int = 28,
+    fused: bool = False, checkpointing: bool = True, intermediate: int = 6144,
 ) -> dict[str, float]:
     """Rough per-GPU peak of colocated PPO (FSDP actor + critic + ref, vLLM asleep during updates).
 
     fp32 weights + grads (8 B/param) and Adam moments (8 B/param, unless offloaded) for actor and
     critic, fp32 weights for the reference, all sharded over `world` GPUs; vLLM holds its
-    `vllm_fraction` of the GPU while generating; activations ~ token budget x (fp32 logits over
-    the vocabulary, twice for log-softmax + checkpointed bf16 hidden states per layer).
+    `vllm_fraction` of the GPU while generating; activations ~ token budget x (the fp32 logits over
+    the vocabulary, twice for log-softmax, unless `fused` computes them in 512-token chunks) + the
+    hidden states kept for the backward pass: one bf16 vector per layer with gradient checkpointing,
+    a layer's every intermediate (~7 hidden + 4 MLP-wide bf16 vectors and two fp32 norms) without.
     An estimate for sizing; docs/benchmarks.md has measured peaks.
     """
     gb = 1024**3
     trained = n_params * (8 + (0 if optimizer_offload else 8)) / world / gb
     ref = n_params * 4 / world / gb if with_ref else 0.0
     vllm = vllm_fraction * gpu_memory_gb
-    act = token_budget * (vocab * 4 * 2 + hidden * 2 * layers) / gb
+    logits = 512 * vocab * 4 * 3 if fused else token_budget * vocab * 4 * 2
+    per_layer = hidden * 2 if checkpointing else (7 * hidden + 4 * intermediate) * 2 + 2 * hidden * 4
+    act = (logits + token_budget * per_layer * layers) / gb
     return {"actor": trained, "critic": trained, "ref": ref, "vllm_reserved": vllm, "activations": act,
             "peak_estimate": 2 * trained + ref + max(vllm, act)}
 
 
+# The memory levers of the fast path (docs/benchmarks.md, "Step speed"): on GPUs of at least this
+# size the reference stays on the GPU and actor/critic train without gradient checkpointing.
+FAST_RESIDENT_GB = 120
+
+
 def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = True,
-                     n_params: float = QWEN3_1_7B_PARAMS, backend: str = "vllm") -> list[str]:
+                     n_params: float = QWEN3_1_7B_PARAMS, backend: str = "vllm", fast: bool = False) -> list[str]:
     """Overrides that fit the recipe to the hardware without editing files.
 
     - FSDP over all GPUs; one vLLM replica per GPU (tensor parallel 1: a 1.7B model fits any
@@ -130,6 +140,11 @@ def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = T
       by a token budget instead (same math, bounded memory: 16 x 4.6K tokens of 152K-vocab
       logits alone can take ~40 GB).
     - Adam states go to host memory when the estimate says the GPU would not hold them.
+    - `fast` (the fast path's fused log-probs: no full logits in memory): forward-only passes
+      (log-probs, reference, values) get twice the training budget; on GPUs of >= 120 GB the
+      reference stays on the GPU (VERL moves its weights host -> GPU for every micro-batch) and
+      actor and critic train without gradient checkpointing. Without `fast` the reference is
+      offloaded, as VERL does.
     """
     n = hw.world_size
     prompts = int(cfg.data.train_batch_size) if cfg is not None else 128
@@ -147,7 +162,10 @@ def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = T
     # Never below the longest sequence: VERL cannot split one sequence across micro-batches and
     # asserts max_token_len >= max_seq_len (verl/utils/seqlen_balancing.py).
     memory_budget = 8192 if hw.gpu_memory_gb >= 70 else 4096
-    token_budget = max(memory_budget, max_sequence_length(cfg) if cfg is not None else 512 + 4096)
+    longest = max_sequence_length(cfg) if cfg is not None else 512 + 4096
+    token_budget = max(memory_budget, longest)
+    forward_budget = max(2 * memory_budget, longest) if fast else token_budget
+    resident = fast and hw.gpu_memory_gb >= FAST_RESIDENT_GB
     # The rollout engine's share of the GPU while generating, measured to fit beside actor + critic
     # + ref (docs/benchmarks.md): local (transformers) rollout at 0.2 on 1 x H100 (peak 62 GiB);
     # vLLM at 0.3 on 1 x H100 (63 GiB, Adam on the host) and 1 x H200 (85 GiB, no offload).
@@ -155,8 +173,8 @@ def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = T
         vllm_fraction = 0.2
     else:
         vllm_fraction = 0.3 if hw.gpu_memory_gb >= 70 else 0.25
-    offload = estimate_memory_gb(n_params, n, hw.gpu_memory_gb, vllm_fraction, token_budget,
-                                 optimizer_offload=False)["peak_estimate"] > 0.9 * hw.gpu_memory_gb
+    offload = estimate_memory_gb(n_params, n, hw.gpu_memory_gb, vllm_fraction, token_budget, optimizer_offload=False,
+                                 fused=fast, checkpointing=not resident)["peak_estimate"] > 0.9 * hw.gpu_memory_gb
     ov = [
         f"trainer.n_gpus_per_node={hw.n_gpus_per_node}",
         f"trainer.nnodes={hw.nnodes}",
@@ -171,12 +189,17 @@ def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = T
         ov += [
             "actor_rollout_ref.actor.use_dynamic_bsz=true",
             f"actor_rollout_ref.actor.ppo_max_token_len_per_gpu={token_budget}",
-            f"actor_rollout_ref.ref.log_prob_max_token_len_per_gpu={token_budget}",
-            f"actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu={token_budget}",
+            f"actor_rollout_ref.ref.log_prob_max_token_len_per_gpu={forward_budget}",
+            f"actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu={forward_budget}",
             "critic.use_dynamic_bsz=true",
             f"critic.ppo_max_token_len_per_gpu={token_budget}",
-            f"critic.forward_max_token_len_per_gpu={token_budget}",
+            f"critic.forward_max_token_len_per_gpu={forward_budget}",
         ]
+    if fast:
+        ov += [f"actor_rollout_ref.ref.fsdp_config.param_offload={str(not resident).lower()}"]
+        if resident:
+            ov += ["actor_rollout_ref.model.enable_gradient_checkpointing=false",
+                   "critic.model.enable_gradient_checkpointing=false"]
     if offload:
         ov += ["actor_rollout_ref.actor.fsdp_config.optimizer_offload=true", "critic.fsdp.optimizer_offload=true"]
     return ov
@@ -271,6 +294,25 @@ def check_config(cfg: Any, extra_rollouts: tuple[str, ...] = ()) -> list[str]:
         problems.append("validation is not greedy (rollout.val_kwargs.temperature must be 0, do_sample false)")
     problems += check_token_budgets(cfg)
     problems += check_truncation_option(cfg)
+    problems += check_attention(cfg)
+    return problems
+
+
+def check_attention(cfg: Any) -> list[str]:
+    """torch_varlen runs one GPU's packed micro-batch; Ulysses sequence parallelism would need VERL's
+    all-to-all around it (VERL patches only flash-attn's function for that)."""
+    from omegaconf import OmegaConf
+
+    from gsm8k_rl.varlen_attention import NAME
+
+    problems = []
+    for role, sp_key in (("actor_rollout_ref", "actor_rollout_ref.actor.ulysses_sequence_parallel_size"),
+                         ("critic", "critic.ulysses_sequence_parallel_size")):
+        attn = OmegaConf.select(cfg, f"{role}.model.override_config.attn_implementation", default=None)
+        sp = int(OmegaConf.select(cfg, sp_key, default=1) or 1)
+        if attn == NAME and sp > 1:
+            problems.append(f"{role}.model.override_config.attn_implementation={NAME} does not support "
+                            f"{sp_key}={sp}: use flash_attention_2 (flash-attn installed) or sequence parallel 1")
     return problems
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import importlib.util
 import json
 import logging
 import os
@@ -26,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gsm8k_rl import UserError, __version__, model_ref
+from gsm8k_rl import UserError, __version__, fast_path, model_ref
 from gsm8k_rl.recipe import (
     DEFAULT_CONFIG,
     REWARD_FILE,
@@ -94,7 +93,8 @@ class Launch:
     backend: str
     sized_for: Hardware
     attn: str = "flash_attention_2"  # actor and critic attention; VERL's default
-    attn_source: str = ""  # how it was decided (--attn, or detected on which machine)
+    attn_source: str = ""  # how the kernels were decided (flags, or detected on which machine)
+    kernels: str = ""  # fast_path.Kernels.describe(): attention, packing, fused log-probs
 
     def argv(self) -> list[str]:
         # main_ppo reads back the exact composed config we saved: what we validated is what runs.
@@ -120,10 +120,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpu-memory-gb", type=float, default=None, help="GPU memory to size for (default: detected, else 80)")
     p.add_argument("--nnodes", type=int, default=1, help="nodes of a running Ray cluster (RAY_ADDRESS); see README")
     p.add_argument("--no-dynamic-bsz", action="store_true", help="fixed micro-batches of 16 (the spec) instead of token budgets")
-    p.add_argument("--attn", choices=["auto", "sdpa", "flash_attention_2"], default="auto",
+    p.add_argument("--attn", choices=["auto", "sdpa", "torch_varlen", "flash_attention_2"], default="auto",
                    help="actor/critic attention: flash_attention_2 (VERL's default; flash-attn must be installed where "
-                        "training runs) or sdpa; auto: flash_attention_2 if flash-attn is importable on the machine "
-                        "running this command, else sdpa (the local backend always uses sdpa)")
+                        "training runs), torch_varlen (PyTorch's varlen FlashAttention kernels, packed micro-batches) or "
+                        "sdpa (padded micro-batches); auto: flash_attention_2 if flash-attn is importable on the machine "
+                        "running this command, else torch_varlen with the fast path, else sdpa")
+    p.add_argument("--fast-path", choices=["auto", "on", "off"], default="auto",
+                   help="fused log-probs, packed micro-batches and, where the GPU memory allows, the reference on the GPU "
+                        "and no gradient checkpointing (docs/benchmarks.md, 'Step speed'); auto: on with a CUDA GPU; "
+                        "off: VERL's plain path")
+    p.add_argument("--fused", choices=["auto", "liger", "triton", "torch"], default="auto",
+                   help="fused log-prob backend with the fast path (VERL's fused_kernel_options.impl_backend); auto: "
+                        "liger if liger-kernel is importable on a GPU machine, else torch")
     p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases")
     p.add_argument("--dry-run", action="store_true", help="write resolved_config.yaml + command.sh, validate, start nothing")
     p.add_argument("--allow-config-change", action="store_true",
@@ -157,18 +165,23 @@ def plan(args: argparse.Namespace) -> Launch:
     ov: list[str] = []
     python_module = "verl.trainer.main_ppo"
 
+    # a vLLM run always trains on GPUs, also when planned on a machine without them (--dry-run, doctor)
+    on_gpu = hw is not None or backend == "vllm"
+    kernels = fast_path.decide(args.fast_path, args.attn, backend, on_gpu=on_gpu, fused=args.fused)
     if backend == "vllm" or hw is not None:  # GPUs (present or planned for): size the layout
-        ov += layout_overrides(target, base, dynamic_bsz=not args.no_dynamic_bsz, backend=backend)
+        ov += layout_overrides(target, base, dynamic_bsz=not args.no_dynamic_bsz, backend=backend, fast=kernels.fast)
     if backend == "local":
         from gsm8k_rl.local_backend import launch_spec
 
         spec = launch_spec(n_gpus=hw.n_gpus_per_node if hw else 1, device="cuda" if hw else "cpu")
         python_module, env, ov = spec["python_module"], dict(spec["env"]), ov + list(spec["overrides"])
 
-    attn, attn_source = _attention(args.attn, backend)
-    log.info("attention of actor and critic: %s (%s)", attn, attn_source)
-    if backend == "vllm" and attn == "sdpa":
-        env, ov = _sdpa_fallback(env, ov)
+    log.info("actor/critic kernels: %s (%s)", kernels.describe(), kernels.source)
+    if not kernels.remove_padding:
+        log.warning("actor and critic use SDPA on padded micro-batches (slower); for speed, install a flash-attn "
+                    "wheel matching torch 2.11 where training runs, or use a CUDA torch with varlen attention "
+                    "(--attn torch_varlen)")
+    env, ov = fast_path.apply(kernels, env, ov, on_gpu=on_gpu)
     if "VERL_USE_EXTERNAL_MODULES" in env:  # the project's critic engine runs: record the batch order
         from gsm8k_rl.batch_order import ENV as ORDER_ENV
 
@@ -198,40 +211,7 @@ def plan(args: argparse.Namespace) -> Launch:
         "TOKENIZERS_PARALLELISM": "false",
     })
     return Launch(run, args.config, ov + list(args.overrides), cfg, python_module, env, hw, backend, target,
-                  attn, attn_source)
-
-
-def _attention(choice: str, backend: str) -> tuple[str, str]:
-    """The attention implementation and how it was chosen. `auto` looks for flash-attn HERE, which on
-    a cluster may be a head node without the GPU stack: the source names the machine."""
-    if backend == "local":
-        if choice == "flash_attention_2":
-            raise UserError("--attn flash_attention_2: the local backend trains with SDPA only; use --backend vllm")
-        return "sdpa", "the local backend always uses sdpa"
-    if choice != "auto":
-        return choice, f"--attn {choice}"
-    found = importlib.util.find_spec("flash_attn") is not None
-    return ("flash_attention_2" if found else "sdpa"), (
-        f"--attn auto: flash-attn {'is' if found else 'is not'} importable on {platform.node()}, the machine that "
-        "planned the run; pass --attn explicitly if the training nodes differ")
-
-
-def _sdpa_fallback(env: dict[str, str], ov: list[str]) -> tuple[dict[str, str], list[str]]:
-    """Without flash-attn (PyPI has no wheel of it), VERL's FSDP actor and critic cannot load with
-    their default flash_attention_2: train them with PyTorch SDPA and padded batches instead (the
-    critic honours that only through the local backend's plugin, which registers an engine that
-    reads attn_implementation). Slower, same math; install a flash-attn wheel for speed."""
-    log.warning("actor and critic use SDPA without padding removal (slower); for speed, install a flash-attn "
-                "wheel matching torch 2.11 where training runs and pass --attn flash_attention_2")
-    plugin = "gsm8k_rl.local_backend.plugin"
-    env = {**env, "VERL_USE_EXTERNAL_MODULES": plugin}
-    return env, ov + [
-        "++actor_rollout_ref.model.override_config.attn_implementation=sdpa",
-        "++critic.model.override_config.attn_implementation=sdpa",
-        "actor_rollout_ref.model.use_remove_padding=False",
-        "critic.model.use_remove_padding=False",
-        f"++ray_kwargs.ray_init.runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES='{plugin}'",
-    ]
+                  kernels.attn, kernels.source, kernels.describe())
 
 
 def default_run_dir(cfg: Any) -> Path:
@@ -288,7 +268,7 @@ def write_run_files(launch: Launch, allow_config_change: bool = False) -> None:
     run.command.write_text(
         "#!/usr/bin/env bash\n"
         f"# Written by gsm8k-rl {__version__} (`gsm8k-rl train`); config {launch.config_name!r}, backend {launch.backend}.\n"
-        f"# Attention of actor and critic: {launch.attn} ({launch.attn_source}).\n"
+        f"# Actor/critic kernels: {launch.kernels} ({launch.attn_source}).\n"
         "# Runs VERL with the exact composed config saved beside this file.\n"
         "# Overrides applied on top of the named config, in order:\n"
         + "".join(f"#   {o}\n" for o in launch.overrides)
@@ -458,7 +438,7 @@ def launch_training(launch: Launch) -> int:
     resume_from = latest_checkpoint(run)
     _update_run_info(
         run, model=cfg.actor_rollout_ref.model.path, config=launch.config_name, backend=launch.backend,
-        attn_implementation=launch.attn, attn_source=launch.attn_source,
+        attn_implementation=launch.attn, attn_source=launch.attn_source, kernels=launch.kernels,
         hardware=dataclasses.asdict(launch.hardware) if launch.hardware else "cpu",
         n_gpus=launch.hardware.world_size if launch.hardware else 0,
         total_training_steps=cfg.trainer.total_training_steps, attempts=before.get("attempts", 0) + 1,

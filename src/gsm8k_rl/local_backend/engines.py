@@ -12,10 +12,13 @@ builds the critic through the same code path VERL uses for the actor, which hono
 label, exactly the model VERL's loader would build. With flash_attention_2 configured it defers
 to VERL unchanged.
 
-On CPU one more thing: VERL wraps a forward-only model (the reference policy) with FSDP's CPU
-offload, whose pinned host memory needs an accelerator ("Cannot access accelerator device").
-Offloading a model that already lives in host memory does nothing, so the CPU engines wrap it
-without offload.
+VERL wraps a forward-only model (the reference policy) with FSDP's CPU offload, always, whatever
+`ref.fsdp_config.param_offload` says (`_build_fsdp_module`). On CPU that offload needs an
+accelerator ("Cannot access accelerator device") and does nothing useful, so the CPU engines wrap
+it without offload. On a GPU it copies all reference weights host -> GPU for every micro-batch of
+every reference pass (fp32 Qwen3-1.7B: 6.9 GB each time). `LanguageEngine` honours
+`ref.fsdp_config.param_offload`: true keeps VERL's behaviour, false keeps the reference on the GPU
+(the launcher decides from the GPU memory, recipe.layout_overrides).
 """
 
 from __future__ import annotations
@@ -76,10 +79,12 @@ class ValueEngine(FSDPEngineWithValueHead):
 
 
 class _HostResidentMixin:
-    """Wrap forward-only models without FSDP CPU offload when the "device" is the host itself."""
+    """Wrap forward-only models without FSDP CPU offload when the "device" is the host itself, or
+    when the config asks for no parameter offload."""
 
     def _build_fsdp_module(self, module):
-        if get_device_name() != "cpu" or not self.engine_config.forward_only:
+        resident = get_device_name() == "cpu" or not self.engine_config.param_offload
+        if not resident or not self.engine_config.forward_only:
             return super()._build_fsdp_module(module)
         # forward_only only selects the offload policy inside _build_fsdp_module (VERL 0.9.1)
         self.engine_config.forward_only = False
@@ -89,7 +94,11 @@ class _HostResidentMixin:
             self.engine_config.forward_only = True
 
 
-class CPULanguageEngine(_HostResidentMixin, FSDPEngineWithLMHead):
+class LanguageEngine(_HostResidentMixin, FSDPEngineWithLMHead):
+    """VERL's FSDP actor/reference engine; the reference's offload follows its param_offload."""
+
+
+class CPULanguageEngine(LanguageEngine):
     """VERL's FSDP actor/reference engine on the host CPU."""
 
 
@@ -98,7 +107,8 @@ class CPUValueEngine(_HostResidentMixin, ValueEngine):
 
 
 def register(device: str) -> None:
-    """Register the FSDP engines for `device` ("cpu"), and the critic fix for CUDA without flash-attn."""
+    """Register the FSDP engines for `device` ("cpu"), or on CUDA the critic fix for attention
+    other than flash_attention_2 and the reference-offload switch."""
     if device == "cpu":
         EngineRegistry.register(model_type="language_model", backend=["fsdp", "fsdp2"], device="cpu")(
             CPULanguageEngine
@@ -110,3 +120,5 @@ def register(device: str) -> None:
         EngineRegistry.register(model_type="value_model", backend=["fsdp", "fsdp2"], device="cuda", vendor="nvidia")(
             ValueEngine
         )
+        EngineRegistry.register(model_type="language_model", backend=["fsdp", "fsdp2"], device="cuda",
+                                vendor="nvidia")(LanguageEngine)

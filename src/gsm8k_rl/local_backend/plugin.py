@@ -9,7 +9,9 @@ the Ray runtime env). Importing this module:
    path, so nothing heavy is imported yet) and replica registry (`RolloutReplicaRegistry`);
 3. when `VERL_PLATFORM=cpu`: registers the CPU platform, and in a VERL training worker process
    starts torch.distributed with gloo before VERL tries (see `_init_cpu_process_group`);
-4. registers VERL's FSDP engines for that device (`engines.py`).
+4. registers VERL's FSDP engines for that device (`engines.py`);
+5. registers the `torch_varlen` attention with transformers (`gsm8k_rl.varlen_attention`), which
+   `override_config.attn_implementation=torch_varlen` selects for actor and critic.
 """
 
 from __future__ import annotations
@@ -79,5 +81,9 @@ else:
 from gsm8k_rl.local_backend import engines as _engines  # noqa: E402
 
 _engines.register(_engine_device)
+
+from gsm8k_rl import varlen_attention as _varlen  # noqa: E402
+
+_varlen.register()
 
 __all__ = ["VERL_VERSION"]

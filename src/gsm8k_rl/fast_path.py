@@ -1,0 +1,131 @@
+"""Which kernels the actor, reference and critic run with: the fast path, or VERL's plain one.
+
+Why: without the flash-attn package (no PyPI wheel) VERL 0.9.1 computes every log-probability with
+a Python loop over tokens (`verl.utils.torch_functional.logprobs_from_logits_v2`) and trains on
+batches padded to their longest sequence. Two levers remove that, both through VERL's and
+transformers' own extension points:
+
+- fused log-probs: `actor_rollout_ref.model.use_fused_kernels=True` with
+  `fused_kernel_options.impl_backend` = `liger` (liger-kernel's fused linear cross-entropy),
+  `triton` (VERL's own kernel) or `torch` (VERL's chunked PyTorch code) -> `FusedLinearForPPO`:
+  log-probs and entropy from the hidden states in chunks, the (tokens x vocabulary) logits never
+  materialised;
+- packed micro-batches (`use_remove_padding=True`) with attention = `flash_attention_2` when
+  flash-attn is installed, else `torch_varlen` (gsm8k_rl.varlen_attention: PyTorch's own
+  variable-length FlashAttention kernels), else SDPA on padded batches.
+
+The memory-dependent levers (reference kept on the GPU, no gradient checkpointing, larger
+forward-pass budgets) are the layout's: recipe.layout_overrides(fast=True).
+
+`decide` is called by `gsm8k-rl train` (and `doctor`) on the machine that plans the run; it looks
+for the packages there and says so in the log, command.sh and run_info.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import platform
+
+from gsm8k_rl import UserError
+from gsm8k_rl.local_backend import PLUGIN_MODULE
+
+FUSED_BACKENDS = ("liger", "triton", "torch")
+ATTENTIONS = ("flash_attention_2", "torch_varlen", "sdpa")
+
+
+@dataclasses.dataclass
+class Kernels:
+    """The kernel choices of one run, and the reason for each (recorded with the run)."""
+
+    attn: str
+    remove_padding: bool
+    fused: str | None  # FUSED_BACKENDS member, or None: VERL's unfused log-probs
+    source: str  # how it was decided
+    fast: bool  # the layout's memory levers apply too (recipe.layout_overrides(fast=True))
+
+    def describe(self) -> str:
+        fused = f"fused log-probs ({self.fused})" if self.fused else "unfused log-probs (VERL's per-token loop without flash-attn)"
+        pad = "packed micro-batches" if self.remove_padding else "padded micro-batches"
+        return f"attention {self.attn}, {pad}, {fused}"
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a parent package missing, or a broken install
+        return False
+
+
+def _varlen_available() -> bool:
+    from gsm8k_rl.varlen_attention import available
+
+    return available()
+
+
+def decide(mode: str, attn: str, backend: str, on_gpu: bool, fused: str = "auto") -> Kernels:
+    """The kernels for `--fast-path MODE --attn ATTN --fused FUSED` on this machine.
+
+    mode: "auto" (the fast path when a CUDA GPU is present), "on" (also on CPU: the same code paths
+    through their CPU fallbacks, for tests), "off" (VERL's plain path: what VERL's GSM8K example runs
+    without flash-attn). attn: "auto" or one of ATTENTIONS. fused: "auto" or one of FUSED_BACKENDS.
+    """
+    where = f"on {platform.node()}, the machine that planned the run"
+    flash = _importable("flash_attn")
+    if backend == "local" and attn == "flash_attention_2":
+        raise UserError("--attn flash_attention_2: the local backend trains with SDPA or torch_varlen; use --backend vllm")
+    fast = mode == "on" or (mode == "auto" and on_gpu)
+    notes = []
+    if attn == "auto":
+        if flash and backend != "local":
+            attn = "flash_attention_2"
+            notes.append(f"--attn auto: flash-attn is importable {where}")
+        elif fast and (_varlen_available() or not on_gpu):
+            attn = "torch_varlen"
+            notes.append(f"--attn auto: flash-attn is not importable {where}; PyTorch's varlen kernels are")
+        else:
+            attn = "sdpa"
+            notes.append(f"--attn auto: flash-attn is not importable {where}"
+                         + ("" if not fast else "; neither are PyTorch's varlen kernels"))
+    else:
+        notes.append(f"--attn {attn}")
+    if fused == "auto":
+        if not fast:
+            fused = None
+            notes.append(f"--fast-path {mode}: unfused log-probs")
+        elif on_gpu and _importable("liger_kernel"):
+            fused = "liger"
+            notes.append(f"fused log-probs: liger-kernel is importable {where}")
+        else:
+            fused = "torch"
+            notes.append(f"fused log-probs: VERL's chunked torch backend ({'liger-kernel is not importable ' + where if on_gpu else 'no GPU'})")
+    else:
+        notes.append(f"--fused {fused}")
+    if mode == "auto" and not on_gpu:
+        notes.append("--fast-path auto: no CUDA GPU, plain path")
+    return Kernels(attn=attn, remove_padding=attn != "sdpa", fused=fused, source="; ".join(notes), fast=fast)
+
+
+def apply(kernels: Kernels, env: dict[str, str], ov: list[str], on_gpu: bool) -> tuple[dict[str, str], list[str]]:
+    """Environment and Hydra overrides for these kernels.
+
+    The project's VERL plugin (gsm8k_rl.local_backend.plugin) is loaded in every worker whenever
+    something of the project's is needed there: an attention other than flash_attention_2 (the
+    critic's loader and the torch_varlen registration), or a GPU run (the reference-offload switch).
+    """
+    ov = list(ov)
+    if kernels.attn != "flash_attention_2" or on_gpu:
+        env = {**env, "VERL_USE_EXTERNAL_MODULES": PLUGIN_MODULE}
+        ov.append(f"++ray_kwargs.ray_init.runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES='{PLUGIN_MODULE}'")
+    if kernels.attn != "flash_attention_2":  # flash_attention_2 is VERL's own default: leave it unset
+        ov += [f"++actor_rollout_ref.model.override_config.attn_implementation={kernels.attn}",
+               f"++critic.model.override_config.attn_implementation={kernels.attn}"]
+    flag = str(kernels.remove_padding)
+    ov += [f"actor_rollout_ref.model.use_remove_padding={flag}", f"critic.model.use_remove_padding={flag}"]
+    if kernels.fused:
+        ov += ["actor_rollout_ref.model.use_fused_kernels=True",
+               f"actor_rollout_ref.model.fused_kernel_options.impl_backend={kernels.fused}"]
+    return env, ov
+
+
+__all__ = ["ATTENTIONS", "FUSED_BACKENDS", "Kernels", "apply", "decide"]

@@ -12,6 +12,8 @@
 # Writes OUT/run_<len>/ (the run folder: metrics.jsonl, logs) and OUT/gpu_mem_<len>.csv (nvidia-smi).
 # BACKEND=local (default: the project's transformers rollout) or vllm (VERL's vLLM server).
 # BUILD_ONLY=1 builds the random model and the parquet, then stops (e.g. while wheels are staged).
+# TRAIN_FLAGS: extra `gsm8k-rl train` options, e.g. "--fast-path off --no-dynamic-bsz --attn sdpa"
+# (VERL's stock settings; benchmarks/step_speed.sh).
 set -euo pipefail
 backend=${BACKEND:-local}
 out=$1; len=$2; steps=${3:-3}; shift $(( $# < 3 ? $# : 3 ))
@@ -49,7 +51,8 @@ nvidia-smi --query-gpu=timestamp,index,memory.used,utilization.gpu --format=csv,
 smi=$!
 trap 'kill $smi 2>/dev/null || true' EXIT
 start=$(date +%s)
-python3 -m gsm8k_rl.cli train --backend "$backend" --model "$model" --data "$data" --run-dir "$out/run_$len" \
+# shellcheck disable=SC2086  # TRAIN_FLAGS is a list of options
+python3 -m gsm8k_rl.cli train --backend "$backend" --model "$model" --data "$data" --run-dir "$out/run_$len" ${TRAIN_FLAGS:-} \
   trainer.total_training_steps="$steps" trainer.val_before_train=false trainer.test_freq=-1 \
   trainer.save_freq=-1 "trainer.logger=[console,file]" \
   data.max_response_length="$len" actor_rollout_ref.rollout.ignore_eos=true "$@"

@@ -5,19 +5,20 @@
 # export, trained eval, report. Real stopping: no ignore_eos.
 #
 # Usage (GPU machine, VERL + vLLM installed, e.g. from the offline wheelhouse):
-#   [STEPS=60] benchmarks/real_model/gpu_run.sh RUN_ROOT GSM8K_DIR [SECONDS]
+#   [STEPS=50] [STOP_AT_STEP=N] [RUN_FLAGS=...] benchmarks/real_model/gpu_run.sh RUN_ROOT GSM8K_DIR [SECONDS]
 # GSM8K_DIR holds train.jsonl/test.jsonl. SECONDS (default: no limit) stops the job with Ctrl-C
-# (SIGINT) after that long, as a pre-empted job would be; the same command again resumes it
-# from its last checkpoint. Writes RUN_ROOT/{model,data,run}/.
+# (SIGINT) after that long, STOP_AT_STEP=N once PPO step N has been logged, as a pre-empted job
+# would be; the same command again resumes it from its last checkpoint. RUN_FLAGS: more
+# `gsm8k-rl run` options (e.g. "--fast-path off"). Writes RUN_ROOT/{model,data,run}/.
 #
 # The only departures from the Qwen3-1.7B recipe are these VERL overrides, for a 135M model and a
 # short run (the report lists them again): 512 response tokens (the base model's answers: 264 on
-# average, a quarter loop to 512), STEPS PPO steps (default 60; ~21 s each on one H200), checkpoints
-# and greedy validation every STEPS/5 steps, actor lr 5e-6 and critic lr 1e-5 (the spec's
-# 1e-6/2e-6 are sized for 1.7B and 500 steps).
+# average, a quarter loop to 512), STEPS PPO steps (default 50), checkpoints and greedy validation
+# every STEPS/5 steps, actor lr 1e-5 and critic lr 1e-5 (the spec's 1e-6/2e-6 are sized for 1.7B
+# and 500 steps; a 135M model in 50 steps needs larger ones).
 set -uo pipefail
 root=$1; gsm8k=$2; seconds=${3:-0}
-steps=${STEPS:-60}; every=$(( steps / 5 > 0 ? steps / 5 : 1 ))
+steps=${STEPS:-50}; every=$(( steps / 5 > 0 ? steps / 5 : 1 ))
 here=$(cd "$(dirname "$0")/../.." && pwd)
 export VLLM_USE_FLASHINFER_SAMPLER=${VLLM_USE_FLASHINFER_SAMPLER:-0}
 model=$root/model
@@ -32,19 +33,29 @@ OVERRIDES=(
   trainer.total_training_steps=$steps
   trainer.save_freq=$every
   trainer.test_freq=$every
-  actor_rollout_ref.actor.optim.lr=5e-6
+  actor_rollout_ref.actor.optim.lr=1e-5
   critic.optim.lr=1e-5
   trainer.experiment_name=smollm2-135m-ppo
 )
+# shellcheck disable=SC2206  # RUN_FLAGS is a list of options
 cmd=(python3 -m gsm8k_rl.cli run --run-dir "$root/run" --model "$model" --source "$gsm8k" --data "$root/data"
-     "${OVERRIDES[@]}")
+     ${RUN_FLAGS:-} "${OVERRIDES[@]}")
 echo "+ ${cmd[*]}"
 start=$(date +%s)
-if [ "$seconds" -gt 0 ]; then
-  timeout -s INT -k 30 "$seconds" "${cmd[@]}"
-else
-  "${cmd[@]}"
+# through `timeout` also without a limit (0 = none): a background command of a script ignores SIGINT,
+# and timeout restores it for the job and forwards the SIGINT sent to it
+timeout -s INT -k 30 "$seconds" "${cmd[@]}" &
+job=$!
+if [ -n "${STOP_AT_STEP:-}" ]; then
+  # VERL's file logger writes one line per step ({"step": N, ...}) when the step is complete
+  ( while kill -0 "$job" 2>/dev/null; do
+      if grep -qs "^{\"step\": $STOP_AT_STEP," "$root"/run/logs/metrics.*.jsonl; then
+        echo "=== step $STOP_AT_STEP logged: stopping the job with SIGINT (a pre-emption)"; kill -INT "$job"; break
+      fi
+      sleep 2
+    done ) &
 fi
+wait "$job"
 rc=$?
 echo "gsm8k-rl run exit $rc after $(( $(date +%s) - start )) s"
 # an interrupted job leaves Ray's daemons and vLLM's engine behind: stop them before the next launch

@@ -39,6 +39,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=DEFAULT_CONFIG, choices=config_names())
     p.add_argument("--smoke", action="store_true", help="tiny random model on CPU: the same chain end to end")
     p.add_argument("--eval-backend", default="auto", choices=["auto", "vllm", "transformers"])
+    p.add_argument("--fast-path", choices=["auto", "on", "off"], default="auto",
+                   help="passed to `gsm8k-rl train` (fused log-probs, packed micro-batches; see `gsm8k-rl train --help`)")
+    p.add_argument("--fused", choices=["auto", "liger", "triton", "torch"], default="auto", help="passed to `gsm8k-rl train`")
+    p.add_argument("--attn", choices=["auto", "sdpa", "torch_varlen", "flash_attention_2"], default="auto",
+                   help="passed to `gsm8k-rl train`")
     p.add_argument("--platinum-source", default=None,
                    help="also evaluate on GSM8K-Platinum (a local folder, or 'hub' for madrylab/gsm8k-platinum)")
     p.add_argument("overrides", nargs="*", default=[], help="VERL overrides for training, key=value")
@@ -63,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(no_gpu_message().replace("gsm8k-rl train --backend local --smoke --run-dir runs/smoke",
                                                  "gsm8k-rl run --smoke --run-dir runs/smoke"))
     overrides = list(args.overrides)
-    train_args = ["train", "--config", args.config, "--data", args.data]
+    train_args = ["train", "--config", args.config, "--data", args.data,
+                  "--fast-path", args.fast_path, "--fused", args.fused, "--attn", args.attn]
     if args.model:
         train_args += ["--model", args.model]
     if args.smoke:

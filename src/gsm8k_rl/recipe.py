@@ -195,11 +195,11 @@ def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = T
             f"critic.ppo_max_token_len_per_gpu={token_budget}",
             f"critic.forward_max_token_len_per_gpu={forward_budget}",
         ]
-    if fast:
-        ov += [f"actor_rollout_ref.ref.fsdp_config.param_offload={str(not resident).lower()}"]
-        if resident:
-            ov += ["actor_rollout_ref.model.enable_gradient_checkpointing=false",
-                   "critic.model.enable_gradient_checkpointing=false"]
+    # the project's engine honours this key (local_backend/engines.py); true = VERL's own behaviour
+    ov += [f"actor_rollout_ref.ref.fsdp_config.param_offload={str(not resident).lower()}"]
+    if resident:
+        ov += ["actor_rollout_ref.model.enable_gradient_checkpointing=false",
+               "critic.model.enable_gradient_checkpointing=false"]
     if offload:
         ov += ["actor_rollout_ref.actor.fsdp_config.optimizer_offload=true", "critic.fsdp.optimizer_offload=true"]
     return ov

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The GPU figures of docs/real_model/ and docs/benchmarks.md ("Step speed") in one sequence, on one GPU.
+#
+#   numerics  benchmarks/fast_path_numerics.py: the fast path's kernels against VERL's plain path on
+#             one 8192-token micro-batch of the random true-architecture Qwen3-1.7B
+#   real      SmolLM2-135M-Instruct through `gsm8k-rl run` (benchmarks/real_model/gpu_run.sh), stopped
+#             with SIGINT once step STOP_AT_STEP is logged (a pre-emption) and resumed by the same
+#             command; if the first launch dies before any PPO step, the job is redone with
+#             --fast-path off (and says so)
+#   speed300  benchmarks/step_speed.sh at 300 response tokens: VERL's stock settings vs the launcher's
+#   speed1000 the tuned layout at 1000 response tokens
+#
+# Usage (GPU machine, VERL + vLLM installed): benchmarks/reproduce_gpu.sh OUT GSM8K_DIR [PART...]
+# Needs ASSETS (default /tmp/assets: Qwen3-1.7B config + tokenizer and gsm8k_test.jsonl, see
+# benchmarks/ppo_gpu.sh). STEPS (default 50) and STOP_AT_STEP (default 13) shape the real-model job.
+# Each part logs to OUT/<part>.log; a finished part is skipped when the script runs again.
+# After `numerics`, the real-model job and the tuned speed runs take the fused backend that was
+# fastest there among those within tolerance of the stock log-probs (max |diff| < 0.25, |mean diff|
+# < 0.01), and fall back to padded SDPA if PyTorch's varlen kernels failed (FAST_FLAGS, printed).
+set -uo pipefail
+out=$1; gsm8k=$2; shift 2
+parts=${*:-numerics real speed300 speed1000}
+here=$(cd "$(dirname "$0")/.." && pwd)
+assets=${ASSETS:-/tmp/assets}
+mkdir -p "$out"
+fast_flags() {  # gsm8k-rl train/run flags chosen from the numerics run
+  python3 - "$out/fast_path_numerics_h200.json" <<'PY'
+import json, sys
+try:
+    v = json.load(open(sys.argv[1]))["variants"]
+except (OSError, ValueError, KeyError):
+    print(""); sys.exit()
+ok = {k: r for k, r in v.items() if "error" not in r and r.get("fused")
+      and r["logprob_max_abs_diff"] < 0.25 and abs(r["logprob_mean_diff"]) < 0.01}
+packed = {k: r for k, r in ok.items() if r["remove_padding"]}
+pool = packed or ok
+if not pool:
+    print("--fast-path off"); sys.exit()
+best = min(pool.values(), key=lambda r: r.get("forward_backward_s", 0))
+print(f"--fused {best['fused']}" + ("" if packed else " --attn sdpa"))
+PY
+}
+stamp() { echo "[$(date -u +%H:%M:%S)] $*"; }
+cleanup_ray() { { ray stop --force || python3 -m ray.scripts.scripts stop --force; } >/dev/null 2>&1
+                pkill -9 -f "^ray::|/raylet|/gcs_server|^VLLM::|EngineCore" >/dev/null 2>&1 || true; sleep 3; }
+
+for part in $parts; do
+  [ -f "$out/$part.done" ] && { stamp "$part: done before, skipped"; continue; }
+  stamp "=== $part"
+  FAST_FLAGS=$(fast_flags); stamp "flags from the numerics run: '${FAST_FLAGS}'"
+  case $part in
+    numerics)
+      BUILD_ONLY=1 bash "$here/benchmarks/ppo_gpu.sh" "$out/speed" 300 >/dev/null  # the random model + data
+      python3 "$here/benchmarks/fast_path_numerics.py" --model /tmp/qwen3-1.7b-random --random \
+        --gsm8k "$assets/gsm8k_test.jsonl" --tokens 8192 --out "$out/fast_path_numerics_h200.json" \
+        > "$out/numerics.log" 2>&1 ;;
+    real)
+      root=$out/real
+      export RUN_FLAGS=$FAST_FLAGS
+      STEPS=${STEPS:-50} STOP_AT_STEP=${STOP_AT_STEP:-13} bash "$here/benchmarks/real_model/gpu_run.sh" "$root" "$gsm8k" \
+        > "$out/real_launch1.log" 2>&1
+      if ! grep -qs '"timing_s/step"' "$root"/run/logs/metrics.*.jsonl; then
+        stamp "real: no PPO step logged by the first launch: the job is redone with --fast-path off"
+        cleanup_ray; mv "$root/run" "$root/run_failed_fast_path"
+        STEPS=${STEPS:-50} STOP_AT_STEP=${STOP_AT_STEP:-13} RUN_FLAGS="--fast-path off" \
+          bash "$here/benchmarks/real_model/gpu_run.sh" "$root" "$gsm8k" > "$out/real_launch1_plain.log" 2>&1
+        export RUN_FLAGS="--fast-path off"
+      fi
+      cleanup_ray
+      STEPS=${STEPS:-50} bash "$here/benchmarks/real_model/gpu_run.sh" "$root" "$gsm8k" > "$out/real_launch2.log" 2>&1 ;;
+    speed300)
+      TUNED_FLAGS=$FAST_FLAGS VARIANTS="stock tuned" bash "$here/benchmarks/step_speed.sh" "$out/speed" 300 3 \
+        > "$out/speed300.log" 2>&1 ;;
+    speed1000)
+      TUNED_FLAGS=$FAST_FLAGS VARIANTS="tuned" bash "$here/benchmarks/step_speed.sh" "$out/speed" 1000 2 \
+        > "$out/speed1000.log" 2>&1 ;;
+    *) stamp "unknown part $part"; continue ;;
+  esac
+  rc=$?
+  cleanup_ray
+  stamp "$part: exit $rc"
+  [ "$rc" = 0 ] && touch "$out/$part.done"
+done

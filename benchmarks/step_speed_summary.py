@@ -1,0 +1,93 @@
+"""Per-phase PPO step time of several runs side by side, the ratio to the first, 500-step projections
+and the distance to the FLOP floor (docs/benchmarks.md, "Step speed").
+
+    python benchmarks/step_speed_summary.py --response-length 300 \
+        --run stock=OUT/stock/run_300 --run tuned=OUT/tuned/run_300 [--out table.md] [--json out.json]
+
+Steady state = the mean over steps >= 2 (step 1 carries warm-up: CUDA graphs, allocator, compile).
+The floor counts 2 x parameters FLOPs per token per forward pass: generation, old log-probs,
+reference and values are one forward each; a training pass (actor, critic) is a forward and a
+backward (3 forwards), one more with gradient checkpointing; at 798 TFLOP/s (a bf16 8192^3 matmul
+on the H200, docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+PHASES = ["gen", "old_log_prob", "ref", "values", "adv", "update_critic", "update_actor", "update_weights"]
+PARAMS = 1.7206e9  # Qwen3-1.7B as built from its config (docs/benchmarks.md)
+MATMUL_FLOPS = 798e12
+
+
+def load(run: Path) -> dict:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    steps = [r for r in rows if "timing_s/step" in r["data"]]
+    if not steps:
+        raise SystemExit(f"{run}: no finished PPO step in metrics.jsonl")
+    steady = [r["data"] for r in steps if r["step"] >= 2] or [steps[-1]["data"]]
+    mean = {k: statistics.mean(d[k] for d in steady if k in d) for k in steady[0]}
+    import yaml
+
+    cfg = yaml.safe_load((run / "resolved_config.yaml").read_text())
+    ckpt = bool(cfg["actor_rollout_ref"]["model"]["enable_gradient_checkpointing"])
+    tokens = mean.get("perf/total_num_tokens", 0.0)
+    passes = 4 + 2 * (3 + ckpt)
+    return {"run": str(run), "steps": [r["step"] for r in steps], "steady_steps": len(steady), "mean": mean,
+            "first_step_s": steps[0]["data"]["timing_s/step"], "tokens": tokens, "checkpointing": ckpt,
+            "floor_s": passes * 2 * PARAMS * tokens / MATMUL_FLOPS,
+            "peak_allocated_gib": max(d.get("actor/perf/max_memory_allocated_gb", 0.0) for d in steady),
+            "peak_reserved_gib": max(d.get("actor/perf/max_memory_reserved_gb", 0.0) for d in steady)}
+
+
+def table(runs: dict[str, dict], length: int) -> str:
+    names = list(runs)
+    base = runs[names[0]]["mean"]["timing_s/step"]
+    lines = [f"| phase (s, steady state) | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for ph in PHASES:
+        key = f"timing_s/{ph}"
+        if any(key in r["mean"] for r in runs.values()):
+            lines.append(f"| {ph} | " + " | ".join(f"{r['mean'].get(key, float('nan')):.2f}" for r in runs.values()) + " |")
+    lines.append("| **step** | " + " | ".join(f"**{r['mean']['timing_s/step']:.2f}**" for r in runs.values()) + " |")
+    lines.append(f"| speed-up vs {names[0]} | " + " | ".join(f"{base / r['mean']['timing_s/step']:.2f}x" for r in runs.values()) + " |")
+    lines.append("| tokens per step | " + " | ".join(f"{r['tokens'] / 1000:.1f} K" for r in runs.values()) + " |")
+    lines.append("| FLOP floor (s) | " + " | ".join(f"{r['floor_s']:.1f}" for r in runs.values()) + " |")
+    lines.append("| step / floor | " + " | ".join(f"{r['mean']['timing_s/step'] / r['floor_s']:.1f}x" for r in runs.values()) + " |")
+    lines.append("| 500 steps (h, steady step x 500) | " + " | ".join(f"{r['mean']['timing_s/step'] * 500 / 3600:.2f}" for r in runs.values()) + " |")
+    lines.append("| first step (s) | " + " | ".join(f"{r['first_step_s']:.1f}" for r in runs.values()) + " |")
+    lines.append("| training process peak, allocated / reserved (GiB) | " + " | ".join(
+        f"{r['peak_allocated_gib']:.1f} / {r['peak_reserved_gib']:.1f}" for r in runs.values()) + " |")
+    lines.append("| steps averaged | " + " | ".join(f"{r['steady_steps']} (of {len(r['steps'])})" for r in runs.values()) + " |")
+    return f"Response length {length} tokens.\n\n" + "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> str:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run", action="append", required=True, help="NAME=RUN_DIR (the first is the baseline)")
+    p.add_argument("--response-length", type=int, required=True)
+    p.add_argument("--out", default=None)
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+    runs = {}
+    for spec in args.run:
+        name, path = spec.split("=", 1)
+        if not (Path(path) / "metrics.jsonl").exists():
+            print(f"{name}: {path} has no metrics.jsonl (the run failed or did not start); left out")
+            continue
+        runs[name] = load(Path(path))
+    if not runs:
+        raise SystemExit("no run to summarise")
+    text = table(runs, args.response_length)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps(runs, indent=1) + "\n")
+    return text
+
+
+if __name__ == "__main__":
+    main()

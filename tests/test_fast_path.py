@@ -1,0 +1,137 @@
+"""The fast path (issue 12): torch_varlen attention, fused log-probs, the launcher's choices.
+
+What runs on CPU runs here against the real components: transformers models with the registered
+attention, VERL 0.9.1's own micro-batch code and PPO loss (benchmarks/fast_path_numerics.py), VERL's
+real trainer on the local backend. The CUDA kernels themselves (varlen FlashAttention, liger,
+VERL's Triton kernel) are checked on a GPU by the same script (docs/benchmarks.md, "Step speed").
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gsm8k_rl import fast_path, varlen_attention
+
+
+def _tiny(model_type: str, attn: str):
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    cfg = AutoConfig.for_model(model_type, vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                               num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=512,
+                               tie_word_embeddings=True)
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(cfg, attn_implementation=attn).eval()
+
+
+@pytest.mark.parametrize("model_type", ["qwen3", "llama"])  # Qwen3-1.7B's and SmolLM2's architectures
+def test_packed_row_equals_the_padded_batch(model_type):
+    """One packed row through torch_varlen gives, token for token, what SDPA gives the padded batch:
+    no token attends across a sequence boundary, and padded batches still work."""
+    import torch
+
+    varlen_attention.register()
+    sdpa, packed_model = _tiny(model_type, "sdpa"), _tiny(model_type, varlen_attention.NAME)
+    packed_model.load_state_dict(sdpa.state_dict())
+    lens = [5, 9, 3, 12]
+    gen = torch.Generator().manual_seed(0)
+    seqs = [torch.randint(0, 300, (n,), generator=gen) for n in lens]
+    ids = torch.zeros(len(lens), max(lens), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)], mask[i, : len(s)] = s, 1
+    with torch.no_grad():
+        reference = sdpa(input_ids=ids, attention_mask=mask).logits
+        packed = packed_model(input_ids=torch.cat(seqs)[None], attention_mask=None,
+                              position_ids=torch.cat([torch.arange(n) for n in lens])[None]).logits[0]
+        padded = packed_model(input_ids=ids, attention_mask=mask).logits
+    want = torch.cat([reference[i, :n] for i, n in enumerate(lens)])
+    assert torch.allclose(packed, want, atol=1e-5)
+    assert torch.allclose(torch.cat([padded[i, :n] for i, n in enumerate(lens)]), want, atol=1e-6)
+    # and the mask really matters: without position_ids the row is one long sequence
+    with torch.no_grad():
+        one_sequence = packed_model(input_ids=torch.cat(seqs)[None]).logits[0]
+    assert not torch.allclose(one_sequence, want, atol=1e-3)
+
+
+def test_fused_and_packed_match_the_plain_path_through_verls_code(tmp_path, tiny_qwen3_tok_model_dir, gsm8k_dir,
+                                                                  load_script):
+    """VERL's fused `torch` backend and packed torch_varlen micro-batches against VERL's unfused
+    per-token log-probs on padded SDPA: same log-probs, entropy, PPO loss and gradient (fp32, CPU)."""
+    script = load_script("benchmarks/fast_path_numerics.py")
+    report = script.main(["--model", str(tiny_qwen3_tok_model_dir), "--gsm8k", str(gsm8k_dir / "test.jsonl"),
+                          "--device", "cpu", "--tokens", "2048", "--reps", "0", "--out", str(tmp_path / "n.json")])
+    assert json.loads((tmp_path / "n.json").read_text()) == json.loads(json.dumps(report))
+    v = report["variants"]
+    assert set(v) == {"stock", "fused-torch", "packed", "packed+fused-torch"}
+    assert report["sequences"] >= 3 and 0 < report["padding_share"] < 1
+    stock = v["stock"]
+    for name, row in v.items():
+        assert "error" not in row, (name, row)
+        assert row["logprob_max_abs_diff"] < 1e-4, name
+        assert abs(row["logprob_mean_diff"]) < 1e-6, name
+        assert row["entropy_max_abs_diff"] < 1e-4, name
+        assert row["loss"] == pytest.approx(stock["loss"], rel=1e-5, abs=1e-7), name
+        assert row["grad_norm"] == pytest.approx(stock["grad_norm"], rel=1e-4), name
+    assert stock["grad_norm"] > 0
+
+
+@pytest.mark.parametrize("on_gpu, flash, liger, varlen, want", [
+    (False, False, False, True, ("sdpa", None, False)),  # CPU: VERL's plain path
+    (True, False, True, True, ("torch_varlen", "liger", True)),
+    (True, False, False, True, ("torch_varlen", "torch", True)),
+    (True, True, True, True, ("flash_attention_2", "liger", True)),
+    (True, False, True, False, ("sdpa", "liger", True)),  # a torch without the varlen kernels
+])
+def test_auto_decides_from_what_is_installed(monkeypatch, on_gpu, flash, liger, varlen, want):
+    found = {"flash_attn": flash, "liger_kernel": liger}
+    monkeypatch.setattr(fast_path, "_importable", lambda name: found[name])
+    monkeypatch.setattr(fast_path, "_varlen_available", lambda: varlen)
+    k = fast_path.decide("auto", "auto", "vllm", on_gpu=on_gpu)
+    assert (k.attn, k.fused, k.fast) == want
+    assert k.remove_padding == (k.attn != "sdpa")
+    assert "the machine that planned the run" in k.source
+    off = fast_path.decide("off", "auto", "vllm", on_gpu=on_gpu)
+    assert off.fused is None and not off.fast
+
+
+def test_apply_writes_every_switch_and_loads_the_plugin():
+    k = fast_path.Kernels(attn="torch_varlen", remove_padding=True, fused="triton", source="test", fast=True)
+    env, ov = fast_path.apply(k, {}, [], on_gpu=True)
+    assert env["VERL_USE_EXTERNAL_MODULES"] == "gsm8k_rl.local_backend.plugin"
+    for line in ("++actor_rollout_ref.model.override_config.attn_implementation=torch_varlen",
+                 "++critic.model.override_config.attn_implementation=torch_varlen",
+                 "actor_rollout_ref.model.use_remove_padding=True", "critic.model.use_remove_padding=True",
+                 "actor_rollout_ref.model.use_fused_kernels=True",
+                 "actor_rollout_ref.model.fused_kernel_options.impl_backend=triton"):
+        assert line in ov
+
+
+def test_varlen_with_sequence_parallel_is_refused(tmp_path, tiny_model_dir):
+    from gsm8k_rl.recipe import compose_config, check_attention
+
+    cfg = compose_config("ppo", ["++actor_rollout_ref.model.override_config.attn_implementation=torch_varlen",
+                                 "actor_rollout_ref.actor.ulysses_sequence_parallel_size=2"])
+    problems = check_attention(cfg)
+    assert len(problems) == 1 and "ulysses_sequence_parallel_size=2" in problems[0]
+
+
+@pytest.mark.slow
+def test_two_ppo_steps_on_the_fast_path_through_verls_trainer(tmp_path):
+    """`--fast-path on` on CPU: VERL's real trainer with fused log-probs (torch backend) and packed
+    micro-batches through torch_varlen (its CPU path), actor, reference and critic."""
+    from gsm8k_rl.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "--backend", "local", "--smoke", "--fast-path", "on", "--run-dir", str(run)]) == 0
+    log = (run / "logs" / "train.log").read_text()
+    assert "Using Torch backend for fused kernels in Qwen3ForCausalLM" in log
+    info = json.loads((run / "run_info.json").read_text())
+    assert info["attn_implementation"] == "torch_varlen" and "fused log-probs (torch)" in info["kernels"]
+    steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    trained = [s for s in steps if "timing_s/step" in s["data"]]
+    assert [s["step"] for s in trained] == [1, 2]
+    for s in trained:
+        assert s["data"]["actor/entropy"] > 0 and s["data"]["critic/vf_loss"] >= 0

@@ -78,23 +78,43 @@ def test_fused_and_packed_match_the_plain_path_through_verls_code(tmp_path, tiny
     assert stock["grad_norm"] > 0
 
 
-@pytest.mark.parametrize("on_gpu, flash, liger, varlen, want", [
-    (False, False, False, True, ("sdpa", None, False)),  # CPU: VERL's plain path
-    (True, False, True, True, ("torch_varlen", "liger", True)),
-    (True, False, False, True, ("torch_varlen", "torch", True)),
-    (True, True, True, True, ("flash_attention_2", "liger", True)),
-    (True, False, True, False, ("sdpa", "liger", True)),  # a torch without the varlen kernels
+@pytest.mark.parametrize("on_gpu, flash, triton, varlen, hidden, want", [
+    (False, False, False, True, 2048, ("sdpa", None, False)),  # CPU: VERL's plain path
+    (True, False, True, True, 2048, ("torch_varlen", "triton", True)),  # Qwen3-1.7B on an H200
+    (True, False, True, True, 576, ("torch_varlen", "torch", True)),  # SmolLM2-135M: 576 % 128 != 0
+    (True, False, True, True, None, ("torch_varlen", "torch", True)),  # hidden size unknown: the safe one
+    (True, False, False, True, 2048, ("torch_varlen", "torch", True)),  # no triton
+    (True, True, True, True, 2048, ("flash_attention_2", "triton", True)),
+    (True, False, True, False, 2048, ("sdpa", "torch", True)),  # no varlen kernels: padded, so not triton
 ])
-def test_auto_decides_from_what_is_installed(monkeypatch, on_gpu, flash, liger, varlen, want):
-    found = {"flash_attn": flash, "liger_kernel": liger}
+def test_auto_decides_from_what_is_installed(monkeypatch, on_gpu, flash, triton, varlen, hidden, want):
+    found = {"flash_attn": flash, "triton": triton}
     monkeypatch.setattr(fast_path, "_importable", lambda name: found[name])
     monkeypatch.setattr(fast_path, "_varlen_available", lambda: varlen)
-    k = fast_path.decide("auto", "auto", "vllm", on_gpu=on_gpu)
+    k = fast_path.decide("auto", "auto", "vllm", on_gpu=on_gpu, hidden_size=hidden)
     assert (k.attn, k.fused, k.fast) == want
     assert k.remove_padding == (k.attn != "sdpa")
     assert "the machine that planned the run" in k.source
-    off = fast_path.decide("off", "auto", "vllm", on_gpu=on_gpu)
+    off = fast_path.decide("off", "auto", "vllm", on_gpu=on_gpu, hidden_size=hidden)
     assert off.fused is None and not off.fast
+
+
+def test_triton_refused_for_a_model_its_kernel_cannot_run():
+    """The H200 run of SmolLM2-135M died in its first log-prob pass: VERL's Triton kernel asserts
+    hidden_size % 128 == 0 (SmolLM2: 576). An explicit --fused triton is refused before anything starts."""
+    from gsm8k_rl import UserError
+
+    with pytest.raises(UserError, match="hidden size 576 is not a multiple of 128"):
+        fast_path.decide("auto", "torch_varlen", "vllm", on_gpu=True, fused="triton", hidden_size=576)
+    assert fast_path.decide("auto", "torch_varlen", "vllm", on_gpu=True, fused="triton", hidden_size=2048).fused == "triton"
+
+
+def test_hidden_size_read_from_the_model_folder(tiny_model_dir, smollm2_dir):
+    import json as _json
+
+    assert fast_path.hidden_size(str(tiny_model_dir)) == _json.loads((tiny_model_dir / "config.json").read_text())["hidden_size"]
+    assert fast_path.hidden_size(str(smollm2_dir)) == 576
+    assert fast_path.hidden_size("/no/such/folder") is None
 
 
 def test_apply_writes_every_switch_and_loads_the_plugin():

@@ -222,3 +222,40 @@ def test_budget_below_the_longest_sequence_is_reported(tmp_path, tiny_model_dir)
     # and VERL itself would indeed refuse a 4608-token sequence at that budget (only when one arrives)
     with pytest.raises(AssertionError, match="max_token_len must be greater"):
         _verl_splits(4096, 4608)
+
+
+def test_fast_layout_on_the_h200_is_the_one_measured():
+    """Issue 12: the fast path's layout on 1 x H200 (token budgets, the reference on the GPU) is what
+    the measured tuned run used (benchmarks/results/step_speed/h200/tuned_300/). That run also turned
+    gradient checkpointing off and peaked at 138.1 of 139.8 GiB, so the launcher keeps it on: the
+    planned layout holds less in memory than the measured one."""
+    command = MEASURED_RUNS.parent / "step_speed" / "h200" / "tuned_300" / "command.sh"
+    measured = _measured_overrides(command)
+    planned = dict(o.split("=", 1) for o in layout_overrides(Hardware(1, 140.4), backend="vllm", fast=True))
+    for key, value in planned.items():
+        assert measured[key] == value, key
+    assert measured["actor_rollout_ref.model.enable_gradient_checkpointing"] == "false"
+    assert "actor_rollout_ref.model.enable_gradient_checkpointing" not in planned
+    assert planned["actor_rollout_ref.ref.fsdp_config.param_offload"] == "false"
+
+
+@pytest.mark.parametrize("gpu_gb", [40, 80, 141])
+@pytest.mark.parametrize("gpus", [1, 2, 8])
+def test_every_fast_layout_satisfies_verls_rules(tmp_path, tiny_model_dir, gpus, gpu_gb):
+    """The fast path's layouts (forward budgets x2, the reference resident on >= 120 GB) pass VERL's
+    validation and ours, with the fast path's own overrides (packed torch_varlen, fused kernels)."""
+    from gsm8k_rl import fast_path
+
+    kernels = fast_path.Kernels(attn="torch_varlen", remove_padding=True, fused="torch", source="test", fast=True)
+    for label in LENGTHS:
+        base = _base("ppo", label)
+        _, extra = fast_path.apply(kernels, {}, [], on_gpu=True)
+        cfg = compose_config("ppo", _ready(tmp_path, tiny_model_dir,
+                                           layout_overrides(Hardware(gpus, gpu_gb), base, fast=True) + extra + LENGTHS[label]))
+        assert check_config(cfg) == [], label
+        if label == "spec":
+            validate_config(cfg)
+        offload = cfg.actor_rollout_ref.ref.fsdp_config.param_offload
+        assert offload is (gpu_gb < 120)
+        for key, (dynamic, budget, sp) in token_budgets(cfg).items():
+            assert dynamic and budget * sp >= max_sequence_length(cfg), key

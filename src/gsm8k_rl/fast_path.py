@@ -6,10 +6,11 @@ batches padded to their longest sequence. Two levers remove that, both through V
 transformers' own extension points:
 
 - fused log-probs: `actor_rollout_ref.model.use_fused_kernels=True` with
-  `fused_kernel_options.impl_backend` = `liger` (liger-kernel's fused linear cross-entropy),
-  `triton` (VERL's own kernel) or `torch` (VERL's chunked PyTorch code) -> `FusedLinearForPPO`:
-  log-probs and entropy from the hidden states in chunks, the (tokens x vocabulary) logits never
-  materialised;
+  `fused_kernel_options.impl_backend` = `triton` (VERL's own kernel; hidden size a multiple of 128,
+  packed micro-batches) or `torch` (VERL's chunked PyTorch code, any model) -> log-probs and
+  entropy from the hidden states in chunks, the (tokens x vocabulary) logits never materialised.
+  `liger` (liger-kernel) is accepted with --fused liger; liger-kernel 0.8.5 needs NVIDIA's CuTe
+  DSL for it on Hopper, which failed where it was tried (docs/benchmarks.md);
 - packed micro-batches (`use_remove_padding=True`) with attention = `flash_attention_2` when
   flash-attn is installed, else `torch_varlen` (gsm8k_rl.varlen_attention: PyTorch's own
   variable-length FlashAttention kernels), else SDPA on padded batches.
@@ -57,18 +58,54 @@ def _importable(name: str) -> bool:
         return False
 
 
+def hidden_size(model: str | None) -> int | None:
+    """The model's hidden size from its config (a local folder, or the hub's cached/fetched config);
+    None when it cannot be read here."""
+    if not model:
+        return None
+    try:
+        from transformers import AutoConfig
+
+        cfg = AutoConfig.from_pretrained(model)
+    except Exception:  # offline hub id, missing folder: the caller falls back to the safe choice
+        return None
+    cfg = getattr(cfg, "text_config", None) or cfg
+    return getattr(cfg, "hidden_size", None)
+
+
 def _varlen_available() -> bool:
     from gsm8k_rl.varlen_attention import available
 
     return available()
 
 
-def decide(mode: str, attn: str, backend: str, on_gpu: bool, fused: str = "auto") -> Kernels:
+def triton_fits(hidden_size: int | None, remove_padding: bool) -> str | None:
+    """Why VERL 0.9.1's Triton kernel cannot run this model, or None when it can.
+
+    `verl.utils.kernel.kernels.efficient_entropy_forward` asserts hidden_size % 128 == 0
+    (SmolLM2-135M: 576 fails, Qwen3-1.7B: 2048 passes), and its forward indexes a packed row: on a
+    padded (batch, seq) input it raised IndexError on the H200 (docs/benchmarks.md, "Step speed").
+
+    >>> triton_fits(2048, True) is None, triton_fits(576, True)
+    (True, 'hidden size 576 is not a multiple of 128')
+    """
+    if hidden_size is None:
+        return "the model's hidden size is unknown here"
+    if hidden_size % 128:
+        return f"hidden size {hidden_size} is not a multiple of 128"
+    if not remove_padding:
+        return "it needs packed micro-batches"
+    return None
+
+
+def decide(mode: str, attn: str, backend: str, on_gpu: bool, fused: str = "auto",
+           hidden_size: int | None = None) -> Kernels:
     """The kernels for `--fast-path MODE --attn ATTN --fused FUSED` on this machine.
 
     mode: "auto" (the fast path when a CUDA GPU is present), "on" (also on CPU: the same code paths
     through their CPU fallbacks, for tests), "off" (VERL's plain path: what VERL's GSM8K example runs
     without flash-attn). attn: "auto" or one of ATTENTIONS. fused: "auto" or one of FUSED_BACKENDS.
+    hidden_size: the model's, which decides whether VERL's Triton kernel can run (`triton_fits`).
     """
     where = f"on {platform.node()}, the machine that planned the run"
     flash = _importable("flash_attn")
@@ -93,12 +130,17 @@ def decide(mode: str, attn: str, backend: str, on_gpu: bool, fused: str = "auto"
         if not fast:
             fused = None
             notes.append(f"--fast-path {mode}: unfused log-probs")
-        elif on_gpu and _importable("liger_kernel"):
-            fused = "liger"
-            notes.append(f"fused log-probs: liger-kernel is importable {where}")
         else:
-            fused = "torch"
-            notes.append(f"fused log-probs: VERL's chunked torch backend ({'liger-kernel is not importable ' + where if on_gpu else 'no GPU'})")
+            why_not = ("no GPU" if not on_gpu else f"triton is not importable {where}" if not _importable("triton")
+                       else triton_fits(hidden_size, attn != "sdpa"))
+            if why_not is None:
+                fused = "triton"
+                notes.append("fused log-probs: VERL's Triton kernel")
+            else:
+                fused = "torch"
+                notes.append(f"fused log-probs: VERL's chunked torch backend (not its Triton kernel: {why_not})")
+    elif fused == "triton" and (why := triton_fits(hidden_size, attn != "sdpa")) and hidden_size is not None:
+        raise UserError(f"--fused triton: VERL's Triton kernel cannot run this model ({why}); use --fused torch")
     else:
         notes.append(f"--fused {fused}")
     if mode == "auto" and not on_gpu:

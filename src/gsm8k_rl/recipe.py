@@ -109,7 +109,7 @@ def estimate_memory_gb(
     `vllm_fraction` of the GPU while generating; activations ~ token budget x (the fp32 logits over
     the vocabulary, twice for log-softmax, unless `fused` computes them in 512-token chunks) + the
     hidden states kept for the backward pass: one bf16 vector per layer with gradient checkpointing,
-    a layer's every intermediate (~7 hidden + 4 MLP-wide bf16 vectors and two fp32 norms) without.
+    every layer's intermediates without (calibrated on a measured peak).
     An estimate for sizing; docs/benchmarks.md has measured peaks.
     """
     gb = 1024**3
@@ -117,14 +117,17 @@ def estimate_memory_gb(
     ref = n_params * 4 / world / gb if with_ref else 0.0
     vllm = vllm_fraction * gpu_memory_gb
     logits = 512 * vocab * 4 * 3 if fused else token_budget * vocab * 4 * 2
-    per_layer = hidden * 2 if checkpointing else (7 * hidden + 4 * intermediate) * 2 + 2 * hidden * 4
+    # without checkpointing: ~32 bytes per token per layer per (hidden + MLP width), calibrated on the
+    # H200 run without it (122.8 GiB allocated at 8192 tokens, docs/benchmarks.md "Step speed")
+    per_layer = hidden * 2 if checkpointing else 32 * (hidden + intermediate)
     act = (logits + token_budget * per_layer * layers) / gb
     return {"actor": trained, "critic": trained, "ref": ref, "vllm_reserved": vllm, "activations": act,
             "peak_estimate": 2 * trained + ref + max(vllm, act)}
 
 
-# The memory levers of the fast path (docs/benchmarks.md, "Step speed"): on GPUs of at least this
-# size the reference stays on the GPU and actor/critic train without gradient checkpointing.
+# The memory lever of the fast path (docs/benchmarks.md, "Step speed"): on GPUs of at least this
+# size the reference stays on the GPU (fp32 Qwen3-1.7B: 6.4 GiB). Gradient checkpointing stays on:
+# without it the H200 run peaked at 138.1 of 139.8 GiB (nvidia-smi), too close to the edge.
 FAST_RESIDENT_GB = 120
 
 
@@ -142,9 +145,8 @@ def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = T
     - Adam states go to host memory when the estimate says the GPU would not hold them.
     - `fast` (the fast path's fused log-probs: no full logits in memory): forward-only passes
       (log-probs, reference, values) get twice the training budget; on GPUs of >= 120 GB the
-      reference stays on the GPU (VERL moves its weights host -> GPU for every micro-batch) and
-      actor and critic train without gradient checkpointing. Without `fast` the reference is
-      offloaded, as VERL does.
+      reference stays on the GPU (VERL moves its weights host -> GPU for every micro-batch).
+      Without `fast` the reference is offloaded, as VERL does.
     """
     n = hw.world_size
     prompts = int(cfg.data.train_batch_size) if cfg is not None else 128
@@ -174,7 +176,7 @@ def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = T
     else:
         vllm_fraction = 0.3 if hw.gpu_memory_gb >= 70 else 0.25
     offload = estimate_memory_gb(n_params, n, hw.gpu_memory_gb, vllm_fraction, token_budget, optimizer_offload=False,
-                                 fused=fast, checkpointing=not resident)["peak_estimate"] > 0.9 * hw.gpu_memory_gb
+                                 fused=fast, with_ref=True)["peak_estimate"] > 0.9 * hw.gpu_memory_gb
     ov = [
         f"trainer.n_gpus_per_node={hw.n_gpus_per_node}",
         f"trainer.nnodes={hw.nnodes}",
@@ -197,9 +199,6 @@ def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = T
         ]
     # the project's engine honours this key (local_backend/engines.py); true = VERL's own behaviour
     ov += [f"actor_rollout_ref.ref.fsdp_config.param_offload={str(not resident).lower()}"]
-    if resident:
-        ov += ["actor_rollout_ref.model.enable_gradient_checkpointing=false",
-               "critic.model.enable_gradient_checkpointing=false"]
     if offload:
         ov += ["actor_rollout_ref.actor.fsdp_config.optimizer_offload=true", "critic.fsdp.optimizer_offload=true"]
     return ov

@@ -131,7 +131,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "off: VERL's plain path")
     p.add_argument("--fused", choices=["auto", "liger", "triton", "torch"], default="auto",
                    help="fused log-prob backend with the fast path (VERL's fused_kernel_options.impl_backend); auto: "
-                        "liger if liger-kernel is importable on a GPU machine, else torch")
+                        "triton (VERL's kernel) on a GPU when the model's hidden size is a multiple of 128 and "
+                        "micro-batches are packed, else torch (any model)")
     p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases")
     p.add_argument("--dry-run", action="store_true", help="write resolved_config.yaml + command.sh, validate, start nothing")
     p.add_argument("--allow-config-change", action="store_true",
@@ -167,7 +168,9 @@ def plan(args: argparse.Namespace) -> Launch:
 
     # a vLLM run always trains on GPUs, also when planned on a machine without them (--dry-run, doctor)
     on_gpu = hw is not None or backend == "vllm"
-    kernels = fast_path.decide(args.fast_path, args.attn, backend, on_gpu=on_gpu, fused=args.fused)
+    hidden = None if args.smoke else fast_path.hidden_size(_model_path(args.model) if args.model
+                                                            else base.actor_rollout_ref.model.path)
+    kernels = fast_path.decide(args.fast_path, args.attn, backend, on_gpu=on_gpu, fused=args.fused, hidden_size=hidden)
     if backend == "vllm" or hw is not None:  # GPUs (present or planned for): size the layout
         ov += layout_overrides(target, base, dynamic_bsz=not args.no_dynamic_bsz, backend=backend, fast=kernels.fast)
     if backend == "local":

@@ -85,8 +85,13 @@ def _check_config(args: argparse.Namespace) -> tuple[list[Check], Any]:
     except UserError as exc:
         return [Check("config", "FAIL", str(exc))], None
     cfg = launch.cfg
+    plain = "unfused" in launch.kernels or "padded" in launch.kernels
+    kernels = Check("kernels", "WARN" if plain and launch.hardware is not None else "PASS",
+                    f"{launch.kernels} ({launch.attn_source})"
+                    + ("; the fast path is off or incomplete here: slower steps, same math" if plain else ""))
     return [Check("config", "PASS", f"{args.config!r} composes and passes VERL's validation "
-                  f"(backend {launch.backend}, {cfg.trainer.n_gpus_per_node} GPU(s) x {cfg.trainer.nnodes} node(s))")], launch
+                  f"(backend {launch.backend}, {cfg.trainer.n_gpus_per_node} GPU(s) x {cfg.trainer.nnodes} node(s))"),
+            kernels], launch
 
 
 def _check_data(cfg: Any, tokenizer_path: str) -> list[Check]:

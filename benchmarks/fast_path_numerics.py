@@ -156,6 +156,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--max-response", type=int, default=300)
     p.add_argument("--backends", nargs="+", default=None, help="fused backends (default: torch triton liger on CUDA, torch on CPU)")
     p.add_argument("--reps", type=int, default=3, help="timed repetitions (median); 0: numerics only")
+    p.add_argument("--dtype", choices=["auto", "bfloat16", "float32"], default="auto",
+                   help="compute dtype (auto: bf16 autocast on CUDA as VERL, fp32 on CPU)")
+    p.add_argument("--fp32-reference", action="store_true",
+                   help="also compare every variant with the stock path computed in fp32 (the rounding-free answer)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
 
@@ -165,7 +169,8 @@ def main(argv: list[str] | None = None) -> dict:
     from gsm8k_rl import varlen_attention
 
     varlen_attention.register()
-    dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
+    dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32}.get(
+        args.dtype, torch.bfloat16 if args.device == "cuda" else torch.float32)
     backends = args.backends or (["torch", "triton", "liger"] if args.device == "cuda" else ["torch"])
     if "liger" in backends:
         try:
@@ -198,6 +203,14 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{len(seqs)} sequences, {n_tokens} tokens ({padded_tokens} padded, "
           f"{report['padding_share']:.1%} padding), {report['params']:,} parameters, {dtype}")
 
+    fp32 = None
+    if args.fp32_reference:  # the same weights in fp32, no autocast: what bf16 rounding is measured against
+        master = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.float()
+        fp32 = run_variant(model, make_engine(model, torch.float32), seqs, args.device, torch.float32, "sdpa", False,
+                           None, pad)["log_probs"]
+        model.load_state_dict(master)
+        model.to(dtype)
     ref = None
     for name, (attn, rmpad, fused) in variants(args.device, backends).items():
         type(model).forward = original_forward  # VERL's patch replaces the class's forward
@@ -217,6 +230,10 @@ def main(argv: list[str] | None = None) -> dict:
                "logprob_max_abs_diff": float(d.abs().max()), "logprob_mean_diff": float(d.mean()),
                "entropy_max_abs_diff": float((fwd["entropy"] - ref["entropy"]).abs().max()),
                "loss": res["loss"], "grad_norm": res["grad_norm"]}
+        if fp32 is not None:
+            d32 = fwd["log_probs"] - fp32
+            row["vs_fp32_logprob_max_abs_diff"] = float(d32.abs().max())
+            row["vs_fp32_logprob_mean_abs_diff"] = float(d32.abs().mean())
         if args.reps:
             if args.device == "cuda":
                 torch.cuda.reset_peak_memory_stats()

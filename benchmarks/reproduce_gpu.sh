@@ -62,6 +62,9 @@ for part in $parts; do
       if ! grep -qs '"timing_s/step"' "$root"/run/logs/metrics.*.jsonl; then
         stamp "real: no PPO step logged by the first launch: the job is redone with --fast-path off"
         cleanup_ray; mv "$root/run" "$root/run_failed_fast_path"
+        # the base eval does not depend on the training kernels: keep it (the run skips a finished stage)
+        [ -f "$root/run_failed_fast_path/eval/base/metrics.json" ] && mkdir -p "$root/run/eval" \
+          && cp -r "$root/run_failed_fast_path/eval/base" "$root/run/eval/"
         STEPS=${STEPS:-50} STOP_AT_STEP=${STOP_AT_STEP:-13} RUN_FLAGS="--fast-path off" \
           bash "$here/benchmarks/real_model/gpu_run.sh" "$root" "$gsm8k" > "$out/real_launch1_plain.log" 2>&1
         export RUN_FLAGS="--fast-path off"

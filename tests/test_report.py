@@ -365,3 +365,33 @@ def test_report_names_folders_relative_to_where_it_lies(tmp_path, monkeypatch):
     md = (tmp_path / "other" / "report" / "report.md").read_text()
     assert f"| run folder | {lp / 'run'} |" in md and f"| {lp / 'eval_base'} |" in md
     assert titles == [f"PPO training curves — {lp / 'run'}"]
+
+
+EXPECTED = DATA / "report_expected"
+
+
+@pytest.mark.parametrize("name, inputs, args", [
+    ("synthetic", ["report_synthetic_run", "report_synthetic_eval_base", "report_synthetic_eval_trained"],
+     ["--run", "report_synthetic_run", "--base-eval", "report_synthetic_eval_base",
+      "--trained-eval", "report_synthetic_eval_trained"]),
+    ("cpu_run", ["report_cpu_run"], ["--run", "report_cpu_run"]),
+])
+def test_report_output_is_unchanged(tmp_path, name, inputs, args):
+    """The report's markdown and JSON, rendered from the committed fixtures, are byte for byte the
+    committed ones (tests/data/report_expected/, written before report.py was split into a package),
+    except the generation time. The fixtures are copied beside the report's folder so that their
+    paths are written relative to it, the same on every machine."""
+    import re
+    import shutil
+
+    for folder in inputs:
+        shutil.copytree(DATA / folder, tmp_path / folder)
+    out = tmp_path / "report"
+    argv = [a if not a.startswith("report_") else str(tmp_path / a) for a in args]
+    assert main(["report", *argv, "--out", str(out)]) == 0
+
+    def stamp(text: str) -> str:
+        return re.sub(r"Generated \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00 ", "Generated TIME ", text)
+
+    for file in ("report.md", "report.json"):
+        assert stamp((out / file).read_text()) == stamp((EXPECTED / name / file).read_text()), file

@@ -2,7 +2,7 @@
 
 Stages (one module each, one CLI `gsm8k-rl`):
 prepare (data.py) -> eval (evaluate.py) -> train (train.py) -> export (export.py)
--> eval -> report (report.py); `run` (pipeline.py) chains them.
+-> eval -> report (report/); `run` (pipeline.py) chains them.
 The prompt lives in prompt.py, the reward in reward.py.
 """
 

@@ -1,0 +1,269 @@
+"""Reading run and eval folders, and pairing two evals problem by problem."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from gsm8k_rl import UserError
+from gsm8k_rl.report.format import fmt
+
+log = logging.getLogger(__name__)
+
+# Greedy validation accuracy as VERL 0.9.1 logs it: val-core/<data_source>/<var>/mean@<n>, where var
+# is "acc" when compute_score returns a float (the reward manager copies the score into "acc";
+# "reward" then goes to val-aux/), and "reward" in older VERL versions.
+VAL_KEY = re.compile(r"^val-core/(?P<source>.+)/(?P<var>[^/]+)/mean@\d+$")
+# Counted by the truncation reward manager in validation (docs/config.md, "Truncated responses").
+VAL_TRUNCATED_KEY = re.compile(r"^val-aux/(?P<source>.+)/truncated/mean@\d+$")
+
+
+@dataclass
+class RunData:
+    path: Path | None
+    series: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    problem: str | None = None  # why the run is missing, when it is
+
+    @property
+    def found(self) -> bool:
+        return bool(self.series or self.info or self.config)
+
+    def last_step(self) -> int | None:
+        steps = [s for points in self.series.values() for s, _ in points]
+        return max(steps) if steps else None
+
+
+def read_metrics_jsonl(path: Path) -> dict[str, list[tuple[int, float]]]:
+    """VERL file-logger lines `{"step": N, "data": {metric: value}}` -> metric -> [(step, value)] by step.
+
+    A step logged twice (a restarted run) keeps its last value. Non-numeric values are skipped.
+    """
+    by_metric: dict[str, dict[int, float]] = {}
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                step, data = int(row["step"]), row["data"]
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                raise UserError(f"{path}:{lineno}: not a VERL file-logger line ({exc}); expected {{\"step\": N, \"data\": {{...}}}}") from exc
+            for key, value in data.items():
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    continue
+                by_metric.setdefault(key, {})[step] = float(value)
+    return {k: sorted(v.items()) for k, v in by_metric.items()}
+
+
+def load_run(path: str | Path | None) -> RunData:
+    if path is None:
+        return RunData(None, problem="no --run given")
+    path = Path(path)
+    if not path.is_dir():
+        log.warning("run folder %s does not exist", path)
+        return RunData(path, problem=f"{path} does not exist")
+    run = RunData(path)
+    if (path / "metrics.jsonl").is_file():
+        run.series = read_metrics_jsonl(path / "metrics.jsonl")
+    if (path / "run_info.json").is_file():
+        try:
+            run.info = json.loads((path / "run_info.json").read_text())
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path / 'run_info.json'} is not valid JSON ({exc})") from exc
+    if (path / "resolved_config.yaml").is_file():
+        import yaml
+
+        run.config = yaml.safe_load((path / "resolved_config.yaml").read_text()) or {}
+    if not run.found:
+        run.problem = f"{path} has no metrics.jsonl, run_info.json or resolved_config.yaml"
+    return run
+
+
+@dataclass
+class EvalData:
+    name: str
+    path: Path | None
+    metrics: dict[str, Any] | None = None
+    samples: dict[int, dict] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    problem: str | None = None
+
+    @property
+    def found(self) -> bool:
+        return self.metrics is not None
+
+
+def load_eval(name: str, path: str | Path | None) -> EvalData:
+    from gsm8k_rl.evaluate import METRICS, SAMPLES, SETTINGS, read_samples
+
+    if path is None:
+        return EvalData(name, None, problem="not given")
+    path = Path(path)
+    ev = EvalData(name, path)
+    if not (path / METRICS).is_file():
+        n = len(read_samples(path / SAMPLES)) if (path / SAMPLES).is_file() else 0
+        ev.problem = f"no {METRICS} in {path}" + (f" (interrupted: {n} samples written)" if n else "")
+        log.warning("eval %s: %s", name, ev.problem)
+        return ev
+    ev.metrics = json.loads((path / METRICS).read_text())
+    if (path / SAMPLES).is_file():
+        ev.samples = read_samples(path / SAMPLES)
+    if (path / SETTINGS).is_file():
+        ev.settings = json.loads((path / SETTINGS).read_text()).get("settings", {})
+    return ev
+
+
+def _get(d: dict[str, Any], dotted: str) -> Any:
+    """Nested lookup; None when any level is absent.
+
+    >>> _get({"a": {"b": 3}}, "a.b"), _get({"a": {}}, "a.b.c")
+    (3, None)
+    """
+    for part in dotted.split("."):
+        if not isinstance(d, dict) or part not in d:
+            return None
+        d = d[part]
+    return d
+
+
+def _first(d: dict[str, Any], *keys: str) -> Any:
+    return next((d[k] for k in keys if d.get(k) not in (None, "")), None)
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, tz=timezone.utc)
+    if isinstance(value, str):
+        try:
+            t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return None
+
+
+def run_wall_time(info: dict[str, Any]) -> float | None:
+    """Wall time of a run from run_info.json (an explicit duration, or end minus start), else None.
+
+    >>> run_wall_time({"start_time": "2025-01-01T00:00:00", "end_time": "2025-01-01T01:30:00"})
+    5400.0
+    >>> run_wall_time({"start_time": "2025-01-01T00:00:00"}) is None
+    True
+    """
+    explicit = _first(info, "wall_time_s", "duration_s", "elapsed_s")
+    if isinstance(explicit, (int, float)):
+        return float(explicit)
+    start = _parse_time(_first(info, "start_time", "started_at", "start"))
+    end = _parse_time(_first(info, "end_time", "finished_at", "ended_at", "end"))
+    return (end - start).total_seconds() if start and end else None
+
+
+# ---------------------------------------------------------------- analysis
+
+
+@dataclass
+class Paired:
+    n: int
+    both_right: int
+    fixed: int  # base wrong, trained right
+    broken: int  # base right, trained wrong
+    both_wrong: int
+    p_value: float
+    base_accuracy: float
+    trained_accuracy: float
+    fixed_examples: list[int]
+    broken_examples: list[int]
+    caveats: list[str]
+
+
+def data_label(m: dict, short: bool = False) -> str:
+    """Which problems an eval scored: `gsm8k/test` for the hub copy; a local --source folder is
+    named instead, since its rows need not be GSM8K's (the learning proof's are synthetic).
+
+    >>> data_label({"dataset": "gsm8k", "split": "test", "source": "hub"})
+    'gsm8k/test'
+    >>> data_label({"dataset": "gsm8k", "split": "test", "source": "runs/lp/data"})
+    'test split of runs/lp/data (gsm8k format)'
+    >>> data_label({"dataset": "gsm8k", "split": "test", "source": "runs/lp/data"}, short=True)
+    'data/test'
+    """
+    source = m.get("source")
+    if source and source != "hub":
+        if short:  # plot legends: the folder's name is enough
+            return f"{Path(source).name}/{fmt(m.get('split'))}"
+        return f"{fmt(m.get('split'))} split of {source} ({fmt(m.get('dataset'))} format)"
+    return f"{fmt(m.get('dataset'))}/{fmt(m.get('split'))}"
+
+
+def generation_conditions(ev: EvalData) -> dict[str, Any]:
+    """What, besides the model, decides an eval's outputs; None where the eval folder does not record it.
+
+    The rendered prompts' hash covers the chat template and the tokenizer (evaluate.py hashes the
+    token ids of every prompt of the split); the dtype is the one the backend resolved "auto" to.
+    """
+    s, m = ev.settings, ev.metrics or {}
+    return {
+        "backend": m.get("backend") or s.get("backend"),
+        "dtype": _get(m, "decoding.dtype"),
+        "prompt template": s.get("prompt_fingerprint"),
+        "rendered prompts (chat template + tokenizer)": s.get("prompts_fingerprint"),
+        "thinking mode": s.get("thinking"),
+        "max new tokens": s.get("max_new_tokens"),
+    }
+
+
+def compare(base: EvalData, trained: EvalData) -> tuple[Paired | None, str | None]:
+    """Paired comparison on the problems both evals scored; (None, reason) when not comparable."""
+    from gsm8k_rl.stats import mcnemar_exact, paired_counts
+
+    if not (base.found and trained.found):
+        return None, "needs both the base and the trained eval"
+    caveats = []
+    for key, label in (("dataset", "dataset"), ("split", "split"), ("data_fingerprint", "data")):
+        a, b = base.settings.get(key), trained.settings.get(key)
+        if a is not None and b is not None and a != b:
+            return None, f"the two evals used different {label} ({a} vs {b}); a paired test needs the same problems"
+    a_cond, b_cond = generation_conditions(base), generation_conditions(trained)
+    differ = [f"{label}: base {a_cond[label]}, trained {b_cond[label]}" for label in a_cond
+              if None not in (a_cond[label], b_cond[label]) and a_cond[label] != b_cond[label]]
+    if differ:
+        return None, ("NOT COMPARABLE: the two evals generated under different conditions (" + "; ".join(differ)
+                      + "), so a paired test would credit the difference to training; re-run one eval with the "
+                      "other's settings")
+    unknown = [label for label in a_cond if None in (a_cond[label], b_cond[label])]
+    if unknown:
+        caveats.append(f"not checked, because not recorded in both evals' files: {', '.join(unknown)}")
+    # Pair on the problems each eval's metrics cover (its first n indices).
+    n = min(base.metrics["n"], trained.metrics["n"])
+    idx = [i for i in range(n) if i in base.samples and i in trained.samples]
+    if not idx:
+        return None, "no problem was scored by both evals (samples.jsonl missing?)"
+    if len(idx) < max(base.metrics["n"], trained.metrics["n"]):
+        caveats.append(f"paired on the {len(idx)} problems both evals scored (base n={base.metrics['n']}, trained n={trained.metrics['n']})")
+    for i in idx:
+        if base.samples[i]["question"] != trained.samples[i]["question"]:
+            return None, f"problem {i} differs between the two evals; they were not run on the same data"
+    a = [base.samples[i]["score"] for i in idx]
+    b = [trained.samples[i]["score"] for i in idx]
+    c = paired_counts(a, b)
+    return Paired(
+        n=c.n,
+        both_right=c.both_right,
+        fixed=c.only_b,
+        broken=c.only_a,
+        both_wrong=c.both_wrong,
+        p_value=mcnemar_exact(c.only_a, c.only_b),
+        base_accuracy=(c.both_right + c.only_a) / c.n,
+        trained_accuracy=(c.both_right + c.only_b) / c.n,
+        fixed_examples=[i for i, x, y in zip(idx, a, b) if x < 0.5 <= y],
+        broken_examples=[i for i, x, y in zip(idx, a, b) if x >= 0.5 > y],
+        caveats=caveats,
+    ), None

@@ -1,0 +1,364 @@
+"""report.md and report.json: the sections, paths relative to the report, and `write_report`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from gsm8k_rl import __version__
+from gsm8k_rl.report.format import MISSING, _fence, _table, duration, fmt, pct
+from gsm8k_rl.report.load import (
+    VAL_KEY,
+    VAL_TRUNCATED_KEY,
+    EvalData,
+    Paired,
+    RunData,
+    _first,
+    _get,
+    compare,
+    data_label,
+    load_eval,
+    load_run,
+    run_wall_time,
+)
+from gsm8k_rl.report.plots import TRAINING_PANELS, plot_accuracy, plot_training, plot_validation
+
+log = logging.getLogger(__name__)
+
+# gsm8k_rl.reward_manager.CLASS_NAME, not imported: that module imports VERL
+TRUNCATION_MANAGER = "TruncationRewardManager"
+N_EXAMPLES = 3
+EXAMPLE_TAIL_CHARS = 700
+
+
+def truncation_setting(cfg: dict[str, Any]) -> str:
+    """What a response cut at the length limit earned in this run: the spec's rule, or the option.
+
+    >>> truncation_setting({"reward": {"reward_manager": {"source": "register", "name": "naive"}}})
+    'its score, like any other: correctness only (reward manager register:naive; the spec)'
+    >>> truncation_setting({"reward": {"reward_manager": {"source": "importlib", "name": "TruncationRewardManager"},
+    ...                                "reward_kwargs": {"truncated_reward": 0.0}}})
+    '0.0 (TruncationRewardManager)'
+    >>> truncation_setting({})
+    'missing / not yet run'
+    """
+    manager = _get(cfg, "reward.reward_manager")
+    if not isinstance(manager, dict):
+        return MISSING
+    if manager.get("source") == "importlib" and manager.get("name") == TRUNCATION_MANAGER:
+        value = _get(cfg, "reward.reward_kwargs.truncated_reward")
+        if value is None:
+            return f"its score (truncated_reward null: {TRUNCATION_MANAGER} only counts truncations)"
+        return f"{value} ({TRUNCATION_MANAGER})"
+    return f"its score, like any other: correctness only (reward manager {manager.get('source')}:{manager.get('name')}; the spec)"
+
+
+def training_truncation(series: dict[str, list[tuple[int, float]]]) -> str:
+    """VERL's share of responses that hit the length limit, over the training steps.
+
+    >>> training_truncation({"response_length/clip_ratio": [(1, 0.02), (2, 0.0)]})
+    '1.0% mean over 2 steps, 0.0% at step 2 (max 2.0%)'
+    """
+    pts = series.get("response_length/clip_ratio")
+    if not pts:
+        return MISSING
+    values = [v for _, v in pts]
+    return (f"{pct(sum(values) / len(values))} mean over {len(pts)} steps, {pct(pts[-1][1])} at step {pts[-1][0]} "
+            f"(max {pct(max(values))})")
+
+
+def _run_section(run: RunData, where: Callable[[Path], str] = str) -> list[str]:
+    lines = ["## What was run", "", "### Training run", ""]
+    if not run.found:
+        return lines + [f"Training run: {MISSING} ({run.problem})."]
+    info, cfg = run.info, run.config
+    planned = _get(cfg, "trainer.total_training_steps")
+    val = {k: v for k, v in run.series.items() if VAL_KEY.match(k)}
+    step_times = run.series.get("timing_s/step", [])
+    hw = _first(info, "hardware", "hardware_summary")
+    rows = [
+        ("run folder", where(run.path)),
+        ("model", fmt(_first(info, "model") or _get(cfg, "actor_rollout_ref.model.path"))),
+        ("config", fmt(_first(info, "config", "config_name", "recipe"))),
+        ("algorithm (adv. estimator)", fmt(_get(cfg, "algorithm.adv_estimator"))),
+        ("steps completed (last logged step)", fmt(run.last_step())),
+        ("steps planned (trainer.total_training_steps)", fmt(planned)),
+        ("prompts per step (data.train_batch_size)", fmt(_get(cfg, "data.train_batch_size"))),
+        ("responses per prompt (rollout.n)", fmt(_get(cfg, "actor_rollout_ref.rollout.n"))),
+        ("actor lr / critic lr", f"{fmt(_get(cfg, 'actor_rollout_ref.actor.optim.lr'))} / {fmt(_get(cfg, 'critic.optim.lr'))}"),
+        ("KL in reward (coef)", f"{fmt(_get(cfg, 'algorithm.use_kl_in_reward'))} ({fmt(_get(cfg, 'algorithm.kl_ctrl.kl_coef'))})"),
+        ("max response length", fmt(_get(cfg, "data.max_response_length"))),
+        ("reward of a truncated response (reward.reward_kwargs.truncated_reward)", truncation_setting(cfg)),
+        ("truncated in training (response_length/clip_ratio)", training_truncation(run.series)),
+        *((f"truncated in validation (`{k}`), last", f"{pct(run.series[k][-1][1])} at step {run.series[k][-1][0]}")
+          for k in sorted(run.series) if VAL_TRUNCATED_KEY.match(k)),
+        ("chat-template kwargs", fmt(_get(cfg, "data.apply_chat_template_kwargs"))),
+        ("GPUs", fmt(_first(info, "n_gpus", "gpus"))),
+        ("hardware", fmt(json.dumps(hw) if isinstance(hw, (dict, list)) else hw)),
+        ("start / end", f"{fmt(_first(info, 'start_time', 'started_at', 'start'))} / {fmt(_first(info, 'end_time', 'finished_at', 'ended_at', 'end'))}"),
+        ("wall time (run_info)", duration(run_wall_time(info))),
+        ("sum of logged step times (timing_s/step)", duration(sum(v for _, v in step_times)) if step_times else MISSING),
+        ("validation points", fmt(len(next(iter(val.values()))) if val else None)),
+    ]
+    lines += [_table(["", "value"], rows), ""]
+    other = {k: v for k, v in info.items() if not isinstance(v, (dict, list))}
+    if other:
+        lines += ["<details><summary>run_info.json</summary>", "", _table(["key", "value"], sorted(other.items())), "", "</details>", ""]
+    return lines
+
+
+def _evals_section(evals: list[EvalData], where: Callable[[Path], str] = str) -> list[str]:
+    lines = ["### Evaluations", ""]
+    rows = []
+    for ev in evals:
+        if not ev.found:
+            rows.append((ev.name, MISSING, "", "", "", "", "", "", ev.problem or ""))
+            continue
+        m = ev.metrics
+        prompt, dec = m.get("prompt", {}), m.get("decoding", {})
+        gpus = (m.get("hardware") or {}).get("gpus")
+        rows.append((
+            ev.name,
+            fmt(m.get("model")),
+            f"{data_label(m)} (n={m['n']} of {fmt(m.get('n_in_split'))})",
+            fmt(m.get("backend")),
+            f"greedy, max {fmt(dec.get('max_new_tokens'))} new tokens, {fmt(dec.get('dtype'))}",
+            f"{fmt(prompt.get('template'))}, thinking {'on' if prompt.get('thinking') else 'off'}, "
+            f"fingerprint {fmt(prompt.get('fingerprint'))} (v{fmt(prompt.get('version'))})",
+            ", ".join(gpus) if gpus else "CPU",
+            duration(m.get("wall_time_s")),
+            where(ev.path),
+        ))
+    lines += [_table(["eval", "model", "data", "backend", "decoding", "prompt", "hardware", "wall time (last invocation)", "folder"], rows), ""]
+    return lines
+
+
+def _accuracy_section(evals: list[EvalData]) -> list[str]:
+    lines = ["## Accuracy", "", "![accuracy](accuracy.png)", ""]
+    rows = []
+    for ev in evals:
+        if not ev.found:
+            rows.append((ev.name, MISSING, "", "", "", "", ""))
+            continue
+        m = ev.metrics
+        lo, hi = m["accuracy_ci95"]
+        rows.append((
+            ev.name,
+            f"**{pct(m['accuracy'])}** ({m['correct']}/{m['n']})",
+            f"[{pct(lo)}, {pct(hi)}]",
+            pct(m.get("no_answer_rate")),
+            pct(m.get("truncation_rate")),
+            f"{fmt(m['output_tokens']['mean'], '.0f')} / {fmt(m['output_tokens']['p90'], '.0f')} / {fmt(m['output_tokens']['max'])}",
+            fmt(m.get("tokens_per_s"), ".0f"),
+        ))
+    interval = next((ev.metrics.get("interval") for ev in evals if ev.found), None)
+    lines += [
+        _table(["eval", "accuracy", "95% interval", "no answer", "truncated", "output tokens mean / p90 / max", "tokens/s"], rows),
+        "",
+        f"Interval: {fmt(interval)}. No answer: no number could be extracted. Truncated: generation hit max new tokens.",
+        "",
+    ]
+    found = [ev for ev in evals if ev.found]
+    names = sorted({n for ev in found for n in ev.metrics.get("extractors", {})}, key=lambda n: (n != "ours", n))
+    if names:
+        lines += ["Accuracy of the same outputs under other answer extractors (headline = `ours`, the training reward):", ""]
+        rows = [
+            (ev.name, *(pct(_get(ev.metrics, f"extractors.{n}.accuracy")) for n in names)) for ev in found
+        ]
+        lines += [_table(["eval", *names], rows), ""]
+    return lines
+
+
+def _paired_section(base: EvalData, trained: EvalData, paired: Paired | None, reason: str | None) -> list[str]:
+    lines = ["## Base vs PPO (paired, same problems)", ""]
+    if paired is None:
+        if base.found and trained.found:  # both evals are there, but they cannot be paired
+            return lines + [f"**Paired comparison not made:** {reason}.", ""]
+        return lines + [f"Paired comparison: {MISSING} ({reason}).", ""]
+    diff = paired.trained_accuracy - paired.base_accuracy
+    rows = [
+        ("problems paired", paired.n),
+        ("base accuracy", pct(paired.base_accuracy)),
+        ("PPO accuracy", pct(paired.trained_accuracy)),
+        ("difference (PPO - base)", f"{100 * diff:+.1f} points"),
+        ("fixed (base wrong, PPO right)", paired.fixed),
+        ("broken (base right, PPO wrong)", paired.broken),
+        ("both right / both wrong", f"{paired.both_right} / {paired.both_wrong}"),
+        ("exact McNemar p (two-sided, on fixed vs broken)", f"{paired.p_value:.3g}"),
+    ]
+    lines += [_table(["", "value"], rows), ""]
+    lines += [f"Caveat: {c}." for c in paired.caveats]
+    if paired.caveats:
+        lines.append("")
+    for title, ids in (("fixed by PPO", paired.fixed_examples), ("broken by PPO", paired.broken_examples)):
+        lines += [f"### Examples {title}", ""]
+        if not ids:
+            lines += ["None.", ""]
+            continue
+        lines.append(f"{min(len(ids), N_EXAMPLES)} of {len(ids)} (lowest problem indices first).")
+        lines.append("")
+        for i in ids[:N_EXAMPLES]:
+            b, t = base.samples[i], trained.samples[i]
+            lines += [
+                f"**Problem {i}** (gold answer {b['gold']}): {b['question']}",
+                "",
+                f"- base: extracted `{b.get('extracted')}`, {b.get('n_output_tokens')} tokens, finish {b.get('finish_reason')}",
+                f"- PPO: extracted `{t.get('extracted')}`, {t.get('n_output_tokens')} tokens, finish {t.get('finish_reason')}",
+                "",
+                f"Base output (last {EXAMPLE_TAIL_CHARS} characters):",
+                "",
+                _fence(b["output"][-EXAMPLE_TAIL_CHARS:]),
+                "",
+                f"PPO output (last {EXAMPLE_TAIL_CHARS} characters):",
+                "",
+                _fence(t["output"][-EXAMPLE_TAIL_CHARS:]),
+                "",
+            ]
+    return lines
+
+
+def _training_section(run: RunData) -> list[str]:
+    lines = ["## Training", "", "![validation accuracy](validation.png)", "", "![training curves](training.png)", ""]
+    keys = [k for k in sorted(run.series) if VAL_KEY.match(k)]
+    keys += [k for _, _, ks, sec in TRAINING_PANELS for k in [*(x for x, _ in ks), *([sec[0]] if sec else [])]]
+    rows = []
+    for k in keys:
+        pts = run.series.get(k)
+        if not pts:
+            rows.append((f"`{k}`", MISSING, "", "", ""))
+            continue
+        rows.append((f"`{k}`", len(pts), f"{pts[0][1]:.4g} (step {pts[0][0]})", f"{pts[-1][1]:.4g} (step {pts[-1][0]})",
+                     f"{min(v for _, v in pts):.4g} / {max(v for _, v in pts):.4g}"))
+    lines += [_table(["metric", "points", "first", "last", "min / max"], rows), ""]
+    return lines
+
+
+def report_root(out: str | Path) -> Path:
+    """The folder a report names its inputs relative to: the one holding the report's folder
+    (`runs/lp` for `--out runs/lp/report`, beside the run and eval folders it reads).
+
+    >>> str(report_root("/r/lp/report"))
+    '/r/lp'
+    """
+    return Path(os.path.abspath(out)).parent
+
+
+def _spellings(root: Path) -> list[str]:
+    """The root as written and with its symbolic links resolved (either may appear in a path)."""
+    forms = [str(root).rstrip("/"), str(root.resolve()).rstrip("/")]
+    return [f for i, f in enumerate(forms) if f not in ("", "/") and f not in forms[:i]]
+
+
+def display_path(path: str | Path, root: Path) -> str:
+    """A folder as a report names it: relative to `root` when it lies under it ("." for the root
+    itself), else absolute. A relative `path` is taken from the current directory, like every path
+    the commands accept, so it is named relative to `root` too, or made absolute.
+
+    >>> display_path("/r/lp/run", Path("/r/lp")), display_path("/r/lp", Path("/r/lp"))
+    ('run', '.')
+    >>> display_path("/models/qwen3", Path("/r/lp")), display_path("/r/lpx/run", Path("/r/lp"))
+    ('/models/qwen3', '/r/lpx/run')
+    """
+    absolute = Path(os.path.abspath(path))
+    for base in _spellings(root):
+        for candidate in (absolute, absolute.resolve()):
+            try:
+                return str(candidate.relative_to(base))
+            except ValueError:
+                continue
+    return str(absolute)
+
+
+def relative_to_root(text: str, root: Path) -> str:
+    """Absolute paths under `root` inside `text` written relative to it (the root itself as "."),
+    others left as they are: a committed report names its folders the same way on every machine.
+    Used on what the report quotes from its input files (model paths, data folders, checkpoints).
+
+    >>> relative_to_root("run /r/x/run, model /models/q, data /r/x; ckpt /r/x/run/ckpt", Path("/r/x"))
+    'run run, model /models/q, data .; ckpt run/ckpt'
+    >>> relative_to_root("/r/xy/run /a/r/x/run", Path("/r/x"))
+    '/r/xy/run /a/r/x/run'
+    """
+    for root_s in _spellings(root):
+        start = r"(?<![\w.~/-])" + re.escape(root_s)  # not the tail of a longer path
+        text = re.sub(start + "/", "", text)
+        text = re.sub(start + r"(?![\w.-]*[\w-])", ".", text)
+    return text
+
+
+def write_report(run_dir: str | Path | None, evals: dict[str, str | Path | None], out: str | Path) -> Path:
+    """Write report.md, accuracy.png, validation.png, training.png and report.json into `out`.
+
+    Args:
+        run_dir: training run folder (or None).
+        evals: display name -> eval folder (or None); the names "base" and "trained" are paired.
+        out: output folder.
+    Returns:
+        the path of report.md.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "report.md").exists():
+        log.info("replacing the existing report in %s", out)
+    run = load_run(run_dir)
+    loaded = [load_eval(name, path) for name, path in evals.items()]
+    by_name = {ev.name: ev for ev in loaded}
+    base, trained = by_name.get("base", EvalData("base", None)), by_name.get("trained", EvalData("trained", None))
+    paired, reason = compare(base, trained)
+
+    plot_accuracy(loaded, out / "accuracy.png", paired, reason if base.found and trained.found else None)
+    plot_validation(run, out / "validation.png", [ev for ev in loaded if ev.name in ("base", "trained")])
+    root = report_root(out)  # paths under the folder holding the report are written relative to it
+
+    def where(path: Path) -> str:
+        return display_path(path, root)
+
+    plot_training(run, out / "training.png", title=where(run.path) if run.found else None)
+
+    lines = [
+        "# GSM8K PPO report",
+        "",
+        f"Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')} by gsm8k-rl {__version__}. "
+        f"Every number below is read from the run and eval folders named here; \"{MISSING}\" marks what they do not contain. "
+        "Paths that lie under the folder holding this report's folder (`..` from here) are written relative to it; "
+        "others are absolute.",
+        "",
+    ]
+    if base.found and trained.found and paired is not None:
+        lines += [
+            f"**Headline:** base {pct(paired.base_accuracy)} -> PPO {pct(paired.trained_accuracy)} greedy accuracy on "
+            f"{data_label(base.metrics)} (n={paired.n}); "
+            f"{paired.fixed} problems fixed, {paired.broken} broken, exact McNemar p = {paired.p_value:.3g}.",
+            "",
+        ]
+    elif base.found and trained.found:  # said before any number, not only in the paired section
+        lines += [f"**No headline: the base and trained evals are not paired.** {reason}.", ""]
+    lines += _run_section(run, where) + _evals_section(loaded, where) + _accuracy_section(loaded)
+    lines += _paired_section(base, trained, paired, reason) + _training_section(run)
+    (out / "report.md").write_text(relative_to_root("\n".join(lines) + "\n", root), encoding="utf-8")
+
+    summary = {
+        "run": where(run.path) if run.path else None,
+        "run_last_step": run.last_step(),
+        "evals": {
+            ev.name: ({k: ev.metrics.get(k) for k in ("accuracy", "accuracy_ci95", "correct", "n", "model", "dataset")}
+                      if ev.found else None)
+            for ev in loaded
+        },
+        "paired": None if paired is None else {
+            k: getattr(paired, k) for k in ("n", "both_right", "fixed", "broken", "both_wrong", "p_value", "base_accuracy", "trained_accuracy")
+        },
+        "paired_missing_reason": reason,
+    }
+    (out / "report.json").write_text(relative_to_root(json.dumps(summary, indent=2), root) + "\n")
+    log.info("wrote %s", out / "report.md")
+    return out / "report.md"

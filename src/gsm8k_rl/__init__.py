@@ -9,6 +9,17 @@ The prompt lives in prompt.py, the reward in reward.py.
 __version__ = "0.1.0"
 
 
+def write_atomic(path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it over `path`: a kill leaves the old
+    file or the new one, never a torn one that a restart would misread as finished or changed."""
+    from pathlib import Path
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 class UserError(Exception):
     """A problem the user can fix (bad input, missing file, wrong hardware): printed without a traceback."""
 

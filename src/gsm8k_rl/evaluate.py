@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from gsm8k_rl import UserError, __version__, model_ref
+from gsm8k_rl import UserError, __version__, model_ref, write_atomic
 from gsm8k_rl.prompt import (
     DEFAULT_TEMPLATE,
     DEFAULT_THINKING,
@@ -335,7 +335,7 @@ def check_settings(out: Path, settings: dict[str, Any]) -> None:
         raise UserError(f"{out / SAMPLES} exists but {header} does not, so its settings are unknown; use a new --out")
     out.mkdir(parents=True, exist_ok=True)
     # whole or absent: a torn header would make every restart refuse the folder as "unreadable"
-    _write_atomic(header, json.dumps({"settings": settings, "settings_hash": digest}, indent=2) + "\n")
+    write_atomic(header, json.dumps({"settings": settings, "settings_hash": digest}, indent=2) + "\n")
 
 
 # ---------------------------------------------------------------- metrics
@@ -561,14 +561,8 @@ def evaluate(
         "versions": package_versions(),
     }
     # metrics.json marks the folder finished (`gsm8k-rl run` skips it): renamed into place whole
-    _write_atomic(out / METRICS, json.dumps(metrics, indent=2) + "\n")
+    write_atomic(out / METRICS, json.dumps(metrics, indent=2) + "\n")
     return metrics
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def _cut_torn_line(path: Path) -> bytes:

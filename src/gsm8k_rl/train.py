@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gsm8k_rl import UserError, __version__, fast_path, model_ref
+from gsm8k_rl import UserError, __version__, fast_path, model_ref, write_atomic
 from gsm8k_rl.recipe import (
     DEFAULT_CONFIG,
     REWARD_FILE,
@@ -293,14 +293,6 @@ def environment_summary(hw: Hardware | None) -> str:
         except PackageNotFoundError:
             lines.append(f"{pkg} not installed")
     return "\n".join(lines) + "\n"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it over `path`: a kill leaves the old
-    file or the new one, never a torn one that a restart would misread."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def merge_metrics(run: RunDir) -> int:

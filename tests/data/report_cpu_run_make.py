@@ -95,6 +95,8 @@ def main() -> None:
         text = OmegaConf.to_yaml(cfg, resolve=True)
     except Exception:  # an interpolation that only resolves inside VERL's workers
         text = OmegaConf.to_yaml(cfg)
+    # the checkout's own path would differ on every machine: written relative to the repository root
+    text = text.replace(str(Path(__file__).resolve().parents[2]) + "/", "./")
     (OUT / "resolved_config.yaml").write_text(
         "# Composed from VERL 0.9.1's ppo_trainer.yaml with the overrides report_cpu_run_make.py passed to main_ppo.\n" + text)
     (OUT / "run_info.json").write_text(json.dumps({

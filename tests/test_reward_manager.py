@@ -153,3 +153,34 @@ def test_docs_give_the_overrides_that_enable_it():
     text = DOCS.read_text()
     for override in [*ENABLE, "+reward.reward_kwargs.truncated_reward=0.0", "--config ppo_truncated"]:
         assert override in text, override
+
+
+def test_partial_credit_through_verls_reward_loop(tiny_model_dir, tok):
+    """Issue 13's partial credit, set as docs/config.md says: VERL's naive manager passes
+    reward_kwargs to compute_score; a wrong number marked as the answer earns the option, an unmarked
+    one nothing, and `acc` (what VERL's validation accuracy reads) stays correctness."""
+    eos = tok.eos_token_id
+    ids = lambda text: tok(text, add_special_tokens=False)["input_ids"] + [eos]  # noqa: E731
+    rows = [("right", ids("#### 72"), "72", False), ("marked, wrong", ids("#### 73"), "72", False),
+            ("unmarked, wrong", ids("so 73 clips"), "72", False), ("no number", ids("no idea"), "72", False)]
+    worker = _worker(tiny_model_dir, "ppo", ["reward.custom_reward_function.reward_kwargs.partial_credit=0.1"])
+    assert type(worker.reward_manager) is NaiveRewardManager
+    out = _score(worker, _batch(tok, rows))
+    assert [o["reward_score"] for o in out] == pytest.approx([1.0, 0.1, 0.0, 0.0])
+    assert [o["reward_extra_info"]["acc"] for o in out] == [1.0, 0.0, 0.0, 0.0]
+    assert [o["reward_extra_info"]["partial_credit"] for o in out] == [0.0, 1.0, 0.0, 0.0]
+    # off (the recipe's default): the plain float, as before
+    plain = _score(_worker(tiny_model_dir, "ppo", []), _batch(tok, rows))
+    assert [o["reward_score"] for o in plain] == [1.0, 0.0, 0.0, 0.0]
+    assert "partial_credit" not in plain[0]["reward_extra_info"]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("+reward.custom_reward_function.reward_kwargs.partial_credt=0.1", "partial_credt is not an option"),
+    ("reward.custom_reward_function.reward_kwargs.partial_credit=1.0", "a number in [0, 1)"),
+    ("reward.custom_reward_function.reward_kwargs.partial_credit=-0.2", "a number in [0, 1)"),
+])
+def test_partial_credit_misspelled_or_out_of_range_is_reported(tiny_model_dir, override, message):
+    cfg = compose_config("ppo", [f"actor_rollout_ref.model.path={tiny_model_dir}",
+                                 f"reward.custom_reward_function.path={REWARD_FILE}", override])
+    assert any(message in p for p in check_config(cfg))

@@ -294,6 +294,30 @@ def check_config(cfg: Any, extra_rollouts: tuple[str, ...] = ()) -> list[str]:
     problems += check_token_budgets(cfg)
     problems += check_truncation_option(cfg)
     problems += check_attention(cfg)
+    problems += check_reward_kwargs(cfg)
+    return problems
+
+
+def check_reward_kwargs(cfg: Any) -> list[str]:
+    """VERL passes `reward.custom_reward_function.reward_kwargs` to compute_score as keyword
+    arguments, and compute_score takes **kwargs (VERL adds its own): a misspelled option would be
+    ignored without a word. For the project's reward, every key must be one it reads, and
+    partial_credit a number in [0, 1)."""
+    from omegaconf import OmegaConf
+
+    from gsm8k_rl.reward import REWARD_KWARGS
+
+    reward = cfg.reward.custom_reward_function
+    if not reward.path or Path(str(reward.path)).resolve() != REWARD_FILE.resolve():
+        return []  # a user's own reward function: its keyword arguments are its own business
+    kwargs = OmegaConf.to_container(reward.get("reward_kwargs") or {}, resolve=True)
+    problems = [f"reward.custom_reward_function.reward_kwargs.{k} is not an option of gsm8k_rl/reward.py "
+                f"(it reads {list(REWARD_KWARGS)}): VERL would pass it and compute_score would ignore it"
+                for k in kwargs if k not in REWARD_KWARGS]
+    value = kwargs.get("partial_credit", 0.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        problems.append(f"reward.custom_reward_function.reward_kwargs.partial_credit={value!r}: a number in [0, 1) "
+                        "(the reward of a wrong but explicitly marked final answer; a correct one earns 1.0)")
     return problems
 
 

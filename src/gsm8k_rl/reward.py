@@ -366,15 +366,37 @@ def score_details(solution_str: Any, ground_truth: Any) -> dict[str, Any]:
     }
 
 
-def compute_score(data_source: Any, solution_str: Any, ground_truth: Any, extra_info: Any = None, **kwargs: Any) -> float:
+# Rules that found an explicitly marked final answer (`#### N`, `\boxed{N}`, "the answer is N"):
+# what partial credit pays for when the number is wrong.
+MARKED_RULES = ("hash", "boxed", "answer_is")
+REWARD_KWARGS = ("partial_credit",)
+
+
+def compute_score(data_source: Any, solution_str: Any, ground_truth: Any, extra_info: Any = None,
+                  partial_credit: float = 0.0, **kwargs: Any) -> float | dict[str, float]:
     """VERL's custom reward: 1.0 if the final number in `solution_str` equals `ground_truth`, else 0.0.
 
     `data_source`, `extra_info` and extra keyword arguments (VERL passes e.g. `reward_router_address`)
     are accepted and ignored: one rule for every GSM8K-style source.
 
+    `partial_credit` (default 0: off, the spec's rule) is paid for a wrong final number that the
+    response marks explicitly as its answer (MARKED_RULES), from
+    `reward.custom_reward_function.reward_kwargs.partial_credit`. With it on, the result is VERL's
+    dict form: "score" is the reward, "acc" stays correctness (VERL's validation accuracy reads
+    "acc"), "partial_credit" is 1.0 where it was paid.
+
     >>> compute_score("openai/gsm8k", "So she makes 9 * $2 = $18.", "18")
     1.0
     >>> compute_score("openai/gsm8k", None, "18")
     0.0
+    >>> compute_score("openai/gsm8k", "#### 17", "18", partial_credit=0.1)
+    {'score': 0.1, 'acc': 0.0, 'partial_credit': 1.0}
+    >>> compute_score("openai/gsm8k", "so 17 apples", "18", partial_credit=0.1)
+    {'score': 0.0, 'acc': 0.0, 'partial_credit': 0.0}
     """
-    return float(score_details(solution_str, ground_truth)["score"])
+    details = score_details(solution_str, ground_truth)
+    correct = float(details["score"])
+    if not partial_credit:
+        return correct
+    paid = correct == 0.0 and details["extracted"] is not None and details["rule"] in MARKED_RULES
+    return {"score": float(partial_credit) if paid else correct, "acc": correct, "partial_credit": float(paid)}

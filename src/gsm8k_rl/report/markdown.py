@@ -59,6 +59,21 @@ def truncation_setting(cfg: dict[str, Any]) -> str:
     return f"its score, like any other: correctness only (reward manager {manager.get('source')}:{manager.get('name')}; the spec)"
 
 
+def partial_credit_setting(cfg: dict[str, Any]) -> str:
+    """The reward of a wrong final number the response marked as its answer (gsm8k_rl/reward.py).
+
+    >>> partial_credit_setting({"reward": {"custom_reward_function": {"reward_kwargs": {"partial_credit": 0.0}}}})
+    '0 (off: correct -> 1.0, else 0.0; the spec)'
+    >>> partial_credit_setting({"reward": {"custom_reward_function": {"reward_kwargs": {"partial_credit": 0.1}}}})[:58]
+    '0.1 for a wrong final number marked as the answer; the tra'
+    """
+    value = _get(cfg, "reward.custom_reward_function.reward_kwargs.partial_credit")
+    if not value:
+        return "0 (off: correct -> 1.0, else 0.0; the spec)" + ("" if value is not None else "; not in this run's config")
+    return (f"{value} for a wrong final number marked as the answer; the training score (critic/score/mean) includes "
+            "it, validation accuracy (`acc`) and the evals count correct answers only")
+
+
 def training_truncation(series: dict[str, list[tuple[int, float]]]) -> str:
     """VERL's share of responses that hit the length limit, over the training steps.
 
@@ -95,6 +110,7 @@ def _run_section(run: RunData, where: Callable[[Path], str] = str) -> list[str]:
         ("KL in reward (coef)", f"{fmt(_get(cfg, 'algorithm.use_kl_in_reward'))} ({fmt(_get(cfg, 'algorithm.kl_ctrl.kl_coef'))})"),
         ("max response length", fmt(_get(cfg, "data.max_response_length"))),
         ("reward of a truncated response (reward.reward_kwargs.truncated_reward)", truncation_setting(cfg)),
+        ("partial credit (reward.custom_reward_function.reward_kwargs.partial_credit)", partial_credit_setting(cfg)),
         ("truncated in training (response_length/clip_ratio)", training_truncation(run.series)),
         *((f"truncated in validation (`{k}`), last", f"{pct(run.series[k][-1][1])} at step {run.series[k][-1][0]}")
           for k in sorted(run.series) if VAL_TRUNCATED_KEY.match(k)),

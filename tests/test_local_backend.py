@@ -72,6 +72,16 @@ def test_launch_spec_overrides_survive_a_recipe_that_sets_the_same_keys(tiny_mod
     assert cfg.ray_kwargs.ray_init.num_gpus == 1
 
 
+def test_launch_spec_joining_a_ray_cluster_declares_no_resources(tiny_model_dir):
+    """Issue 16: on a cluster started with `ray start` (RAY_ADDRESS), Ray refuses num_cpus/num_gpus from
+    a joining driver; the nodes' own logical GPUs are the ranks. nnodes reaches VERL's trainer config."""
+    cfg = _compose(launch_spec(1, "cpu", nnodes=2, join_cluster=True)["overrides"]
+                   + [f"actor_rollout_ref.model.path={tiny_model_dir}"])
+    assert (cfg.trainer.n_gpus_per_node, cfg.trainer.nnodes) == (1, 2)
+    assert "num_gpus" not in cfg.ray_kwargs.ray_init and cfg.ray_kwargs.ray_init.num_cpus is None
+    assert cfg.ray_kwargs.ray_init.runtime_env.env_vars.VERL_PLATFORM == "cpu"  # reaches the other node's workers
+
+
 @pytest.mark.parametrize("args", [(1, "tpu"), (0, "cpu")])
 def test_launch_spec_rejects_bad_arguments(args):
     with pytest.raises(UserError):

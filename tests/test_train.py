@@ -165,6 +165,29 @@ def test_checkpoint_whose_step_was_never_logged_is_rolled_back(tmp_path):
     assert latest_checkpoint(run).name == "global_step_2"
 
 
+def test_checkpoints_without_any_logged_step_are_kept(tmp_path, caplog):
+    """Issue 16's two-node run: VERL's file logger ran on a node that did not have the launcher's
+    VERL_FILE_LOGGER_PATH, no step reached metrics.jsonl, and the restart took the checkpoints for
+    unlogged ones and deleted them all. With several checkpoints and not one logged step, the
+    launcher keeps them and says why."""
+    run = _checkpointed_run(tmp_path / "a", saved=[1, 2], logged=[], tracker="2")
+    assert roll_back_unlogged_checkpoint(run) is None
+    assert latest_checkpoint(run).name == "global_step_2"
+    assert sorted(p.name for p in run.checkpoints.glob("global_step_*")) == ["global_step_1", "global_step_2"]
+    assert "no logged step" in caplog.text
+
+
+def test_logger_paths_reach_verls_actors_on_the_command_line(tmp_path, data_dir, tiny_model_dir):
+    """The file logger's per-launch path and the tensorboard folder go to VERL's Ray runtime env as
+    command-line overrides (actors on other nodes see only that), not into the saved config."""
+    run = tmp_path / "run"
+    assert main(["train", "--dry-run", "--run-dir", str(run), "--data", str(data_dir), "--model", str(tiny_model_dir)]) == 0
+    command = (run / "command.sh").read_text()
+    assert "++ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH='$metrics'" in command
+    assert f"++ray_kwargs.ray_init.runtime_env.env_vars.TENSORBOARD_DIR='{run / 'tensorboard'}'" in command
+    assert "VERL_FILE_LOGGER_PATH" not in (run / "resolved_config.yaml").read_text()
+
+
 def test_torn_checkpoint_tracker_is_no_checkpoint(tmp_path):
     """A kill while VERL rewrites latest_checkpointed_iteration.txt ("w", then the number) leaves
     it empty: that reads as no checkpoint, and the launch resumes from the newest logged one."""

@@ -58,6 +58,20 @@ SMOKE_OVERRIDES = [
 ]
 
 
+def smoke_micro_batches(world: int) -> list[str]:
+    """Smoke-run batch sizes for `world` ranks: 2 prompts per rank and step, mini-batches of one per
+    rank, micro-batches of one (VERL needs every batch to divide by the ranks).
+
+    >>> smoke_micro_batches(2)[:2]
+    ['data.train_batch_size=4', 'actor_rollout_ref.actor.ppo_mini_batch_size=2']
+    """
+    return [f"data.train_batch_size={2 * world}", f"actor_rollout_ref.actor.ppo_mini_batch_size={world}"] + [
+        f"{key}=1" for key in ("actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu",
+                               "critic.ppo_micro_batch_size_per_gpu",
+                               "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu",
+                               "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu")]
+
+
 @dataclasses.dataclass
 class RunDir:
     """The layout of one experiment's folder."""
@@ -103,6 +117,17 @@ class Launch:
             "--config-path", str(self.run.root), "--config-name", self.run.resolved_config.stem,
             f"hydra.run.dir={self.run.hydra}",
         ]
+
+    def logging_overrides(self, metrics_file: str) -> list[str]:
+        """Where VERL's file and tensorboard loggers write, for this launch.
+
+        The loggers run in VERL's TaskRunner, a Ray actor. Ray passes the launching process's
+        environment to its actors only when it starts Ray itself; on a cluster started with `ray start`
+        (RAY_ADDRESS), the actors get the runtime environment alone, so the paths go there too, as
+        overrides on the command line: the metrics file changes with every launch (VERL's file logger
+        truncates the file it opens) and must not change the saved config a restart compares."""
+        return [f"++ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH='{metrics_file}'",
+                f"++ray_kwargs.ray_init.runtime_env.env_vars.TENSORBOARD_DIR='{self.run.tensorboard}'"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -176,7 +201,9 @@ def plan(args: argparse.Namespace) -> Launch:
     if backend == "local":
         from gsm8k_rl.local_backend import launch_spec
 
-        spec = launch_spec(n_gpus=hw.n_gpus_per_node if hw else 1, device="cuda" if hw else "cpu")
+        # on CPU, --gpus N is N training ranks (processes) per node, each with its own rollout replica
+        spec = launch_spec(n_gpus=hw.n_gpus_per_node if hw else (args.gpus or 1), device="cuda" if hw else "cpu",
+                           nnodes=args.nnodes, join_cluster=bool(os.environ.get("RAY_ADDRESS")) or args.nnodes > 1)
         python_module, env, ov = spec["python_module"], dict(spec["env"]), ov + list(spec["overrides"])
 
     log.info("actor/critic kernels: %s (%s)", kernels.describe(), kernels.source)
@@ -196,6 +223,9 @@ def plan(args: argparse.Namespace) -> Launch:
     if args.smoke:
         data, model = _smoke_assets(run, args.smoke_tokenizer, model)
         ov += SMOKE_OVERRIDES
+        world = (hw.n_gpus_per_node if hw else (args.gpus or 1)) * args.nnodes
+        if world > 1:  # VERL: (mini-batch / ranks) % micro-batch == 0; the smoke mini-batch is 2 prompts
+            ov += smoke_micro_batches(world)
     ov += [
         f"data.train_files={(data / 'train.parquet').resolve()}",
         f"data.val_files={(data / 'test.parquet').resolve()}",
@@ -267,7 +297,8 @@ def write_run_files(launch: Launch, allow_config_change: bool = False) -> None:
     write_atomic(run.resolved_config, text)  # a kill mid-write must not look like a changed config
     env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(launch.env.items()))
     # a new metrics file per launch: VERL's file logger truncates the file it opens
-    env += f' VERL_FILE_LOGGER_PATH={shlex.quote(str(run.logs))}/metrics.$(date -u +%Y%m%dT%H%M%S).jsonl'
+    env += ' VERL_FILE_LOGGER_PATH="$metrics"'
+    logging = " ".join(f'"{o}"' for o in launch.logging_overrides("$metrics"))
     run.command.write_text(
         "#!/usr/bin/env bash\n"
         f"# Written by gsm8k-rl {__version__} (`gsm8k-rl train`); config {launch.config_name!r}, backend {launch.backend}.\n"
@@ -276,7 +307,8 @@ def write_run_files(launch: Launch, allow_config_change: bool = False) -> None:
         "# Overrides applied on top of the named config, in order:\n"
         + "".join(f"#   {o}\n" for o in launch.overrides)
         + f"cd {shlex.quote(str(Path.cwd()))}\n"
-        + f"env {env} \\\n  " + " ".join(shlex.quote(a) for a in launch.argv()) + ' "$@"\n'
+        + f"metrics={shlex.quote(str(run.logs))}/metrics.$(date -u +%Y%m%dT%H%M%S).jsonl\n"
+        + f"env {env} \\\n  " + " ".join(shlex.quote(a) for a in launch.argv()) + f" {logging}" + ' "$@"\n'
     )
     run.command.chmod(0o755)
     run.env_summary.write_text(environment_summary(launch.hardware))
@@ -372,6 +404,14 @@ def roll_back_unlogged_checkpoint(run: RunDir) -> int | None:
     latest = int(ckpt.name.rsplit("_", 1)[1]) if ckpt is not None else 1 << 62
     if STEP_KEY in steps.get(latest, {}):
         return None
+    checkpoints = [p for p in run.checkpoints.glob("global_step_*") if _step_of(p) is not None]
+    if not any(STEP_KEY in d for d in steps.values()) and len(checkpoints) > 1:
+        # several checkpoints and not one logged step: the metrics are not where this launcher reads
+        # them (e.g. the file logger ran on a node without VERL_FILE_LOGGER_PATH), not a kill between
+        # a save and its log line. Deleting the checkpoints would throw the run away: keep them.
+        log.warning("%s: %d checkpoints but no logged step in %s: not rolling back; check where VERL's file logger "
+                    "writes (trainer.logger, VERL_FILE_LOGGER_PATH)", run.checkpoints, len(checkpoints), run.logs)
+        return None
     ok = [k for p in run.checkpoints.glob("global_step_*") if (k := _step_of(p)) is not None
           and k < latest and (p / "actor").is_dir() and STEP_KEY in steps.get(k, {})]
     back = max(ok, default=0)
@@ -442,14 +482,15 @@ def launch_training(launch: Launch) -> int:
         status="running", last_start=started.isoformat(),
         start_time=before.get("start_time", started.isoformat()),
     )
-    env = {**os.environ, **launch.env, "PYTHONUNBUFFERED": "1",
-           "VERL_FILE_LOGGER_PATH": str(run.logs / f"metrics.{started:%Y%m%dT%H%M%S}.jsonl")}
-    log.info("launching VERL: %s (console -> %s)", " ".join(launch.argv()), run.logs / "train.log")
+    metrics_file = str(run.logs / f"metrics.{started:%Y%m%dT%H%M%S}.jsonl")
+    env = {**os.environ, **launch.env, "PYTHONUNBUFFERED": "1", "VERL_FILE_LOGGER_PATH": metrics_file}
+    argv = launch.argv() + launch.logging_overrides(metrics_file)
+    log.info("launching VERL: %s (console -> %s)", " ".join(argv), run.logs / "train.log")
     rc: int | None = None
     proc: subprocess.Popen | None = None
     try:
         with open(run.logs / "train.log", "ab") as console:
-            proc = subprocess.Popen(launch.argv(), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             assert proc.stdout is not None
             for line in proc.stdout:
                 console.write(line)

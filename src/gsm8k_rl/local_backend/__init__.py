@@ -59,13 +59,17 @@ def _env_override(key: str, value: str) -> str:
     return f"++ray_kwargs.ray_init.runtime_env.env_vars.{key}='{value}'"
 
 
-def launch_spec(n_gpus: int = 1, device: str = "cpu") -> dict:
+def launch_spec(n_gpus: int = 1, device: str = "cpu", nnodes: int = 1, join_cluster: bool = False) -> dict:
     """What the launcher runs to train with this backend.
 
     Args:
         n_gpus: training worker processes on this node (CPU: logical GPUs, each one worker
             process; CUDA: real GPUs). Each worker holds one FSDP shard and one hf rollout replica.
         device: "cpu" (no accelerator) or "cuda" (GPU machine without vLLM).
+        nnodes: nodes of the Ray cluster the run spans (each with `n_gpus` workers).
+        join_cluster: a Ray cluster is already running (RAY_ADDRESS, `ray start`): VERL joins it,
+            and Ray refuses resource counts from a joining driver, so the nodes' own
+            (`ray start --num-gpus N --num-cpus M`) are used instead of declaring them here.
     Returns:
         {"python_module": module for `python -m`, "env": environment for the driver (VERL passes
         it on to the Ray workers), "overrides": Hydra overrides the backend needs}. Batch sizes
@@ -102,6 +106,7 @@ def launch_spec(n_gpus: int = 1, device: str = "cpu") -> dict:
         "actor_rollout_ref.model.use_remove_padding=False",
         "critic.model.use_remove_padding=False",
         f"trainer.n_gpus_per_node={n}",
+        f"trainer.nnodes={int(nnodes)}",
         f"trainer.device={device}",
     ]
     for key, value in env.items():
@@ -121,10 +126,6 @@ def launch_spec(n_gpus: int = 1, device: str = "cpu") -> dict:
             "actor_rollout_ref.actor.fsdp_config.use_torch_compile=False",
             "actor_rollout_ref.ref.fsdp_config.use_torch_compile=False",
             "critic.fsdp.use_torch_compile=False",
-            # the resource pool asks Ray for GPUs: declare n logical ones, each a CPU worker process
-            f"++ray_kwargs.ray_init.num_gpus={n}",
-            # logical CPUs: VERL starts ~10 single-CPU actors (TaskRunner, agent loop, reward, storage)
-            "ray_kwargs.ray_init.num_cpus=16",
             # one storage actor instead of 8 and one agent-loop/reward worker instead of 8 each
             "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
             "actor_rollout_ref.rollout.agent.num_workers=1",
@@ -132,6 +133,13 @@ def launch_spec(n_gpus: int = 1, device: str = "cpu") -> dict:
             "data.dataloader_num_workers=0",
             "actor_rollout_ref.rollout.dtype=float32",
         ]
+        if not join_cluster:
+            overrides += [
+                # the resource pool asks Ray for GPUs: declare n logical ones, each a CPU worker process
+                f"++ray_kwargs.ray_init.num_gpus={n}",
+                # logical CPUs: VERL starts ~10 single-CPU actors (TaskRunner, agent loop, reward, storage)
+                "ray_kwargs.ray_init.num_cpus=16",
+            ]
     return {"python_module": "verl.trainer.main_ppo", "env": env, "overrides": overrides}
 
 

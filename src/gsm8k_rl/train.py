@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from gsm8k_rl import UserError, __version__, fast_path, model_ref, write_atomic
+from gsm8k_rl.local_backend import PLUGIN_MODULE
+from gsm8k_rl.self_aligned import SELF_ALIGNED_ENV, TRAINER_MODE as SELF_ALIGNED_MODE
 from gsm8k_rl.recipe import (
     DEFAULT_CONFIG,
     REWARD_FILE,
@@ -212,6 +214,10 @@ def plan(args: argparse.Namespace) -> Launch:
                     "wheel matching torch 2.11 where training runs, or use a CUDA torch with varlen attention "
                     "(--attn torch_varlen)")
     env, ov = fast_path.apply(kernels, env, ov, on_gpu=on_gpu)
+    if base.trainer.v1.trainer_mode == SELF_ALIGNED_MODE:  # the trainer lives in the project's VERL plugin
+        env = {**env, "VERL_USE_EXTERNAL_MODULES": PLUGIN_MODULE, SELF_ALIGNED_ENV: "1"}
+        ov += [f"++ray_kwargs.ray_init.runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES='{PLUGIN_MODULE}'",
+               f"++ray_kwargs.ray_init.runtime_env.env_vars.{SELF_ALIGNED_ENV}='1'"]
     if "VERL_USE_EXTERNAL_MODULES" in env:  # the project's critic engine runs: record the batch order
         from gsm8k_rl.batch_order import ENV as ORDER_ENV
 

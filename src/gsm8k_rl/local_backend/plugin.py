@@ -11,7 +11,9 @@ the Ray runtime env). Importing this module:
    starts torch.distributed with gloo before VERL tries (see `_init_cpu_process_group`);
 4. registers VERL's FSDP engines for that device (`engines.py`);
 5. registers the `torch_varlen` attention with transformers (`gsm8k_rl.varlen_attention`), which
-   `override_config.attn_implementation=torch_varlen` selects for actor and critic.
+   `override_config.attn_implementation=torch_varlen` selects for actor and critic;
+6. with GSM8K_RL_SELF_ALIGNED=1 (the launcher sets it for `--config sa_ppo`/`sa_grpo`): registers the
+   self-aligned-reward trainer in VERL's trainer registry (`gsm8k_rl.self_aligned`).
 """
 
 from __future__ import annotations
@@ -85,5 +87,12 @@ _engines.register(_engine_device)
 from gsm8k_rl import varlen_attention as _varlen  # noqa: E402
 
 _varlen.register()
+
+from gsm8k_rl.self_aligned import SELF_ALIGNED_ENV  # noqa: E402
+
+if os.environ.get(SELF_ALIGNED_ENV) == "1":
+    from gsm8k_rl import self_aligned as _self_aligned
+
+    _self_aligned.register()
 
 __all__ = ["VERL_VERSION"]

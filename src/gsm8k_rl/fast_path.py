@@ -15,7 +15,7 @@ transformers' own extension points:
   flash-attn is installed, else `torch_varlen` (gsm8k_rl.varlen_attention: PyTorch's own
   variable-length FlashAttention kernels), else SDPA on padded batches.
 
-The memory-dependent levers (reference kept on the GPU, no gradient checkpointing, larger
+The memory-dependent levers (reference kept on the GPU, larger
 forward-pass budgets) are the layout's: recipe.layout_overrides(fast=True).
 
 `decide` is called by `gsm8k-rl train` (and `doctor`) on the machine that plans the run; it looks

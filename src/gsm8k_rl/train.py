@@ -153,9 +153,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "sdpa (padded micro-batches); auto: flash_attention_2 if flash-attn is importable on the machine "
                         "running this command, else torch_varlen with the fast path, else sdpa")
     p.add_argument("--fast-path", choices=["auto", "on", "off"], default="auto",
-                   help="fused log-probs, packed micro-batches and, where the GPU memory allows, the reference on the GPU "
-                        "and no gradient checkpointing (docs/benchmarks.md, 'Step speed'); auto: on with a CUDA GPU; "
-                        "off: VERL's plain path")
+                   help="fused log-probs, packed micro-batches and, on GPUs of >= 120 GB, the reference kept on the GPU "
+                        "(docs/benchmarks.md, 'Step speed'); auto: on whenever the run trains on GPUs; off: VERL's plain path")
     p.add_argument("--fused", choices=["auto", "liger", "triton", "torch"], default="auto",
                    help="fused log-prob backend with the fast path (VERL's fused_kernel_options.impl_backend); auto: "
                         "triton (VERL's kernel) on a GPU when the model's hidden size is a multiple of 128 and "

@@ -149,7 +149,8 @@ def add_self_aligned_reward(trainer: Any, batch: Any, metrics: dict) -> None:
         "position_ids": nested([torch.arange(len(t)) for t in input_ids]),
     }, batch_size=len(input_ids))
     keys = [f"{k}::answer_only" for k in batch.keys]
-    tags = [dict(t, prompt_len=len(p), seq_len=len(s)) for t, p, s in zip(batch.tags, prompt_ids, input_ids)]
+    tags = [dict(t or {}, prompt_len=len(p), seq_len=len(s))
+            for t, p, s in zip(batch.tags or [{}] * len(input_ids), prompt_ids, input_ids)]
     tq.kv_batch_put(keys=keys, partition_id=PARTITION, fields=answer_only, tags=tags)
     try:
         # what VERL's own old-log-prob pass asks of the actor (the batch returned by it carries no extra_info)

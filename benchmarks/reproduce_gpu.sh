@@ -41,8 +41,7 @@ print(f"--fused {best['fused']}" + ("" if packed else " --attn sdpa"))
 PY
 }
 stamp() { echo "[$(date -u +%H:%M:%S)] $*"; }
-cleanup_ray() { { ray stop --force || python3 -m ray.scripts.scripts stop --force; } >/dev/null 2>&1
-                pkill -9 -f "^ray::|/raylet|/gcs_server|^VLLM::|EngineCore" >/dev/null 2>&1 || true; sleep 3; }
+cleanup_ray() { bash "$here/benchmarks/stop_ray.sh"; }
 
 for part in $parts; do
   [ -f "$out/$part.done" ] && { stamp "$part: done before, skipped"; continue; }

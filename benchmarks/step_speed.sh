@@ -26,7 +26,7 @@ for v in ${VARIANTS:-stock tuned}; do
   BACKEND=vllm TRAIN_FLAGS="$flags" bash "$here/benchmarks/ppo_gpu.sh" "$out/$v" "$len" "$steps" \
     || echo "=== $v: FAILED (exit $?)"
   # an aborted run leaves Ray's daemons behind; the next variant needs the GPU to itself
-  { ray stop --force || python3 -m ray.scripts.scripts stop --force; } >/dev/null 2>&1
+  bash "$here/benchmarks/stop_ray.sh"
 done
 python3 "$here/benchmarks/step_speed_summary.py" --response-length "$len" \
   --run stock="$out/stock/run_$len" --run tuned="$out/tuned/run_$len" --out "$out/step_speed_$len.md"

@@ -46,7 +46,7 @@ def load(run: Path) -> dict:
 def table(runs: dict[str, dict], length: int) -> str:
     names = list(runs)
     base = runs[names[0]]["mean"]["timing_s/step"]
-    lines = [f"| phase (s, steady state) | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    lines = ["| phase (s, steady state) | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for ph in PHASES:
         key = f"timing_s/{ph}"
         if any(key in r["mean"] for r in runs.values()):

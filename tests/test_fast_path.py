@@ -118,7 +118,7 @@ def test_hidden_size_read_from_the_model_folder(tiny_model_dir, smollm2_dir):
 
 
 def test_apply_writes_every_switch_and_loads_the_plugin():
-    k = fast_path.Kernels(attn="torch_varlen", remove_padding=True, fused="triton", source="test", fast=True)
+    k = fast_path.Kernels(attn="torch_varlen", fused="triton", source="test", fast=True)
     env, ov = fast_path.apply(k, {}, [], on_gpu=True)
     assert env["VERL_USE_EXTERNAL_MODULES"] == "gsm8k_rl.local_backend.plugin"
     for line in ("++actor_rollout_ref.model.override_config.attn_implementation=torch_varlen",

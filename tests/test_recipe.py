@@ -246,7 +246,7 @@ def test_every_fast_layout_satisfies_verls_rules(tmp_path, tiny_model_dir, gpus,
     validation and ours, with the fast path's own overrides (packed torch_varlen, fused kernels)."""
     from gsm8k_rl import fast_path
 
-    kernels = fast_path.Kernels(attn="torch_varlen", remove_padding=True, fused="torch", source="test", fast=True)
+    kernels = fast_path.Kernels(attn="torch_varlen", fused="torch", source="test", fast=True)
     for label in LENGTHS:
         base = _base("ppo", label)
         _, extra = fast_path.apply(kernels, {}, [], on_gpu=True)

@@ -59,11 +59,5 @@ wait "$job"
 rc=$?
 echo "gsm8k-rl run exit $rc after $(( $(date +%s) - start )) s"
 # an interrupted job leaves Ray's daemons and vLLM's engine behind: stop them before the next launch
-if [ "$rc" -ne 0 ]; then
-  { command -v ray >/dev/null && ray stop --force; } >/dev/null 2>&1 || python3 -m ray.scripts.scripts stop --force >/dev/null 2>&1 || true
-  # by process title only: a pattern matching any command line that mentions vLLM would also hit
-  # the shell that called this script
-  pkill -9 -f "^ray::|/raylet|/gcs_server|^VLLM::|EngineCore" >/dev/null 2>&1 || true
-  sleep 3
-fi
+[ "$rc" -ne 0 ] && bash "$here/benchmarks/stop_ray.sh"
 exit $rc

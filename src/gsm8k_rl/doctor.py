@@ -85,9 +85,9 @@ def _check_config(args: argparse.Namespace) -> tuple[list[Check], Any]:
     except UserError as exc:
         return [Check("config", "FAIL", str(exc))], None
     cfg = launch.cfg
-    plain = "unfused" in launch.kernels or "padded" in launch.kernels
+    plain = launch.kernels is not None and launch.kernels.plain
     kernels = Check("kernels", "WARN" if plain and launch.hardware is not None else "PASS",
-                    f"{launch.kernels} ({launch.attn_source})"
+                    f"{launch.describe_kernels()} ({launch.attn_source})"
                     + ("; the fast path is off or incomplete here: slower steps, same math" if plain else ""))
     return [Check("config", "PASS", f"{args.config!r} composes and passes VERL's validation "
                   f"(backend {launch.backend}, {cfg.trainer.n_gpus_per_node} GPU(s) x {cfg.trainer.nnodes} node(s))"),

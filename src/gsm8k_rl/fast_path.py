@@ -40,10 +40,19 @@ class Kernels:
     """The kernel choices of one run, and the reason for each (recorded with the run)."""
 
     attn: str
-    remove_padding: bool
     fused: str | None  # FUSED_BACKENDS member, or None: VERL's unfused log-probs
     source: str  # how it was decided
     fast: bool  # the layout's memory levers apply too (recipe.layout_overrides(fast=True))
+
+    @property
+    def remove_padding(self) -> bool:
+        """Packed micro-batches: every attention here but SDPA takes them."""
+        return self.attn != "sdpa"
+
+    @property
+    def plain(self) -> bool:
+        """Some of VERL's slow path is left: unfused log-probs or padded micro-batches."""
+        return self.fused is None or not self.remove_padding
 
     def describe(self) -> str:
         fused = f"fused log-probs ({self.fused})" if self.fused else "unfused log-probs (VERL's per-token loop without flash-attn)"
@@ -139,13 +148,14 @@ def decide(mode: str, attn: str, backend: str, on_gpu: bool, fused: str = "auto"
             else:
                 fused = "torch"
                 notes.append(f"fused log-probs: VERL's chunked torch backend (not its Triton kernel: {why_not})")
-    elif fused == "triton" and (why := triton_fits(hidden_size, attn != "sdpa")) and hidden_size is not None:
-        raise UserError(f"--fused triton: VERL's Triton kernel cannot run this model ({why}); use --fused torch")
     else:
+        why_not = triton_fits(hidden_size, attn != "sdpa") if fused == "triton" and hidden_size is not None else None
+        if why_not:
+            raise UserError(f"--fused triton: VERL's Triton kernel cannot run this model ({why_not}); use --fused torch")
         notes.append(f"--fused {fused}")
     if mode == "auto" and not on_gpu:
         notes.append("--fast-path auto: no CUDA GPU, plain path")
-    return Kernels(attn=attn, remove_padding=attn != "sdpa", fused=fused, source="; ".join(notes), fast=fast)
+    return Kernels(attn=attn, fused=fused, source="; ".join(notes), fast=fast)
 
 
 def apply(kernels: Kernels, env: dict[str, str], ov: list[str], on_gpu: bool) -> tuple[dict[str, str], list[str]]:

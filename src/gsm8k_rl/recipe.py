@@ -176,7 +176,7 @@ def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = T
     else:
         vllm_fraction = 0.3 if hw.gpu_memory_gb >= 70 else 0.25
     offload = estimate_memory_gb(n_params, n, hw.gpu_memory_gb, vllm_fraction, token_budget, optimizer_offload=False,
-                                 fused=fast, with_ref=True)["peak_estimate"] > 0.9 * hw.gpu_memory_gb
+                                 fused=fast)["peak_estimate"] > 0.9 * hw.gpu_memory_gb
     ov = [
         f"trainer.n_gpus_per_node={hw.n_gpus_per_node}",
         f"trainer.nnodes={hw.nnodes}",

@@ -118,7 +118,7 @@ def add_self_aligned_reward(trainer: Any, batch: Any, metrics: dict) -> None:
     alpha, clip = _options(trainer.config)
     data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id)
     responses = list(data["responses"].unbind())
-    raw = data.get("raw_prompt", None) if "raw_prompt" in data.keys() else None
+    raw = data.get("raw_prompt", None)
     template_kwargs = dict(trainer.config.data.get("apply_chat_template_kwargs") or chat_template_kwargs())
     cache: dict[str, list[int]] = {}
     prompt_ids = []

@@ -110,7 +110,10 @@ class Launch:
     sized_for: Hardware
     attn: str = "flash_attention_2"  # actor and critic attention; VERL's default
     attn_source: str = ""  # how the kernels were decided (flags, or detected on which machine)
-    kernels: str = ""  # fast_path.Kernels.describe(): attention, packing, fused log-probs
+    kernels: fast_path.Kernels | None = None  # attention, packing, fused log-probs (plan() sets it)
+
+    def describe_kernels(self) -> str:
+        return self.kernels.describe() if self.kernels else f"attention {self.attn}"
 
     def argv(self) -> list[str]:
         # main_ppo reads back the exact composed config we saved: what we validated is what runs.
@@ -192,6 +195,8 @@ def plan(args: argparse.Namespace) -> Launch:
     ov: list[str] = []
     python_module = "verl.trainer.main_ppo"
 
+    # on CPU, --gpus N is N training ranks (processes) per node, each with its own rollout replica
+    ranks_per_node = hw.n_gpus_per_node if hw else (args.gpus or 1)
     # a vLLM run always trains on GPUs, also when planned on a machine without them (--dry-run, doctor)
     on_gpu = hw is not None or backend == "vllm"
     hidden = None if args.smoke else fast_path.hidden_size(_model_path(args.model) if args.model
@@ -202,8 +207,7 @@ def plan(args: argparse.Namespace) -> Launch:
     if backend == "local":
         from gsm8k_rl.local_backend import launch_spec
 
-        # on CPU, --gpus N is N training ranks (processes) per node, each with its own rollout replica
-        spec = launch_spec(n_gpus=hw.n_gpus_per_node if hw else (args.gpus or 1), device="cuda" if hw else "cpu",
+        spec = launch_spec(n_gpus=ranks_per_node, device="cuda" if hw else "cpu",
                            nnodes=args.nnodes, join_cluster=bool(os.environ.get("RAY_ADDRESS")) or args.nnodes > 1)
         python_module, env, ov = spec["python_module"], dict(spec["env"]), ov + list(spec["overrides"])
 
@@ -228,9 +232,8 @@ def plan(args: argparse.Namespace) -> Launch:
     if args.smoke:
         data, model = _smoke_assets(run, args.smoke_tokenizer, model)
         ov += SMOKE_OVERRIDES
-        world = (hw.n_gpus_per_node if hw else (args.gpus or 1)) * args.nnodes
-        if world > 1:  # VERL: (mini-batch / ranks) % micro-batch == 0; the smoke mini-batch is 2 prompts
-            ov += smoke_micro_batches(world)
+        if ranks_per_node * args.nnodes > 1:  # VERL: (mini-batch / ranks) % micro-batch == 0; the smoke mini-batch is 2
+            ov += smoke_micro_batches(ranks_per_node * args.nnodes)
     ov += [
         f"data.train_files={(data / 'train.parquet').resolve()}",
         f"data.val_files={(data / 'test.parquet').resolve()}",
@@ -249,7 +252,7 @@ def plan(args: argparse.Namespace) -> Launch:
         "TOKENIZERS_PARALLELISM": "false",
     })
     return Launch(run, args.config, ov + list(args.overrides), cfg, python_module, env, hw, backend, target,
-                  kernels.attn, kernels.source, kernels.describe())
+                  kernels.attn, kernels.source, kernels)
 
 
 def default_run_dir(cfg: Any) -> Path:
@@ -307,7 +310,7 @@ def write_run_files(launch: Launch, allow_config_change: bool = False) -> None:
     run.command.write_text(
         "#!/usr/bin/env bash\n"
         f"# Written by gsm8k-rl {__version__} (`gsm8k-rl train`); config {launch.config_name!r}, backend {launch.backend}.\n"
-        f"# Actor/critic kernels: {launch.kernels} ({launch.attn_source}).\n"
+        f"# Actor/critic kernels: {launch.describe_kernels()} ({launch.attn_source}).\n"
         "# Runs VERL with the exact composed config saved beside this file.\n"
         "# Overrides applied on top of the named config, in order:\n"
         + "".join(f"#   {o}\n" for o in launch.overrides)
@@ -478,7 +481,7 @@ def launch_training(launch: Launch) -> int:
     resume_from = latest_checkpoint(run)
     _update_run_info(
         run, model=cfg.actor_rollout_ref.model.path, config=launch.config_name, backend=launch.backend,
-        attn_implementation=launch.attn, attn_source=launch.attn_source, kernels=launch.kernels,
+        attn_implementation=launch.attn, attn_source=launch.attn_source, kernels=launch.describe_kernels(),
         hardware=dataclasses.asdict(launch.hardware) if launch.hardware else "cpu",
         n_gpus=launch.hardware.world_size if launch.hardware else 0,
         total_training_steps=cfg.trainer.total_training_steps, attempts=before.get("attempts", 0) + 1,

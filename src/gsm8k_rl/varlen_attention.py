@@ -76,6 +76,17 @@ class _SeqLens:
         return self._value
 
 
+def _sequence_starts(position_ids: Any) -> Any:
+    """Bool per token of a packed row: a sequence starts here (the position does not continue the
+    previous one, as transformers' `find_packed_sequence_indices` reads it)."""
+    import torch
+
+    pos = position_ids.reshape(-1)
+    starts = torch.ones_like(pos, dtype=torch.bool)
+    starts[1:] = pos[1:] != pos[:-1] + 1
+    return starts
+
+
 def cu_seqlens(position_ids: Any) -> tuple[Any, int]:
     """Cumulative sequence lengths (int32) and the longest sequence of a packed row.
 
@@ -89,11 +100,9 @@ def cu_seqlens(position_ids: Any) -> tuple[Any, int]:
     """
     import torch
 
-    pos = position_ids.reshape(-1)
-    starts = torch.ones_like(pos, dtype=torch.bool)
-    starts[1:] = pos[1:] != pos[:-1] + 1
+    starts = _sequence_starts(position_ids)
     idx = starts.nonzero().reshape(-1).to(torch.int32)
-    cu = torch.cat([idx, torch.tensor([pos.numel()], dtype=torch.int32, device=pos.device)])
+    cu = torch.cat([idx, torch.tensor([starts.numel()], dtype=torch.int32, device=starts.device)])
     return cu, int(cu.diff().max().item())
 
 
@@ -106,10 +115,7 @@ def block_causal_mask(position_ids: Any) -> Any:
     """
     import torch
 
-    pos = position_ids.reshape(-1)
-    starts = torch.ones_like(pos, dtype=torch.bool)
-    starts[1:] = pos[1:] != pos[:-1] + 1
-    seq = starts.cumsum(0)
+    seq = _sequence_starts(position_ids).cumsum(0)
     same = seq[:, None] == seq[None, :]
     causal = torch.ones_like(same).tril()
     return (same & causal)[None, None]

@@ -69,6 +69,22 @@ def answer_only_messages(messages: list[dict[str, str]]) -> list[dict[str, str]]
     return [dict(m, content="") if m.get("role") == "user" else dict(m) for m in messages]
 
 
+def fallback_messages(extra_info: Any = None) -> list[dict[str, str]]:
+    """The answer-only prompt of a sample that carries no raw_prompt: the system turn of the template
+    it was prepared with (`extra_info["prompt_template"]`, written by `gsm8k-rl prepare`), else the
+    default template's, and an empty user turn.
+
+    >>> fallback_messages({"prompt_template": "paper"})[0]["content"][:36]
+    'You are a reasoning expert assistant'
+    >>> fallback_messages(None)[1]
+    {'role': 'user', 'content': ''}
+    """
+    from gsm8k_rl.prompt import DEFAULT_TEMPLATE, build_messages
+
+    name = extra_info.get("prompt_template") if isinstance(extra_info, dict) else None
+    return answer_only_messages(build_messages("", name or DEFAULT_TEMPLATE))
+
+
 def _raw_messages(value: Any) -> list[dict[str, str]] | None:
     import numpy as np
 
@@ -112,19 +128,23 @@ def add_self_aligned_reward(trainer: Any, batch: Any, metrics: dict) -> None:
     from tensordict import TensorDict
     from transfer_queue import KVBatchMeta
 
-    from gsm8k_rl.prompt import build_messages, chat_template_kwargs
+    from gsm8k_rl.prompt import chat_template_kwargs
     from verl.workers.utils.padding import response_from_nested
 
     alpha, clip = _options(trainer.config)
     data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id)
     responses = list(data["responses"].unbind())
     raw = data.get("raw_prompt", None)
+    extra_info = data.get("extra_info", None) if raw is None else None
     template_kwargs = dict(trainer.config.data.get("apply_chat_template_kwargs") or chat_template_kwargs())
     cache: dict[str, list[int]] = {}
     prompt_ids = []
     for i in range(len(responses)):
         messages = _raw_messages(raw[i]) if raw is not None else None
-        messages = answer_only_messages(messages or build_messages(""))
+        if messages:
+            messages = answer_only_messages(messages)
+        else:
+            messages = fallback_messages(extra_info[i] if extra_info is not None else None)
         key = repr(messages)
         if key not in cache:
             cache[key] = trainer.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
@@ -135,7 +155,7 @@ def add_self_aligned_reward(trainer: Any, batch: Any, metrics: dict) -> None:
     if not getattr(trainer, "_self_aligned_logged", False):
         trainer._self_aligned_logged = True
         log.info("self-aligned reward: answer-only prompt from %s, %d tokens: %r",
-                    "each sample's raw_prompt" if raw is not None else "gsm8k_rl.prompt (no raw_prompt in the batch)",
+                    "each sample's raw_prompt" if raw is not None else "its prompt template (no raw_prompt in the batch)",
                     len(prompt_ids[0]), trainer.tokenizer.decode(prompt_ids[0]))
     input_ids = [torch.cat([p, r.to(torch.int64)]) for p, r in zip(prompt_ids, responses)]
     nested = lambda ts: torch.nested.as_nested_tensor(ts, layout=torch.jagged)  # noqa: E731
@@ -183,5 +203,5 @@ def add_self_aligned_reward(trainer: Any, batch: Any, metrics: dict) -> None:
         metrics[f"self_aligned/{name}/max"] = float(np.max(v))
 
 
-__all__ = ["PARTITION", "TRAINER_MODE", "add_self_aligned_reward", "answer_only_messages", "perplexity",
-           "register", "self_aligned_reward"]
+__all__ = ["PARTITION", "TRAINER_MODE", "add_self_aligned_reward", "answer_only_messages", "fallback_messages",
+           "perplexity", "register", "self_aligned_reward"]

@@ -210,10 +210,40 @@ def test_extracted_answer_is_a_fixed_point(text):
         ("Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n#### 72", "72"),  # a full gold solution
         (" $1,234.00 ", "1234"),
         ("-5", "-5"),
+        # MATH / OpenR1 golds (`gsm8k-rl prepare --dataset math`, `paper_mix`): LaTeX or plain fractions
+        ("\\frac{3}{4}", "0.75"),
+        ("3/4", "0.75"),
+        ("\\frac{1}{3}", "1/3"),  # not a terminating decimal: kept as a/b
+        ("-\\frac{1}{2}", "-0.5"),
+        ("\\dfrac{6}{4}", "1.5"),
     ],
 )
 def test_parse_ground_truth(gt, expected):
     assert parse_ground_truth(gt) == expected
+
+
+# (model output, MATH-style gold, score): fractions are compared as numbers, whatever the notation
+FRACTION_CASES = [
+    ("\\boxed{\\frac{3}{4}}", "\\frac{3}{4}", 1.0),
+    ("The answer is 3/4.", "\\frac{3}{4}", 1.0),  # a/b inside an answer marker
+    ("The answer is 0.75.", "3/4", 1.0),
+    ("\\boxed{\\dfrac{6}{8}}", "3/4", 1.0),  # unreduced, \\dfrac
+    ("\\boxed{\\frac{4}{3}}", "\\frac{3}{4}", 0.0),
+    # the sign before \\frac is the fraction's: once read as +1/2, a wrong answer scored 1.0
+    ("\\boxed{-\\frac{1}{2}}", "-\\frac{1}{2}", 1.0),
+    ("\\boxed{\\frac{1}{2}}", "-\\frac{1}{2}", 0.0),
+    ("\\boxed{-\\frac{1}{2}}", "\\frac{1}{2}", 0.0),
+    ("\\boxed{\\frac{-1}{2}}", "-0.5", 1.0),
+    # a minus right after a digit is subtraction, not a sign: the box's first value is 1
+    ("\\boxed{1-\\frac{1}{2}}", "\\frac{1}{2}", 0.0),
+    # a bare fraction outside any marker: the last number (2) is read, as for GSM8K
+    ("so it is 1/2", "\\frac{1}{2}", 0.0),
+]
+
+
+@pytest.mark.parametrize(("text", "gold", "expected"), FRACTION_CASES, ids=[c[0][:30] for c in FRACTION_CASES])
+def test_fraction_golds(text, gold, expected):
+    assert compute_score("DigitalLearningGmbH/MATH-lighteval", text, gold) == expected
 
 
 @pytest.mark.parametrize("gt", [None, True, "", "eighteen", "18 or 20", "#### ", [18], "9" * 500])

@@ -12,8 +12,9 @@ Four small pure steps:
 2. find the answer: the last strong marker (`#### N`, `\\boxed{N}`), else the last phrase
    marker ("answer is N", "Answer: N", "**Final Answer**" + N), else the last number in the text;
 3. normalise the number: commas, thin spaces and `{,}` between digit groups, currency symbols,
-   `%`, units, markdown bold, `\\text{}` and the unicode minus are ignored; `\\frac{a}{b}` and
-   `a/b` are read as fractions inside an answer marker;
+   `%`, units, markdown bold, `\\text{}` and the unicode minus are ignored; `\\frac{a}{b}` (with
+   its sign: `-\\frac{1}{2}`) and `a/b` are read as fractions inside an answer marker, and in golds
+   (MATH's `\\frac{3}{4}`, `3/4`);
 4. compare exactly as rational numbers, so 18 == 18.00 == 36/2 (GSM8K golds are integers).
 
 Sources: the official GSM8K normalisation (openai/grade-school-math, grade_school_math/dataset.py:
@@ -58,9 +59,10 @@ MAX_MARKERS = 16  # occurrences of each marker tried, from the last one backward
 # only. No nested quantifiers: every repetition is followed by a character it cannot match.
 _NUM = r"(?:(?<![\w)\]}])-)?(?:(?:[0-9]{1,3}(?:,[0-9]{3})+(?![0-9])|[0-9]+)(?:\.[0-9]+)?|(?<![0-9.])\.[0-9]+)"
 _NUMBER_RE = re.compile(_NUM)
-# The value after an answer marker: \frac{a}{b} (also \dfrac, \tfrac), a/b, or a plain number.
+# The value after an answer marker: \frac{a}{b} (also \dfrac, \tfrac; a minus before it, as in
+# MATH's "-\frac{1}{2}", is the fraction's sign under the same rule as a number's), a/b, or a number.
 _VALUE_RE = re.compile(
-    r"\\[dt]?frac\{\s*(?P<fn>" + _NUM + r")\s*\}\{\s*(?P<fd>" + _NUM + r")\s*\}"
+    r"(?:(?<![\w)\]}])(?P<fs>-)[ \t]*)?\\[dt]?frac\{\s*(?P<fn>" + _NUM + r")\s*\}\{\s*(?P<fd>" + _NUM + r")\s*\}"
     r"|(?P<n>" + _NUM + r")(?:[ \t]*/[ \t]*(?P<d>" + _NUM + r"))?"
 )
 # What follows the word "answer" when it really introduces the answer: "answer is", "answer:",
@@ -127,6 +129,8 @@ def _value(match: re.Match[str]) -> Fraction | None:
     if value is not None and den is not None:
         d = _to_fraction(den)
         value = value / d if d else None
+    if value is not None and match["fn"] is not None and match["fs"]:
+        value = -value
     return value
 
 

@@ -2,6 +2,10 @@
 
 Run: `gsm8k-rl prepare --source ../shared/data/gsm8k --out data/gsm8k`
 (no --source: downloads `openai/gsm8k`, config `main`, with `datasets`).
+Also: `--dataset platinum`, the GSM-Symbolic eval sets `gsm_symbolic_p1` / `gsm_symbolic_p2`
+(`apple/GSM-Symbolic`, test only, GSM8K's format), and the Self-Aligned Reward paper's
+training data `math` and `paper_mix` (gsm8k_rl/paper_data.py: filters, caps, deduplication;
+every dropped row counted in prepare_info.json's "filter").
 
 Rows follow VERL's RL schema (verl/utils/dataset/rl_dataset.py, examples/data_preprocess/gsm8k.py):
 `data_source`, `prompt` (chat messages, not yet templated: VERL applies the tokenizer's chat
@@ -25,11 +29,18 @@ from gsm8k_rl.prompt import DEFAULT_TEMPLATE, PROMPT_VERSION, TEMPLATES, build_m
 log = logging.getLogger(__name__)
 
 # name -> (hub id, hub config, data_source written into the parquet = VERL metric prefix)
+# (GSM8K's {question, answer "... #### N"} format; --source DIR holds {split}.jsonl)
 DATASETS = {
     "gsm8k": ("openai/gsm8k", "main", "openai/gsm8k"),
     "platinum": ("madrylab/gsm8k-platinum", "main", "madrylab/gsm8k-platinum"),
+    "gsm_symbolic_p1": ("apple/GSM-Symbolic", "p1", "apple/GSM-Symbolic/p1"),
+    "gsm_symbolic_p2": ("apple/GSM-Symbolic", "p2", "apple/GSM-Symbolic/p2"),
 }
+# the Self-Aligned Reward paper's training data, built by gsm8k_rl/paper_data.py
+PAPER_DATASETS = ("math", "paper_mix")
 SPLITS = ("train", "test")
+# splits a dataset has, when not both (GSM-Symbolic publishes a test split only: an eval set)
+DATASET_SPLITS = {"platinum": ("test",), "gsm_symbolic_p1": ("test",), "gsm_symbolic_p2": ("test",)}
 EXPECTED_ROWS = {("gsm8k", "train"): 7473, ("gsm8k", "test"): 1319, ("platinum", "test"): 1209}
 
 # GSM8K's gold answer ends with "#### <integer>" (openai/grade-school-math, dataset.py).
@@ -91,9 +102,16 @@ def load_gsm8k_split(
     Args:
         source: a folder holding `{split}.jsonl`, or None to download `DATASETS[dataset]`.
         split: "train" or "test".
-        dataset: "gsm8k" or "platinum".
+        dataset: a name of DATASETS (GSM8K's format).
         skip_invalid: skip bad rows (logged with file:line) instead of failing.
     """
+    return load_gsm8k_split_and_skipped(source, split, dataset, skip_invalid)[0]
+
+
+def load_gsm8k_split_and_skipped(
+    source: str | Path | None, split: str, dataset: str = "gsm8k", skip_invalid: bool = False
+) -> tuple[list[dict], list[str]]:
+    """load_gsm8k_split, plus where each skipped row was and why (for the caller's counts)."""
     if dataset not in DATASETS:
         raise UserError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASETS)}")
     if source is not None:
@@ -113,7 +131,7 @@ def load_gsm8k_split(
         log.warning("%s has %d rows; the official %s %s split has %d", origin, len(rows) + len(skipped), dataset, split, expected)
     if not rows:
         raise UserError(f"{origin}: no valid rows")
-    return rows
+    return rows, skipped
 
 
 def _load_hub(dataset: str, split: str, skip_invalid: bool) -> tuple[list[dict], list[str], str]:
@@ -139,21 +157,29 @@ def _load_hub(dataset: str, split: str, skip_invalid: bool) -> tuple[list[dict],
 
 
 def make_row(question: str, answer: str, split: str, index: int, dataset: str = "gsm8k",
-             template: str = DEFAULT_TEMPLATE) -> dict:
-    """One VERL RL row; the prompt comes from gsm8k_rl.prompt, the only place it is defined."""
+             template: str = DEFAULT_TEMPLATE, *, ground_truth: str | None = None,
+             data_source: str | None = None, source_index: int | None = None) -> dict:
+    """One VERL RL row; the prompt comes from gsm8k_rl.prompt, the only place it is defined.
+
+    `answer` is the gold solution; the ground truth is the number after its "####" unless given
+    (MATH, OpenR1: the source's answer). `source_index`: the row's position in its source split.
+    """
+    extra = {
+        "split": split,
+        "index": index,
+        "question": question,
+        "answer": answer,
+        "prompt_template": template,
+        "prompt_version": PROMPT_VERSION,
+    }
+    if source_index is not None:
+        extra["source_index"] = source_index
     return {
-        "data_source": DATASETS[dataset][2],
+        "data_source": data_source or DATASETS[dataset][2],
         "prompt": build_messages(question, template),
         "ability": "math",
-        "reward_model": {"style": "rule", "ground_truth": gold_number(answer)},
-        "extra_info": {
-            "split": split,
-            "index": index,
-            "question": question,
-            "answer": answer,
-            "prompt_template": template,
-            "prompt_version": PROMPT_VERSION,
-        },
+        "reward_model": {"style": "rule", "ground_truth": gold_number(answer) if ground_truth is None else ground_truth},
+        "extra_info": extra,
     }
 
 
@@ -171,59 +197,89 @@ def prepare(
     out: str | Path,
     source: str | Path | None = None,
     dataset: str = "gsm8k",
-    splits: tuple[str, ...] = SPLITS,
+    splits: tuple[str, ...] | None = None,
     template: str = DEFAULT_TEMPLATE,
     skip_invalid: bool = False,
     limit: int | None = None,
     overwrite: bool = False,
 ) -> dict[str, int]:
-    """Write `{split}.parquet` for each split into `out`, plus `prepare_info.json`; returns row counts."""
+    """Write `{split}.parquet` for each split into `out`, plus `prepare_info.json`; returns row counts.
+
+    `splits`: None = every split the dataset has (train and test; test only for eval sets).
+    """
     from tqdm import tqdm
 
+    if dataset not in DATASETS and dataset not in PAPER_DATASETS:
+        raise UserError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASETS) + list(PAPER_DATASETS)}")
+    available = DATASET_SPLITS.get(dataset, SPLITS)
+    splits = tuple(splits) if splits else available
+    missing = [s for s in splits if s not in available]
+    if missing:
+        raise UserError(f"{dataset} has no {', '.join(missing)} split (it has {', '.join(available)})")
     out = Path(out)
     targets = [out / f"{s}.parquet" for s in splits]
     existing = [str(p) for p in targets if p.exists()]
     if existing and not overwrite:
         raise UserError(f"{', '.join(existing)} already exist; pass --overwrite to replace them")
-    counts, digests = {}, {}
+    counts, digests, filters, data_sources = {}, {}, {}, set()
     for split, target in zip(splits, targets):
-        raw = load_gsm8k_split(source, split, dataset, skip_invalid)
+        if dataset in PAPER_DATASETS:
+            from gsm8k_rl import paper_data
+
+            problems, filters[split] = paper_data.build(dataset, source, split, skip_invalid)
+        else:
+            problems = load_gsm8k_split(source, split, dataset, skip_invalid)
         if limit is not None:
-            raw = raw[:limit]
-        rows = [make_row(r["question"], r["answer"], split, i, dataset, template)
-                for i, r in enumerate(tqdm(raw, desc=f"prepare {split}", unit="row", leave=False))]
+            problems = problems[:limit]
+        rows = [make_row(r["question"], r["answer"], split, i, dataset, template,
+                         ground_truth=r.get("ground_truth"), data_source=r.get("data_source"),
+                         source_index=r.get("source_index"))
+                for i, r in enumerate(tqdm(problems, desc=f"prepare {split}", unit="row", leave=False))]
         write_parquet(rows, target)
+        data_sources.update(r["data_source"] for r in rows)
         counts[split] = len(rows)
         digests[split] = hashlib.sha256(target.read_bytes()).hexdigest()
         log.info("wrote %s (%d rows)", target, len(rows))
+    if dataset in PAPER_DATASETS:
+        from gsm8k_rl.paper_data import MATH_HUB, OPENR1_HUB
+
+        hub = {"math": MATH_HUB[0], "paper_mix": f"{MATH_HUB[0]} + {OPENR1_HUB[0]} + {DATASETS['gsm8k'][0]}"}[dataset]
+        data_source: str | list[str] = sorted(data_sources)  # a mix has one per source
+    else:
+        hub, data_source = DATASETS[dataset][0], DATASETS[dataset][2]
     info = {
-        "source": str(source) if source else f"hub:{DATASETS[dataset][0]}",
+        "source": str(source) if source else f"hub:{hub}",
         "dataset": dataset,
-        "data_source": DATASETS[dataset][2],
+        "data_source": data_source,
         "prompt_template": template,
         "prompt_version": PROMPT_VERSION,
         "limit": limit,
         "rows": counts,
         "sha256": digests,
     }
+    if filters:  # per split and source: rows read, kept, and dropped by reason (nothing leaves uncounted)
+        info["filter"] = filters
     (out / "prepare_info.json").write_text(json.dumps(info, indent=2) + "\n")
     return counts
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--source", default=None, help="local folder with train.jsonl/test.jsonl (default: download from the hub)")
+    p.add_argument("--source", default=None,
+                   help="local folder with train.jsonl/test.jsonl (default: download from the hub); "
+                        "math: the hub's files; paper_mix: a folder holding gsm8k/, math/ and openr1/")
     p.add_argument("--out", default="data/gsm8k", help="output folder for train.parquet/test.parquet")
-    p.add_argument("--dataset", choices=sorted(DATASETS), default="gsm8k")
-    p.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS))
+    p.add_argument("--dataset", choices=sorted(DATASETS) + list(PAPER_DATASETS), default="gsm8k",
+                   help="gsm8k, platinum, gsm_symbolic_p1/p2 (eval sets), or the SAR paper's math / paper_mix")
+    p.add_argument("--splits", nargs="+", choices=SPLITS, default=None, help="default: every split the dataset has")
     p.add_argument("--template", choices=sorted(TEMPLATES), default=DEFAULT_TEMPLATE,
-                   help="user-turn prompt template (gsm8k_rl/prompt.py)")
+                   help="prompt template: system and user turn (gsm8k_rl/prompt.py)")
     p.add_argument("--limit", type=int, default=None, help="keep only the first N rows of each split")
     p.add_argument("--skip-invalid", action="store_true", help="skip bad rows (reported) instead of failing")
     p.add_argument("--overwrite", action="store_true", help="replace existing parquet files")
 
 
 def run(args: argparse.Namespace) -> int:
-    counts = prepare(args.out, args.source, args.dataset, tuple(args.splits), args.template,
+    counts = prepare(args.out, args.source, args.dataset, tuple(args.splits or ()), args.template,
                      args.skip_invalid, args.limit, args.overwrite)
     for split, n in counts.items():
         print(f"{split}: {n} rows -> {Path(args.out) / (split + '.parquet')}")

@@ -1,8 +1,8 @@
 """`gsm8k-rl eval`: greedy GSM8K (or GSM8K-Platinum) evaluation with the training prompt.
 
 Run: `gsm8k-rl eval --model Qwen/Qwen3-1.7B --source ../shared/data/gsm8k --out evals/base`
-(`--dataset platinum --source ../shared/data/gsm8k_platinum` for GSM8K-Platinum; no --source
-downloads the hub copy).
+(`--dataset platinum --source ../shared/data/gsm8k_platinum` for GSM8K-Platinum,
+`--dataset gsm_symbolic_p1` / `gsm_symbolic_p2` for GSM-Symbolic; no --source downloads the hub copy).
 
 The prompt is rendered exactly as VERL renders it in training (gsm8k_rl.prompt: same messages,
 same chat-template kwargs, thinking flag included) and every output is scored by the training
@@ -49,7 +49,8 @@ from gsm8k_rl.prompt import (
 
 log = logging.getLogger(__name__)
 
-DATASETS = ("gsm8k", "platinum")
+# GSM8K-format sets (gsm8k_rl.data.DATASETS): GSM8K, GSM8K-Platinum, GSM-Symbolic P1 / P2 (apple/GSM-Symbolic)
+DATASETS = ("gsm8k", "platinum", "gsm_symbolic_p1", "gsm_symbolic_p2")
 BACKENDS = ("auto", "vllm", "transformers")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 HEADLINE_EXTRACTOR = "ours"
@@ -650,12 +651,14 @@ def _rescore_stale(out: Path, samples: dict[int, dict]) -> None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, type=model_ref, help="hub id or local HF model folder (base model or exported PPO checkpoint)")
     p.add_argument("--out", required=True, help="output folder (samples.jsonl, metrics.json); an existing one is resumed")
-    p.add_argument("--dataset", choices=DATASETS, default="gsm8k", help="gsm8k (1319 test) or platinum (GSM8K-Platinum, 1209)")
+    p.add_argument("--dataset", choices=DATASETS, default="gsm8k",
+                   help="gsm8k (1319 test), platinum (GSM8K-Platinum, 1209), gsm_symbolic_p1 / gsm_symbolic_p2 (GSM-Symbolic)")
     p.add_argument("--source", default=None, help="local folder with {split}.jsonl (default: the hub copy of --dataset)")
     p.add_argument("--split", default="test", help="split file to read (default: test)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N problems")
     p.add_argument("--backend", choices=BACKENDS, default="auto", help="auto: vllm when CUDA and vLLM are present, else transformers")
-    p.add_argument("--template", choices=sorted(TEMPLATES), default=DEFAULT_TEMPLATE, help="user-turn template (as in training)")
+    p.add_argument("--template", choices=sorted(TEMPLATES), default=DEFAULT_TEMPLATE,
+                   help="prompt template, system and user turn (as in training)")
     p.add_argument("--thinking", action=argparse.BooleanOptionalAction, default=DEFAULT_THINKING,
                    help="Qwen3 thinking mode (enable_thinking chat-template kwarg; as in training)")
     p.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS,

@@ -35,7 +35,7 @@ def _ready(tmp_path, model_dir, extra=()):
 
 
 def test_named_configs():
-    assert {"ppo", "ppo_thinking", "ppo_base", "ppo_nokl", "grpo"} <= set(config_names())
+    assert {"ppo", "ppo_thinking", "ppo_base", "ppo_nokl", "grpo", "paper_ppo", "paper_sa_ppo"} <= set(config_names())
 
 
 def test_spec_values_in_default_config():
@@ -71,6 +71,44 @@ def test_variants_differ_only_where_named():
     assert g.data.train_batch_size * g.actor_rollout_ref.rollout.n == base.data.train_batch_size
     assert g.actor_rollout_ref.actor.ppo_mini_batch_size * g.actor_rollout_ref.rollout.n == 64
     assert g.actor_rollout_ref.actor.optim.lr == base.actor_rollout_ref.actor.optim.lr
+
+
+def test_paper_configs_match_the_papers_scripts():
+    """The Self-Aligned Reward paper's 1.7B runs (its scripts/ppo-1.7B.sh and SA-ppo-1.7B.sh), at
+    VERL 0.9.1's keys; docs/config.md ("The paper's setting") gives the script line of each."""
+    from omegaconf import OmegaConf
+
+    for name in ("paper_ppo", "paper_sa_ppo"):
+        c = compose_config(name)
+        a = c.actor_rollout_ref
+        assert a.model.path == c.critic.model.path == "Qwen/Qwen3-1.7B-Base"
+        assert c.algorithm.adv_estimator == "gae" and c.algorithm.gamma == c.algorithm.lam == 1.0
+        assert not c.algorithm.use_kl_in_reward and not a.actor.use_kl_loss  # no KL at all
+        assert c.trainer.total_training_steps == 500 and c.data.train_batch_size == 128 and a.rollout.n == 1
+        assert a.actor.ppo_mini_batch_size == c.critic.ppo_mini_batch_size == 64 and a.actor.ppo_epochs == 1
+        assert a.actor.optim.lr == 1e-6 and c.critic.optim.lr == 2e-6
+        for optim in (a.actor.optim, c.critic.optim):
+            assert optim.lr_scheduler_type == "constant" and optim.weight_decay == 0.01 and optim.clip_grad == 1.0
+        assert a.actor.clip_ratio == 0.2 and a.actor.entropy_coeff == 0 and c.critic.cliprange_value == 0.5
+        assert c.data.max_prompt_length == 1024 and c.data.truncation == "left" and not c.data.filter_overlong_prompts
+        assert c.data.max_response_length == 4096
+        assert a.rollout.temperature == 1.0 and a.rollout.top_p == 1.0 and a.rollout.top_k == -1
+        assert c.data.apply_chat_template_kwargs.enable_thinking is True  # the template's default, as the paper
+        assert c.trainer.test_freq == 50 and c.trainer.critic_warmup == 0 and c.trainer.total_epochs == 100
+        assert a.actor.clip_ratio_c == 3.0 and a.actor.loss_agg_mode == "token-mean" and a.actor.optim.lr_warmup_steps_ratio == 0
+        assert a.actor.ppo_micro_batch_size_per_gpu == c.critic.ppo_micro_batch_size_per_gpu == 16
+        for model in (a.model, c.critic.model):
+            assert model.use_remove_padding and model.enable_gradient_checkpointing
+        assert a.rollout.name == "vllm" and a.rollout.val_kwargs.temperature == 0 and not a.rollout.val_kwargs.do_sample
+    sa = compose_config("paper_sa_ppo")
+    assert sa.self_aligned.alpha == 0.2 and sa.trainer.v1.trainer_mode == "self_aligned_sync"
+    # paper_sa_ppo is paper_ppo plus the self-aligned reward, nothing else
+    plain, with_sa = (OmegaConf.to_container(compose_config(n)) for n in ("paper_ppo", "paper_sa_ppo"))
+    for cfg in (plain, with_sa):
+        cfg.pop("self_aligned", None)
+        cfg["trainer"].pop("experiment_name")
+        cfg["trainer"]["v1"].pop("trainer_mode")
+    assert plain == with_sa
 
 
 def test_full_validation_passes(tmp_path, tiny_model_dir):

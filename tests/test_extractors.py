@@ -9,9 +9,9 @@ import threading
 
 import pytest
 
-from gsm8k_rl.extractors import EXTRACTORS, lm_eval_flexible_extract
+from gsm8k_rl.extractors import EXTRACTORS, lm_eval_flexible_extract, paper_extract
 
-NAMES = ["ours", "verl_strict", "lm_eval_flexible", "math_verify"]
+NAMES = ["ours", "verl_strict", "lm_eval_flexible", "math_verify", "paper"]
 
 # (response, gold, expected score) that every extractor must get right
 OBVIOUS = [
@@ -45,17 +45,19 @@ def test_non_string_response_scores_zero(name):
 # Where the published rules part ways (each verdict follows from the rule, not from a run):
 DIFFERENCES = [
     # VERL's strict scorer needs "#### N"; the others read an answer sentence
-    ("The answer is 18.", "18", {"ours": 1.0, "verl_strict": 0.0, "lm_eval_flexible": 1.0, "math_verify": 1.0}),
+    ("The answer is 18.", "18", {"ours": 1.0, "verl_strict": 0.0, "lm_eval_flexible": 1.0, "math_verify": 1.0,
+                                 "paper": 1.0}),
     # a check line after the answer: last-number rules take the check's number
     (
         "The answer is 18.\nCheck: 16 - 3 - 4 = 9",
         "18",
-        {"ours": 1.0, "verl_strict": 0.0, "lm_eval_flexible": 0.0, "math_verify": 1.0},
+        {"ours": 1.0, "verl_strict": 0.0, "lm_eval_flexible": 0.0, "math_verify": 1.0, "paper": 0.0},
     ),
     # VERL compares strings: "18.00" != "18"
-    ("#### 18.00", "18", {"ours": 1.0, "verl_strict": 0.0, "lm_eval_flexible": 0.0, "math_verify": 1.0}),
+    ("#### 18.00", "18", {"ours": 1.0, "verl_strict": 0.0, "lm_eval_flexible": 0.0, "math_verify": 1.0, "paper": 1.0}),
     # an unclosed think block: only ours refuses an unfinished response
-    ("<think>\n9 * 2 = 18", "18", {"ours": 0.0, "verl_strict": 0.0, "lm_eval_flexible": 1.0, "math_verify": 1.0}),
+    ("<think>\n9 * 2 = 18", "18", {"ours": 0.0, "verl_strict": 0.0, "lm_eval_flexible": 1.0, "math_verify": 1.0,
+                                   "paper": 1.0}),
 ]
 
 
@@ -64,18 +66,54 @@ def test_known_differences(text, gold, expected):
     assert {name: fn(text, gold) for name, fn in EXTRACTORS.items()} == expected
 
 
+# The Self-Aligned Reward paper's scorer (its general_math_reward.compute_score), on outputs written
+# for its rule: (response, gold, score)
+PAPER_CASES = [
+    # the last number in the text decides: a check line after a boxed answer wins
+    ("So the answer is \\boxed{18}. Check: 16 - 7 = 9", "18", 0.0),
+    # \frac{a}{b} is one answer, compared by math-verify with the gold in any notation
+    ("The probability is \\frac{3}{4}", "0.75", 1.0),
+    ("So 0.5 of the cake is left", "\\frac{1}{2}", 1.0),
+    ("Unreduced: \\frac{36}{2}", "18", 1.0),
+    # a minus before \frac belongs to it
+    ("x = -\\frac{1}{2}", "-\\frac{1}{2}", 1.0),
+    ("x = \\frac{1}{2}", "-\\frac{1}{2}", 0.0),
+    # "$", "," and " " go from the answer and the gold; a trailing period is part of the number, harmlessly
+    ("The total is $18.", "$18", 1.0),
+    ("Total: 1080", "1,080", 1.0),
+    # ... but the number is found before commas go: "1,234" is read as 234 (its GSM8K quirk)
+    ("It costs $1,234", "1234", 0.0),
+    # \dfrac is not in its pattern: the denominator is the last number
+    ("Half: \\dfrac{1}{2}", "0.5", 0.0),
+    # a full GSM8K gold solution: the number after "####"
+    ("So 72 clips.", "Natalia sold 48/2 = 24 clips in May.\n#### 72", 1.0),
+]
+
+
+@pytest.mark.parametrize(("text", "gold", "expected"), PAPER_CASES, ids=[c[0][:30] for c in PAPER_CASES])
+def test_paper_scorer(text, gold, expected):
+    assert EXTRACTORS["paper"](text, gold) == expected
+
+
+def test_paper_extract_is_the_last_number_or_fraction():
+    assert paper_extract("9 eggs, \\frac{1}{2} of them, - \\frac { 3 } { 4 }") == "- \\frac { 3 } { 4 }"
+    assert paper_extract("The answer is 18.") == "18."
+    assert paper_extract("no digits") == ""
+
+
 def test_lm_eval_flexible_takes_the_last_match():
     # "[$0-9.,]{2,}" keeps a trailing period and the dollar sign; the metric strips them later
     assert lm_eval_flexible_extract("costs $18.") == "$18."
     assert lm_eval_flexible_extract("a 7") == "7"
 
 
-def test_math_verify_runs_outside_the_main_thread():
+@pytest.mark.parametrize(("name", "text"), [("math_verify", "The answer is $\\boxed{18}$."), ("paper", "It is \\frac{36}{2}")])
+def test_math_verify_runs_outside_the_main_thread(name, text):
     """VERL scores in an executor thread, where SIGALRM is unavailable: no raise, same verdict."""
     results = {}
 
     def worker():
-        results["score"] = EXTRACTORS["math_verify"]("The answer is $\\boxed{18}$.", "18")
+        results["score"] = EXTRACTORS[name](text, "18")
 
     t = threading.Thread(target=worker)
     t.start()

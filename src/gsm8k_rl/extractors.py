@@ -19,6 +19,12 @@ a <think> block):
   extraction configs. Its timeouts use SIGALRM, which only works in the main thread: there we
   keep its default 5 s limits; in any other thread (e.g. VERL's reward executor) we pass
   `None` (no limit) rather than let it raise, so a pathological sympy parse could then hang.
+- paper: the Self-Aligned Reward paper's scorer (arXiv 2509.05489), its training reward and its
+  eval metric (its code: verl/utils/global_tools.py `extract_answer`, `valid_answer_pattern`;
+  verl/utils/reward_score/general_math_reward.py `compute_score`, `are_numbers_equivalent`): the
+  last number or `\\frac{a}{b}` in the raw output, then `,` ` ` `$` removed from it and from the
+  gold, equal strings or math-verify `verify(parse(answer), parse(gold))`. As there, the number is
+  found before commas are removed, so "1,234" is read as 234.
 """
 
 from __future__ import annotations
@@ -136,9 +142,57 @@ def math_verify(solution_str: Any, ground_truth: Any) -> float:
         return 0.0
 
 
+# The Self-Aligned Reward paper's answer pattern (global_tools.py: p_number, p_latex_fraction, valid_answer_pattern)
+_PAPER_NUMBER = r"-?(?:\d+\.?\d*|\.\d+)"
+_PAPER_FRACTION = r"-?\s*\\frac\s*{\s*" + _PAPER_NUMBER + r"\s*}\s*{\s*" + _PAPER_NUMBER + r"\s*}"
+_PAPER_ANSWER = re.compile(r"(?:" + _PAPER_FRACTION + "|" + _PAPER_NUMBER + r")", re.IGNORECASE)
+
+
+def paper_extract(solution_str: str) -> str:
+    """The paper's extract_answer: the last number or \\frac{a}{b} of the text, stripped; "" if none.
+
+    >>> paper_extract("Half is \\\\frac{1}{2}."), paper_extract("It costs $1,234."), paper_extract("none")
+    ('\\\\frac{1}{2}', '234.', '')
+    """
+    last = None
+    for last in _PAPER_ANSWER.finditer(solution_str):
+        pass
+    return last.group().strip() if last else ""
+
+
+def paper(solution_str: Any, ground_truth: Any) -> float:
+    """The Self-Aligned Reward paper's scorer (training reward and eval metric of its code).
+
+    >>> paper("So she makes $18.", "18"), paper("It is -\\\\frac{1}{2}.", "-\\\\frac{1}{2}"), paper("18, check: 9", "18")
+    (1.0, 1.0, 0.0)
+    """
+    from math_verify import parse, verify
+
+    if not isinstance(solution_str, str):
+        return 0.0
+    answer = paper_extract(solution_str)
+    if not answer or not _PAPER_ANSWER.fullmatch(answer):
+        return 0.0
+
+    def clean(text: str) -> str:
+        return text.replace(",", "").replace(" ", "").replace("$", "").strip()
+
+    answer, gold = clean(answer), clean(_gold_text(ground_truth))
+    if answer == gold:
+        return 1.0
+    # SIGALRM timeouts only work in the main thread; elsewhere run without them (see math_verify above)
+    limit = 5 if threading.current_thread() is threading.main_thread() else None
+    try:
+        return 1.0 if verify(parse(answer, parsing_timeout=limit), parse(gold, parsing_timeout=limit),
+                             timeout_seconds=limit) else 0.0
+    except Exception:  # the paper's code catches everything here too: no verdict is a 0
+        return 0.0
+
+
 EXTRACTORS: dict[str, Extractor] = {
     "ours": ours,
     "verl_strict": verl_strict,
     "lm_eval_flexible": lm_eval_flexible,
     "math_verify": math_verify,
+    "paper": paper,
 }

@@ -152,21 +152,31 @@ def boxed_answer(solution: str) -> str | None:
         return None
 
 
-def answer_problem(answer: str) -> str | None:
-    """Why the paper's filter (plus our reward) refuses an answer, or None when it is kept.
+def pattern_problem(answer: str) -> str | None:
+    """Why the paper's answer filter refuses an answer (length, then pattern), or None.
 
-    >>> [answer_problem(a) for a in ("-\\\\frac{1}{2}", "x^2", "2\\\\frac{1}{2}")]
-    [None, 'answer not a number or a fraction', 'answer not one number the reward reads']
+    >>> [pattern_problem(a) for a in ("-\\\\frac{1}{2}", "x^2", "1" * 21)]
+    [None, 'answer not a number or a fraction', 'answer longer than 20 characters']
     """
-    from gsm8k_rl.reward import parse_ground_truth
-
     if len(answer) > MAX_ANSWER_CHARS:
         return f"answer longer than {MAX_ANSWER_CHARS} characters"
     if not ANSWER_RE.match(answer):
         return "answer not a number or a fraction"
+    return None
+
+
+def reward_problem(answer: str) -> str | None:
+    """Why our reward cannot use an answer as the gold, or None: the paper's pattern lets through
+    strings that are no single number (a mixed number "2\\frac{1}{2}", "(5)", an empty box).
+
+    >>> reward_problem("-\\\\frac{1}{2}"), reward_problem("2\\\\frac{1}{2}")
+    (None, 'answer not one number the reward reads')
+    """
+    from gsm8k_rl.reward import parse_ground_truth
+
     try:
         parse_ground_truth(answer)
-    except ValueError:  # passes the paper's pattern but is no single number: "2\frac{1}{2}", "(5)", ""
+    except ValueError:
         return "answer not one number the reward reads"
     return None
 
@@ -190,7 +200,10 @@ def load_math(source: Path | None, split: str, skip_invalid: bool = False) -> tu
             _bad(tally, where, exc, skip_invalid)
             continue
         answer = boxed_answer(solution)
-        problem = "no \\boxed{} answer in the solution" if answer is None else answer_problem(answer)
+        if answer is None:
+            problem = "no \\boxed{} answer in the solution"
+        else:
+            problem = pattern_problem(answer) or reward_problem(answer)
         if problem:
             tally.drop(problem, where)
             continue
@@ -207,28 +220,32 @@ def load_openr1(source: Path | None, skip_invalid: bool = False, test_size: floa
         index = tally.read
         tally.read += 1
         try:
-            question, solution, answer = _text(record, "problem"), _text(record, "solution"), _text(record, "answer")
-            qtype = _text(record, "question_type")
+            question, answer, qtype = _text(record, "problem"), _text(record, "answer"), _text(record, "question_type")
+            solution = record.get("solution") or ""  # only searched for URLs, as the paper does
+            if not isinstance(solution, str):
+                raise BadRow(f"'solution' is a {type(solution).__name__}, not text")
         except BadRow as exc:
             _bad(tally, where, exc, skip_invalid)
             continue
-        answer = answer.strip()
         correct = record.get("correctness_math_verify") or []
-        # the paper's checks, in its order
+        # the paper's checks, in its order (openr1.py, filter_data), then the reward's
         if qtype != "math-word-problem":
             problem = f"question_type {qtype!r}, not a math word problem"
         elif len(answer) > MAX_ANSWER_CHARS:
             problem = f"answer longer than {MAX_ANSWER_CHARS} characters"
         elif not any(correct):
             problem = "no generation verified correct (correctness_math_verify)"
+        elif pattern_problem(answer):
+            problem = pattern_problem(answer)
         elif "http" in question or "http" in solution:
             problem = "problem or solution holds a URL"
         else:
-            problem = answer_problem(answer)
+            problem = reward_problem(answer)
         if problem:
             tally.drop(problem, where)
             continue
         # the paper's own gold trace (openr1.py: f"{thought}\nAnswer: {answer}"), which the reward scores
+        answer = answer.strip()
         kept.append({"question": question, "answer": f"{solution.rstrip()}\nAnswer: {answer}", "ground_truth": answer,
                      "data_source": OPENR1_HUB[2], "source_index": index, "where": where})
     if not kept:

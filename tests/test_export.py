@@ -18,7 +18,7 @@ import pytest
 
 from gsm8k_rl import UserError
 from gsm8k_rl.cli import main
-from gsm8k_rl.export import GENERATION_CONFIG, TEMPLATE_FILE, TOKENIZER_CONFIG, keep_base_files
+from gsm8k_rl.export import GENERATION_CONFIG, TEMPLATE_FILE, TOKENIZER_CONFIG, keep_base_attention, keep_base_files
 
 HUB_GENERATION_CONFIG = """{
     "bos_token_id": 0,
@@ -131,6 +131,30 @@ def test_export_refuses_a_base_without_a_chat_template(tiny_model_dir, tmp_path)
     target.mkdir()
     with pytest.raises(UserError, match="the base model has no chat template"):
         keep_base_files(base, target)
+
+
+@pytest.mark.parametrize("base_attn", [None, "sdpa"])
+def test_export_asks_for_the_base_models_attention(tiny_model_dir, tmp_path, base_attn):
+    """A fast-path run's merged config asks for torch_varlen, which only this project registers (the
+    H200 run of 2026-12-02 exported such a folder): the export asks for what the base model does."""
+    from transformers import AutoModelForCausalLM
+
+    base, target = tmp_path / "base", tmp_path / "target"
+    shutil.copytree(tiny_model_dir, base)
+    shutil.copytree(tiny_model_dir, target)
+    for folder, attn in ((base, base_attn), (target, "torch_varlen")):
+        cfg = json.loads((folder / "config.json").read_text())
+        cfg.pop("attn_implementation", None)
+        if attn:
+            cfg["attn_implementation"] = attn
+        (folder / "config.json").write_text(json.dumps(cfg))
+    ckpt_cfg = tmp_path / "ckpt_config.json"
+    shutil.copyfile(target / "config.json", ckpt_cfg)
+    assert keep_base_attention(base, target, ckpt_cfg) == {"checkpoint": "torch_varlen", "export": base_attn}
+    cfg = json.loads((target / "config.json").read_text())
+    assert cfg.get("attn_implementation") == base_attn
+    assert cfg["num_hidden_layers"] == json.loads((base / "config.json").read_text())["num_hidden_layers"]
+    AutoModelForCausalLM.from_pretrained(target)  # loads without this project's kernels registered
 
 
 def test_export_without_a_known_base_model_says_so(tmp_path, capsys):

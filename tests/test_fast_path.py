@@ -155,3 +155,18 @@ def test_two_ppo_steps_on_the_fast_path_through_verls_trainer(tmp_path):
     assert [s["step"] for s in trained] == [1, 2]
     for s in trained:
         assert s["data"]["actor/entropy"] > 0 and s["data"]["critic/vf_loss"] >= 0
+
+    # The checkpoint names torch_varlen as its attention (VERL saves the model config as trained):
+    # VERL's merger must still load it, and the export must ask for the base model's attention, so
+    # it loads where this project's kernels are not registered.
+    saved = json.loads((run / "checkpoints" / "global_step_2" / "actor" / "huggingface" / "config.json").read_text())
+    assert saved.get("attn_implementation") == "torch_varlen"
+    assert main(["export", "--run-dir", str(run)]) == 0
+    exported = run / "export" / "global_step_2"
+    cfg = json.loads((exported / "config.json").read_text())
+    from gsm8k_rl.export import RunDir, base_model_dir, run_base_model
+
+    base_cfg = json.loads((base_model_dir(run_base_model(RunDir(run))) / "config.json").read_text())
+    assert cfg.get("attn_implementation") == base_cfg.get("attn_implementation")
+    assert json.loads((exported / "export_info.json").read_text())["attn_implementation"] == {
+        "checkpoint": "torch_varlen", "export": base_cfg.get("attn_implementation")}

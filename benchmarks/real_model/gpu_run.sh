@@ -47,9 +47,10 @@ start=$(date +%s)
 timeout -s INT -k 30 "$seconds" "${cmd[@]}" &
 job=$!
 if [ -n "${STOP_AT_STEP:-}" ]; then
-  # VERL's file logger writes one line per step ({"step": N, ...}) when the step is complete
+  # VERL's file logger writes one line per step when the step is complete, with orjson: compact,
+  # {"step":N,"data":...} (the pattern also takes json.dumps' spacing)
   ( while kill -0 "$job" 2>/dev/null; do
-      if grep -qs "^{\"step\": $STOP_AT_STEP," "$root"/run/logs/metrics.*.jsonl; then
+      if grep -qsE "^\{\"step\": ?$STOP_AT_STEP," "$root"/run/logs/metrics.*.jsonl; then
         echo "=== step $STOP_AT_STEP logged: stopping the job with SIGINT (a pre-emption)"; kill -INT "$job"; break
       fi
       sleep 2

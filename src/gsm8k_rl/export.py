@@ -31,6 +31,7 @@ TEMPLATE_FILE = "chat_template.jinja"
 TEMPLATE_DIR = "additional_chat_templates"
 TOKENIZER_CONFIG = "tokenizer_config.json"
 GENERATION_CONFIG = "generation_config.json"
+ATTN_KEY = "attn_implementation"
 EXPORT_INFO = "export_info.json"  # written last: a folder with it is a complete export
 
 
@@ -136,6 +137,27 @@ def keep_base_files(base: Path, target: Path) -> dict[str, str]:
     return kept
 
 
+def keep_base_attention(base: Path, target: Path, checkpoint_config: Path) -> dict[str, str | None]:
+    """Give the export the base model's attention setting, not the one it was trained with.
+
+    VERL saves the model config as trained, so a run on the fast path exports a config asking for
+    `torch_varlen` (registered only by this project) and one on flash-attn asks for
+    flash_attention_2: either fails to load where that kernel is missing. The weights do not
+    depend on the attention kernel. Returns {"checkpoint": as trained, "export": as written}.
+    """
+    trained = _read_json(checkpoint_config).get(ATTN_KEY) if checkpoint_config.is_file() else None
+    wanted = _read_json(base / "config.json").get(ATTN_KEY) if (base / "config.json").is_file() else None
+    cfg = _read_json(target / "config.json")
+    if cfg.get(ATTN_KEY) != wanted:
+        log.info("export config: %s %r (as merged) -> %r (the base model's)", ATTN_KEY, cfg.get(ATTN_KEY), wanted)
+        if wanted is None:
+            cfg.pop(ATTN_KEY)
+        else:
+            cfg[ATTN_KEY] = wanted
+        (target / "config.json").write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return {"checkpoint": trained, "export": wanted}
+
+
 def export_checkpoint(run_dir: str | Path, step: int | None = None, out: str | Path | None = None,
                       overwrite: bool = False, base_model: str | None = None) -> Path:
     """Merge the actor's FSDP shards into `out`, keep the base model's template and generation
@@ -154,17 +176,19 @@ def export_checkpoint(run_dir: str | Path, step: int | None = None, out: str | P
         log.warning("removing %s, left by an interrupted export", partial)
         shutil.rmtree(partial)
     partial.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "verl.model_merger", "merge", "--backend", "fsdp",
+    # VERL's merger, with the project's attention registered (a fast-path checkpoint names it)
+    cmd = [sys.executable, "-m", "gsm8k_rl.merge", "merge", "--backend", "fsdp",
            "--local_dir", str(ckpt / "actor"), "--target_dir", str(partial)]
     log.info("merging %s -> %s", ckpt / "actor", target)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise UserError(f"VERL's model merger failed ({' '.join(cmd)}):\n{proc.stderr[-3000:]}")
     kept = keep_base_files(base, partial)
+    attn = keep_base_attention(base, partial, ckpt / "actor" / "huggingface" / "config.json")
     _verify(partial, base)
     (partial / EXPORT_INFO).write_text(json.dumps(
         {"checkpoint": str(ckpt), "step": int(ckpt.name.rsplit("_", 1)[1]), "command": cmd,
-         "base_model": base_model, "kept_from_base_sha256": kept}, indent=2) + "\n")
+         "base_model": base_model, "kept_from_base_sha256": kept, "attn_implementation": attn}, indent=2) + "\n")
     if target.exists():  # --overwrite, or a folder without a complete export
         shutil.rmtree(target)
     partial.rename(target)

@@ -200,7 +200,6 @@ def profile_generate(model, prompts: list[list[int]], point: Point, pad_id: int)
     A step far slower than its GPU kernels means the loop is bound by Python and launch overhead,
     which bigger batches amortise and CUDA graphs (static cache + compile) remove.
     """
-    import torch
     from torch.profiler import ProfilerActivity, profile
 
     ids, mask = left_pad(prompts[: point.batch_size], pad_id)

@@ -59,7 +59,6 @@ def test_attn_flash_refused_on_the_local_backend(tmp_path, smoke_data, tiny_mode
 
 def test_attn_recorded_in_run_info(tmp_path):
     """launch_training writes run_info.json first; a VERL that exits at once is enough to see it."""
-    import dataclasses
     import sys
 
     from gsm8k_rl.recipe import Hardware, compose_config

@@ -359,12 +359,17 @@ def test_report_names_folders_relative_to_where_it_lies(tmp_path, monkeypatch):
     assert json.loads(summary)["run"] == "run"
     assert titles == ["PPO training curves — run"]
 
-    # the same inputs reported from elsewhere: named absolute
+    # the same inputs reported from elsewhere: named absolute in the report, by the folder's name in the plot
     titles.clear()
     assert main(["report", "--run", "lp/run", "--base-eval", "lp/eval_base", "--out", str(tmp_path / "other" / "report")]) == 0
     md = (tmp_path / "other" / "report" / "report.md").read_text()
     assert f"| run folder | {lp / 'run'} |" in md and f"| {lp / 'eval_base'} |" in md
-    assert titles == [f"PPO training curves — {lp / 'run'}"]
+    assert titles == ["PPO training curves — run"]
+    # a report written inside the run folder: the run is ".", the plot names the folder
+    titles.clear()
+    assert main(["report", "--run", "lp/run", "--out", "lp/run/report"]) == 0
+    assert "| run folder | . |" in (lp / "run" / "report" / "report.md").read_text()
+    assert titles == ["PPO training curves — run"]
 
 
 EXPECTED = DATA / "report_expected"

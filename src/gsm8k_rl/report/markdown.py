@@ -291,6 +291,16 @@ def display_path(path: str | Path, root: Path) -> str:
     return str(absolute)
 
 
+def plot_title(shown: str, path: Path) -> str:
+    """The run as a plot names it: as the report does when that is a relative path, else by the
+    folder's own name (a PNG travels without the report, and no machine's absolute path belongs in it).
+
+    >>> plot_title("run", Path("/r/lp/run")), plot_title(".", Path("/r/lp")), plot_title("/r/x/run_7", Path("/r/x/run_7"))
+    ('run', 'lp', 'run_7')
+    """
+    return Path(os.path.abspath(path)).name if shown == "." or os.path.isabs(shown) else shown
+
+
 def relative_to_root(text: str, root: Path) -> str:
     """Absolute paths under `root` inside `text` written relative to it (the root itself as "."),
     others left as they are: a committed report names its folders the same way on every machine.
@@ -338,7 +348,7 @@ def write_report(run_dir: str | Path | None, evals: dict[str, str | Path | None]
     def where(path: Path) -> str:
         return display_path(path, root)
 
-    plot_training(run, out / "training.png", title=where(run.path) if run.found else None)
+    plot_training(run, out / "training.png", title=plot_title(where(run.path), run.path) if run.found else None)
 
     lines = [
         "# GSM8K PPO report",

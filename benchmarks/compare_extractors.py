@@ -166,8 +166,11 @@ def render(rows: list[dict], results: dict[str, dict], gold: dict | None, comman
         "- `lm_eval_flexible`: lm-evaluation-harness gsm8k `flexible-extract`: the last match of "
         "`(-?[$0-9.,]{2,})|(-?[0-9]+)`, then exact match after removing `,`, `$` and a trailing `.`.",
         "- `math_verify`: HuggingFace Math-Verify `verify(parse(gold), parse(response))`, default configs.",
+        "- `paper`: the Self-Aligned Reward paper's scorer (arXiv 2509.05489, its `verl/eval/inference.py`): the "
+        "last number or `\\frac{a}{b}` of the raw output, `,` ` ` `$` removed, then equal strings or math-verify; "
+        "commas are removed after the number is found, so `1,234` reads as 234.",
         "",
-        "None of the other three strips a `<think>` block: that is how they are used by default.",
+        "None of the other four strips a `<think>` block: that is how they are used by default.",
         "",
         "Known limits of `ours` (rows flagged `known_miss` in the corpus): numbers in words, scientific notation, "
         "mixed numbers, European decimal commas, an answer sentence followed by a restated question number "

@@ -55,3 +55,21 @@ def test_smoke_chain_end_to_end_then_restart_skips(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "=== export: gsm8k-rl" in out and "=== train: already done" in out
     assert list(exported.glob("*.safetensors")) and (exported / "export_info.json").is_file()
+
+
+def test_run_prepares_and_evaluates_with_the_configs_prompt():
+    """`gsm8k-rl run` reads the data and prompt from the config's prepare block, so the base and the
+    trained eval use the prompt the model trained on (the paper presets: its mix and its prompt)."""
+    from pathlib import Path
+
+    from gsm8k_rl.pipeline import data_choice, default_data_dir, eval_source
+    from gsm8k_rl.recipe import compose_config
+
+    assert data_choice(compose_config("ppo")) == ("gsm8k", "plain")
+    assert data_choice(compose_config("grpo")) == ("gsm8k", "plain")
+    assert data_choice(compose_config("paper_sa_ppo")) == ("paper_mix", "paper")
+    assert data_choice(compose_config("ppo", ["prepare.template=hash"])) == ("gsm8k", "hash")
+    assert default_data_dir("gsm8k", "hash") == "data/gsm8k_hash"
+    assert eval_source("gsm8k", "/d/gsm8k") == ["--source", "/d/gsm8k"]
+    assert eval_source("paper_mix", "/d/paper") == ["--source", str(Path("/d/paper") / "gsm8k")]
+    assert eval_source("math", "/d/math") == [] and eval_source("gsm8k", None) == []

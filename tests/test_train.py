@@ -219,3 +219,22 @@ def test_without_the_file_logger_checkpoints_are_never_rolled_back(tmp_path, dat
     env = {**launch.env, "PYTHONPATH": str(tmp_path / "mods")}
     launch_training(dataclasses.replace(launch, python_module="done_trainer", env=env))
     assert latest_checkpoint(run).name == "global_step_2" and (run.checkpoints / "global_step_2" / "actor").is_dir()
+
+
+def test_data_prepared_with_another_prompt_is_refused(tmp_path, gsm8k_dir, data_dir, tiny_model_dir, capsys):
+    """The config's prepare.template is the prompt it trains on, and the one `gsm8k-rl run` evaluates
+    with: data whose prepare_info.json names another is refused, naming the file and the fix."""
+    hashed = tmp_path / "hash"
+    assert main(["prepare", "--source", str(gsm8k_dir), "--out", str(hashed), "--limit", "4", "--template", "hash"]) == 0
+    args = ["train", "--dry-run", "--run-dir", str(tmp_path / "r"), "--data", str(hashed), "--model", str(tiny_model_dir)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{hashed / 'prepare_info.json'}" in err and "--template hash" in err and "prepare.template=plain" in err
+    # on purpose: the override makes the config's prompt the data's
+    args[3] = str(tmp_path / "r2")
+    assert main(args + ["prepare.template=hash"]) == 0
+    # the paper's preset wants its own prompt: the spec's data is refused for it
+    paper = ["train", "--dry-run", "--config", "paper_ppo", "--run-dir", str(tmp_path / "p"), "--data", str(data_dir),
+             "--model", str(tiny_model_dir)]
+    assert main(paper) == 2
+    assert "prepare.template=paper" in capsys.readouterr().err

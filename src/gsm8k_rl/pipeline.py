@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -35,7 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", default=None, help="experiment folder (default: runs/<experiment_name>)")
     p.add_argument("--model", default=None, type=model_ref, help="hub id or local folder (default: the config's, Qwen/Qwen3-1.7B)")
     p.add_argument("--source", default=None, help="local GSM8K folder with train.jsonl/test.jsonl (default: the hub)")
-    p.add_argument("--data", default="data/gsm8k", help="where prepared parquet files go / are read")
+    p.add_argument("--data", default=None,
+                   help="where prepared parquet files go / are read (default: data/<prepare.dataset>, "
+                        "plus _<prepare.template> for a prompt other than plain)")
     p.add_argument("--config", default=DEFAULT_CONFIG, choices=config_names())
     p.add_argument("--smoke", action="store_true", help="tiny random model on CPU: the same chain end to end")
     p.add_argument("--eval-backend", default="auto", choices=["auto", "vllm", "transformers"])
@@ -47,6 +50,44 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--platinum-source", default=None,
                    help="also evaluate on GSM8K-Platinum (a local folder, or 'hub' for madrylab/gsm8k-platinum)")
     p.add_argument("overrides", nargs="*", default=[], help="VERL overrides for training, key=value")
+
+
+def data_choice(cfg: Any) -> tuple[str, str]:
+    """(dataset, prompt template) of the config's `prepare` block (the recipe's: gsm8k, plain)."""
+    from omegaconf import OmegaConf
+
+    from gsm8k_rl.prompt import DEFAULT_TEMPLATE
+
+    return (OmegaConf.select(cfg, "prepare.dataset", default="gsm8k"),
+            OmegaConf.select(cfg, "prepare.template", default=DEFAULT_TEMPLATE))
+
+
+def default_data_dir(dataset: str, template: str) -> str:
+    """data/gsm8k for the spec's data and prompt; another prompt gets its own folder.
+
+    >>> default_data_dir("gsm8k", "plain"), default_data_dir("paper_mix", "paper")
+    ('data/gsm8k', 'data/paper_mix_paper')
+    """
+    from gsm8k_rl.prompt import DEFAULT_TEMPLATE
+
+    return f"data/{dataset}" + ("" if template == DEFAULT_TEMPLATE else f"_{template}")
+
+
+def eval_source(dataset: str, source: str | None) -> list[str]:
+    """`gsm8k-rl eval --source` for the GSM8K test split of a run whose training data is `dataset`.
+
+    The paper's mix is read from one folder holding gsm8k/, math/ and openr1/ (`prepare --dataset
+    paper_mix --source`); its test split is GSM8K's, which eval reads from gsm8k/. A MATH-only run
+    is still evaluated on GSM8K, from the hub.
+    """
+    if source is None:
+        return []
+    if dataset == "paper_mix":
+        return ["--source", str(Path(source) / "gsm8k")]
+    if dataset == "math":
+        log.warning("--source %s holds MATH; the GSM8K evals read GSM8K from the hub", source)
+        return []
+    return ["--source", source]
 
 
 def _stage(name: str, argv: list[str]) -> None:
@@ -68,7 +109,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(no_gpu_message().replace("gsm8k-rl train --backend local --smoke --run-dir runs/smoke",
                                                  "gsm8k-rl run --smoke --run-dir runs/smoke"))
     overrides = list(args.overrides)
-    train_args = ["train", "--config", args.config, "--data", args.data,
+    from gsm8k_rl.recipe import compose_config
+
+    # the config's `prepare` block: what data and prompt it trains on, hence what eval must use
+    composed = compose_config(args.config, overrides)
+    dataset, template = data_choice(composed)
+    data = args.data or default_data_dir(dataset, template)
+    train_args = ["train", "--config", args.config, "--data", data,
                   "--fast-path", args.fast_path, "--fused", args.fused, "--attn", args.attn]
     if args.model:
         train_args += ["--model", args.model]
@@ -77,21 +124,18 @@ def run(args: argparse.Namespace) -> int:
 
     # 1. data (smoke: `train --smoke` prepares the shipped slice inside the run folder)
     # test.parquet is written after train.parquet, each renamed into place whole
-    if not args.smoke and not _done(Path(args.data) / "test.parquet", "prepare"):
-        _stage("prepare", ["prepare", "--out", args.data] + (["--source", args.source] if args.source else []))
+    # (data prepared with another prompt is refused by the plan below: prepare_info.json)
+    if not args.smoke and not _done(Path(data) / "test.parquet", "prepare"):
+        _stage("prepare", ["prepare", "--out", data, "--dataset", dataset, "--template", template]
+               + (["--source", args.source] if args.source else []))
 
     # The training plan decides the model, the run folder and the chat-template flag; eval reuses them.
-    if args.run_dir:
-        run = RunDir(Path(args.run_dir))
-    else:
-        from gsm8k_rl.recipe import compose_config
-
-        run = RunDir(default_run_dir(compose_config(args.config, overrides)))
+    run = RunDir(Path(args.run_dir) if args.run_dir else default_run_dir(composed))
     _stage("plan", train_args + ["--run-dir", str(run.root), "--dry-run"] + overrides)
     cfg = yaml.safe_load(run.resolved_config.read_text())
     model = cfg["actor_rollout_ref"]["model"]["path"]
     thinking = bool(cfg["data"]["apply_chat_template_kwargs"].get("enable_thinking", True))
-    eval_opts = ["--thinking" if thinking else "--no-thinking"]
+    eval_opts = ["--thinking" if thinking else "--no-thinking", "--template", template]
     if args.smoke:
         from gsm8k_rl.smoke import SMOKE_DATA
 
@@ -99,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         eval_src = ["--source", str(SMOKE_DATA)]
     else:
         eval_opts += ["--backend", args.eval_backend, "--max-new-tokens", str(cfg["data"]["max_response_length"])]
-        eval_src = ["--source", args.source] if args.source else []
+        eval_src = eval_source(dataset, args.source)
     eval_common = eval_opts + eval_src
 
     evals = run.root / "eval"

@@ -295,6 +295,50 @@ def check_config(cfg: Any, extra_rollouts: tuple[str, ...] = ()) -> list[str]:
     problems += check_truncation_option(cfg)
     problems += check_attention(cfg)
     problems += check_reward_kwargs(cfg)
+    problems += check_prepared_data(cfg)
+    return problems
+
+
+def check_prepared_data(cfg: Any) -> list[str]:
+    """The config's `prepare` block against the data it is given.
+
+    Data prepared with another prompt than `prepare.template` would train on one prompt while
+    `gsm8k-rl run` evaluates on another; prepare_info.json (beside the parquet files, written by
+    `gsm8k-rl prepare`) says which prompt the rows carry.
+    """
+    import json
+
+    from omegaconf import OmegaConf
+
+    from gsm8k_rl.data import DATASETS, PAPER_DATASETS
+    from gsm8k_rl.prompt import PROMPTS
+
+    want, dataset = OmegaConf.select(cfg, "prepare.template", default=None), OmegaConf.select(cfg, "prepare.dataset", default=None)
+    problems = []
+    if want is not None and want not in PROMPTS:
+        problems.append(f"prepare.template={want!r} is not a prompt template: {sorted(PROMPTS)}")
+    if dataset is not None and dataset not in DATASETS and dataset not in PAPER_DATASETS:
+        problems.append(f"prepare.dataset={dataset!r} is not a dataset `gsm8k-rl prepare` knows: {sorted(DATASETS) + sorted(PAPER_DATASETS)}")
+    if want is None or problems:
+        return problems
+    seen: set[Path] = set()
+    for key in ("data.train_files", "data.val_files"):
+        files = OmegaConf.select(cfg, key)
+        for f in [files] if isinstance(files, str) else list(files or []):
+            info = Path(f).parent / "prepare_info.json"
+            if info in seen or not info.is_file():
+                continue
+            seen.add(info)
+            try:
+                got = json.loads(info.read_text()).get("prompt_template")
+            except ValueError as exc:
+                problems.append(f"{info}: not valid JSON ({exc})")
+                continue
+            if got is not None and got != want:
+                problems.append(
+                    f"{key}: {f} was prepared with --template {got} ({info}), but this config's prompt is "
+                    f"prepare.template={want}: run `gsm8k-rl prepare --template {want} --out DIR` and pass "
+                    f"--data DIR, or train with that prompt on purpose: prepare.template={got}")
     return problems
 
 

@@ -230,7 +230,13 @@ def plan(args: argparse.Namespace) -> Launch:
     data = Path(args.data)
     model = args.model
     if args.smoke:
-        data, model = _smoke_assets(run, args.smoke_tokenizer, model)
+        from omegaconf import OmegaConf
+
+        from gsm8k_rl.prompt import DEFAULT_TEMPLATE
+
+        template = OmegaConf.select(compose_config(args.config, list(args.overrides)), "prepare.template",
+                                    default=DEFAULT_TEMPLATE)
+        data, model = _smoke_assets(run, args.smoke_tokenizer, model, template)
         ov += SMOKE_OVERRIDES
         if ranks_per_node * args.nnodes > 1:  # VERL: (mini-batch / ranks) % micro-batch == 0; the smoke mini-batch is 2
             ov += smoke_micro_batches(ranks_per_node * args.nnodes)
@@ -265,13 +271,16 @@ def _model_path(model: str) -> str:
     return str(p.resolve()) if p.exists() else model
 
 
-def _smoke_assets(run: RunDir, tokenizer: str | None, model: str | None) -> tuple[Path, str]:
+def _smoke_assets(run: RunDir, tokenizer: str | None, model: str | None, template: str) -> tuple[Path, str]:
     from gsm8k_rl.data import prepare
     from gsm8k_rl.smoke import SMOKE_DATA, build_tiny_model
 
     data = run.smoke / "data"
-    if not all((data / f"{s}.parquet").exists() for s in ("train", "test")):  # a kill may land between them
-        prepare(data, source=Path(str(SMOKE_DATA)), overwrite=True)
+    info = data / "prepare_info.json"
+    prepared = info.is_file() and json.loads(info.read_text()).get("prompt_template") == template
+    # a kill may land between the two files; the run's own slice follows the config's prompt
+    if not prepared or not all((data / f"{s}.parquet").exists() for s in ("train", "test")):
+        prepare(data, source=Path(str(SMOKE_DATA)), template=template, overwrite=True)
     if model is None:
         model = str(build_tiny_model(run.smoke / "model", tokenizer_dir=tokenizer))
     return data, model

@@ -59,8 +59,11 @@ def count_params(model_config: Any) -> int:
     return embed + layers * (q + kv + o + mlp + norms) + h
 
 
-def memory_estimate(n_params: int, cfg: Any, gpu_memory_gb: float) -> dict[str, float]:
-    """recipe.estimate_memory_gb for a composed config."""
+def memory_estimate(model_config: Any, cfg: Any, gpu_memory_gb: float) -> dict[str, float]:
+    """recipe.estimate_memory_gb for a composed config and the model it trains: its architecture,
+    token budget, fused log-probs and gradient checkpointing, as the run will have them."""
+    from omegaconf import OmegaConf
+
     from gsm8k_rl.recipe import estimate_memory_gb
 
     arr = cfg.actor_rollout_ref
@@ -68,10 +71,15 @@ def memory_estimate(n_params: int, cfg: Any, gpu_memory_gb: float) -> dict[str, 
         tokens = arr.actor.ppo_max_token_len_per_gpu
     else:
         tokens = arr.actor.ppo_micro_batch_size_per_gpu * (cfg.data.max_prompt_length + cfg.data.max_response_length)
+    # an offloaded reference still comes to the GPU for its forward pass: counted either way
+    ref = bool(cfg.algorithm.use_kl_in_reward or arr.actor.use_kl_loss)
     return estimate_memory_gb(
-        n_params, cfg.trainer.n_gpus_per_node * cfg.trainer.nnodes, gpu_memory_gb,
+        count_params(model_config), cfg.trainer.n_gpus_per_node * cfg.trainer.nnodes, gpu_memory_gb,
         arr.rollout.gpu_memory_utilization, tokens, bool(arr.actor.fsdp_config.optimizer_offload),
-        with_ref=bool(cfg.algorithm.use_kl_in_reward or arr.actor.use_kl_loss),
+        with_ref=ref, vocab=model_config.vocab_size, hidden=model_config.hidden_size,
+        layers=model_config.num_hidden_layers, intermediate=model_config.intermediate_size,
+        fused=bool(OmegaConf.select(cfg, "actor_rollout_ref.model.use_fused_kernels", default=False)),
+        checkpointing=bool(OmegaConf.select(cfg, "actor_rollout_ref.model.enable_gradient_checkpointing", default=True)),
     )
 
 
@@ -300,16 +308,17 @@ def _check_hardware(launch: Any) -> list[Check]:
     else:
         checks.append(Check("gpus", "PASS", f"{hw.n_gpus_per_node} x {hw.gpu_name} ({hw.gpu_memory_gb:.0f} GB)"))
     checks.append(_check_driver(launch.backend))
-    n_params = None
+    n_params = model_config = None
     try:
         from transformers import AutoConfig
 
-        n_params = count_params(AutoConfig.from_pretrained(cfg.actor_rollout_ref.model.path))
+        model_config = AutoConfig.from_pretrained(cfg.actor_rollout_ref.model.path)
+        n_params = count_params(model_config)
     except Exception as exc:
         checks.append(Check("memory", "WARN", f"model config not readable ({type(exc).__name__}); no estimate"))
     if n_params is not None and launch.backend != "local":
         mem = launch.sized_for.gpu_memory_gb
-        est = memory_estimate(n_params, cfg, mem)
+        est = memory_estimate(model_config, cfg, mem)
         parts = ", ".join(f"{k} {v:.1f}" for k, v in est.items())
         status = "PASS" if est["peak_estimate"] < 0.95 * mem else "WARN"
         checks.append(Check("memory", status, f"{n_params / 1e9:.2f}B params; per-GPU GB (estimate, {mem:.0f} GB GPU): {parts}"

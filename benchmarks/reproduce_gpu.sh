@@ -7,6 +7,11 @@
 #             with SIGINT once step STOP_AT_STEP is logged (a pre-emption) and resumed by the same
 #             command; if the first launch dies before any PPO step, the job is redone with
 #             --fast-path off (and says so)
+#   real_grpo, real_sa_ppo
+#             the same job with --config grpo / sa_ppo (same sample budget, same steps), in
+#             OUT/real_grpo, OUT/real_sa_ppo; they reuse the converted model and the PPO job's base
+#             eval (same model, prompt and decoding), so every run pairs against one base eval;
+#             `gsm8k-rl compare OUT/real/run OUT/real_grpo/run OUT/real_sa_ppo/run` puts them side by side
 #   speed300  benchmarks/step_speed.sh at 300 response tokens: VERL's stock settings vs the launcher's
 #   speed1000 the tuned layout at 1000 response tokens
 #
@@ -70,6 +75,14 @@ for part in $parts; do
       fi
       cleanup_ray
       STEPS=${STEPS:-50} bash "$here/benchmarks/real_model/gpu_run.sh" "$root" "$gsm8k" > "$out/real_launch2.log" 2>&1 ;;
+    real_grpo|real_sa_ppo)
+      root=$out/$part
+      mkdir -p "$root/run/eval"
+      [ -d "$out/real/model" ] && [ ! -e "$root/model" ] && ln -s "$out/real/model" "$root/model"
+      [ -f "$out/real/run/eval/base/metrics.json" ] && [ ! -e "$root/run/eval/base" ] \
+        && cp -r "$out/real/run/eval/base" "$root/run/eval/"
+      CONFIG=${part#real_} STEPS=${STEPS:-50} RUN_FLAGS=$FAST_FLAGS \
+        bash "$here/benchmarks/real_model/gpu_run.sh" "$root" "$gsm8k" > "$out/${part}_launch1.log" 2>&1 ;;
     speed300)
       TUNED_FLAGS=$FAST_FLAGS VARIANTS="stock tuned" bash "$here/benchmarks/step_speed.sh" "$out/speed" 300 3 \
         > "$out/speed300.log" 2>&1 ;;

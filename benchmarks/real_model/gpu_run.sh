@@ -5,11 +5,12 @@
 # export, trained eval, report. Real stopping: no ignore_eos.
 #
 # Usage (GPU machine, VERL + vLLM installed, e.g. from the offline wheelhouse):
-#   [STEPS=50] [STOP_AT_STEP=N] [RUN_FLAGS=...] benchmarks/real_model/gpu_run.sh RUN_ROOT GSM8K_DIR [SECONDS]
+#   [CONFIG=ppo] [STEPS=50] [STOP_AT_STEP=N] [RUN_FLAGS=...] benchmarks/real_model/gpu_run.sh RUN_ROOT GSM8K_DIR [SECONDS]
 # GSM8K_DIR holds train.jsonl/test.jsonl. SECONDS (default: no limit) stops the job with Ctrl-C
 # (SIGINT) after that long, STOP_AT_STEP=N once PPO step N has been logged, as a pre-empted job
 # would be; the same command again resumes it from its last checkpoint. RUN_FLAGS: more
-# `gsm8k-rl run` options (e.g. "--fast-path off"). Writes RUN_ROOT/{model,data,run}/.
+# `gsm8k-rl run` options (e.g. "--fast-path off"). CONFIG: the named config (ppo, grpo, sa_ppo, ...:
+# grpo keeps the sample budget, 32 prompts x 4 answers per step). Writes RUN_ROOT/{model,data,run}/.
 #
 # The only departures from the Qwen3-1.7B recipe are these VERL overrides, for a 135M model and a
 # short run (the report lists them again): 512 response tokens (the base model's answers: 264 on
@@ -35,10 +36,10 @@ OVERRIDES=(
   trainer.test_freq=$every
   actor_rollout_ref.actor.optim.lr=1e-5
   critic.optim.lr=1e-5
-  trainer.experiment_name=smollm2-135m-ppo
+  trainer.experiment_name=smollm2-135m-${CONFIG:-ppo}
 )
 # shellcheck disable=SC2206  # RUN_FLAGS is a list of options
-cmd=(python3 -m gsm8k_rl.cli run --run-dir "$root/run" --model "$model" --source "$gsm8k" --data "$root/data"
+cmd=(python3 -m gsm8k_rl.cli run --config "${CONFIG:-ppo}" --run-dir "$root/run" --model "$model" --source "$gsm8k" --data "$root/data"
      ${RUN_FLAGS:-} "${OVERRIDES[@]}")
 echo "+ ${cmd[*]}"
 start=$(date +%s)

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("gsm8k_rl.export", "VERL checkpoint -> HuggingFace model folder"),
     "eval": ("gsm8k_rl.evaluate", "greedy GSM8K evaluation with the training prompt"),
     "report": ("gsm8k_rl.report", "accuracy report with plots from runs and evals"),
+    "compare": ("gsm8k_rl.report.compare_runs", "finished runs side by side: budgets, accuracy, paired tests, curves"),
     "run": ("gsm8k_rl.pipeline", "the whole chain: prepare, eval, train, export, eval, report"),
 }
 

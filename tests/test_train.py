@@ -114,7 +114,9 @@ def test_interrupted_launch_is_recorded_and_its_metrics_kept(tmp_path, data_dir,
         "time.sleep(60)\n")
     env = {**launch.env, "PYTHONPATH": f"{tmp_path / 'mods'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     launch = dataclasses.replace(launch, python_module="waiting_trainer", env=env)
-    timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT))
+    # to the main thread itself: a process-directed SIGINT sent from the timer's thread may be taken
+    # by that thread, leaving the main thread blocked in its read of VERL's output
+    timer = threading.Timer(3.0, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):

@@ -90,43 +90,53 @@ def test_metrics_merge_keeps_every_attempt(tmp_path):
 def test_interrupted_launch_is_recorded_and_its_metrics_kept(tmp_path, data_dir, tiny_model_dir):
     """Ctrl-C / SIGINT during training (a pre-empted job; seen on the GPU): run_info said
     "running" forever. Now the launch is marked interrupted and the metrics logged so far are
-    merged. The trainer stand-in is a real subprocess that writes one VERL metrics line and waits."""
-    import dataclasses
+    merged. The trainer stand-in is a real subprocess that writes one VERL metrics line and waits.
+    The launcher runs in its own interpreter, as `gsm8k-rl train` does: in this one, earlier tests
+    (Ray, VERL) may have left SIGINT handling changed, and the test then measured them, not the launcher."""
     import os
     import signal
-    import threading
-
-    from gsm8k_rl.cli import build_parser
-    from gsm8k_rl.train import launch_training, plan, write_run_files
+    import subprocess
+    import sys
 
     run = tmp_path / "run"
-    args = build_parser().parse_args(["train", "--run-dir", str(run), "--data", str(data_dir),
-                                      "--model", str(tiny_model_dir), "--backend", "local"])
-    launch = plan(args)
-    write_run_files(launch)
     (tmp_path / "mods").mkdir()
     (tmp_path / "mods" / "waiting_trainer.py").write_text(
         "import json, os, sys, time\n"
         "with open(os.environ['VERL_FILE_LOGGER_PATH'], 'w') as f:\n"
         "    f.write(json.dumps({'step': 1, 'data': {'critic/score/mean': 0.5}}) + '\\n')\n"
-        "print('step:1', flush=True)\n"
         "open(sys.argv[0] + '.pid', 'w').write(str(os.getpid()))\n"
+        "print('step:1', flush=True)\n"
         "time.sleep(60)\n")
-    env = {**launch.env, "PYTHONPATH": f"{tmp_path / 'mods'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    launch = dataclasses.replace(launch, python_module="waiting_trainer", env=env)
-    # to the main thread itself: a process-directed SIGINT sent from the timer's thread may be taken
-    # by that thread, leaving the main thread blocked in its read of VERL's output
-    timer = threading.Timer(3.0, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
-    timer.start()
+    # the launcher, with the trainer module swapped for the stand-in (plan -> run files -> launch)
+    (tmp_path / "launcher.py").write_text(
+        "import dataclasses, json, os, sys\n"
+        "from gsm8k_rl.cli import build_parser\n"
+        "from gsm8k_rl.train import launch_training, plan, write_run_files\n"
+        "launch = plan(build_parser().parse_args(json.loads(sys.argv[1])))\n"
+        "write_run_files(launch)\n"
+        "env = {**launch.env, 'PYTHONPATH': sys.argv[2] + os.pathsep + os.environ.get('PYTHONPATH', '')}\n"
+        "try:\n"
+        "    launch_training(dataclasses.replace(launch, python_module='waiting_trainer', env=env))\n"
+        "except KeyboardInterrupt:\n"
+        "    sys.exit(130)\n")
+    argv = ["train", "--run-dir", str(run), "--data", str(data_dir), "--model", str(tiny_model_dir), "--backend", "local"]
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "launcher.py"), json.dumps(argv), str(tmp_path / "mods")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        with pytest.raises(KeyboardInterrupt):
-            launch_training(launch)
+        seen = []
+        for line in proc.stdout:  # the launcher echoes the trainer's console: wait for its step
+            seen.append(line)
+            if line.startswith("step:1"):
+                proc.send_signal(signal.SIGINT)  # Ctrl-C / a scheduler's pre-emption
+                break
+        rest, _ = proc.communicate(timeout=50)
     finally:
-        timer.cancel()
+        proc.kill()
+    assert proc.returncode == 130, "".join(seen) + rest  # KeyboardInterrupt reached the launcher's caller
     info = json.loads((run / "run_info.json").read_text())
     assert info["status"] == "interrupted" and info["logged_steps"] == 1 and info["wall_time_s"] > 0
     assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1]
-    # and the trainer did not outlive the launcher (SIGINT reaches it; Python's default handler exits)
+    # and the trainer did not outlive the launcher (the launcher forwards SIGINT, then stops it)
     pid = int((tmp_path / "mods" / "waiting_trainer.py.pid").read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)

@@ -91,8 +91,9 @@ def test_interrupted_launch_is_recorded_and_its_metrics_kept(tmp_path, data_dir,
     """Ctrl-C / SIGINT during training (a pre-empted job; seen on the GPU): run_info said
     "running" forever. Now the launch is marked interrupted and the metrics logged so far are
     merged. The trainer stand-in is a real subprocess that writes one VERL metrics line and waits.
-    The launcher runs in its own interpreter, as `gsm8k-rl train` does: in this one, earlier tests
-    (Ray, VERL) may have left SIGINT handling changed, and the test then measured them, not the launcher."""
+    The launcher runs in its own interpreter, as `gsm8k-rl train` does: in the full suite this
+    process's SIGINT arrives blocked (left so by an earlier test), and the test then measured that,
+    not the launcher."""
     import os
     import signal
     import subprocess
@@ -108,8 +109,13 @@ def test_interrupted_launch_is_recorded_and_its_metrics_kept(tmp_path, data_dir,
         "print('step:1', flush=True)\n"
         "time.sleep(60)\n")
     # the launcher, with the trainer module swapped for the stand-in (plan -> run files -> launch)
+    # A shell gives `gsm8k-rl train` SIGINT unblocked and Python's handler; the test process may not
+    # (its mask and dispositions are inherited: in the full suite SIGINT arrived blocked), so the
+    # launcher restores both first.
     (tmp_path / "launcher.py").write_text(
-        "import dataclasses, json, os, sys\n"
+        "import dataclasses, json, os, signal, sys\n"
+        "signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from gsm8k_rl.cli import build_parser\n"
         "from gsm8k_rl.train import launch_training, plan, write_run_files\n"
         "launch = plan(build_parser().parse_args(json.loads(sys.argv[1])))\n"

@@ -29,7 +29,7 @@
 #   ++ray_kwargs.ray_init.runtime_env.env_vars.GSM8K_RL_BATCH_ORDER_LOG='/tmp/out/real/run/logs/batch_order.jsonl'
 #   data.train_files=/tmp/out/real/data/train.parquet
 #   data.val_files=/tmp/out/real/data/test.parquet
-#   reward.custom_reward_function.path=/work/main/src/gsm8k_rl/reward.py
+#   reward.custom_reward_function.path=src/gsm8k_rl/reward.py
 #   trainer.default_local_dir=/tmp/out/real/run/checkpoints
 #   trainer.validation_data_dir=/tmp/out/real/run/val_generations
 #   actor_rollout_ref.model.path=/tmp/out/real/model

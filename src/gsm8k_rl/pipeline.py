@@ -22,7 +22,8 @@ import yaml
 
 from gsm8k_rl import UserError, model_ref
 from gsm8k_rl.cli import main as cli
-from gsm8k_rl.recipe import DEFAULT_CONFIG, config_names, detect_hardware
+from gsm8k_rl.prompt import DEFAULT_TEMPLATE
+from gsm8k_rl.recipe import DEFAULT_CONFIG, compose_config, config_names, detect_hardware
 from gsm8k_rl.export import EXPORT_INFO
 from gsm8k_rl.train import RunDir, default_run_dir, latest_checkpoint, file_logged, no_gpu_message, training_complete
 
@@ -56,8 +57,6 @@ def data_choice(cfg: Any) -> tuple[str, str]:
     """(dataset, prompt template) of the config's `prepare` block (the recipe's: gsm8k, plain)."""
     from omegaconf import OmegaConf
 
-    from gsm8k_rl.prompt import DEFAULT_TEMPLATE
-
     return (OmegaConf.select(cfg, "prepare.dataset", default="gsm8k"),
             OmegaConf.select(cfg, "prepare.template", default=DEFAULT_TEMPLATE))
 
@@ -68,8 +67,6 @@ def default_data_dir(dataset: str, template: str) -> str:
     >>> default_data_dir("gsm8k", "plain"), default_data_dir("paper_mix", "paper")
     ('data/gsm8k', 'data/paper_mix_paper')
     """
-    from gsm8k_rl.prompt import DEFAULT_TEMPLATE
-
     return f"data/{dataset}" + ("" if template == DEFAULT_TEMPLATE else f"_{template}")
 
 
@@ -109,8 +106,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(no_gpu_message().replace("gsm8k-rl train --backend local --smoke --run-dir runs/smoke",
                                                  "gsm8k-rl run --smoke --run-dir runs/smoke"))
     overrides = list(args.overrides)
-    from gsm8k_rl.recipe import compose_config
-
     # the config's `prepare` block: what data and prompt it trains on, hence what eval must use
     composed = compose_config(args.config, overrides)
     dataset, template = data_choice(composed)

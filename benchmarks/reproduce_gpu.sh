@@ -12,6 +12,13 @@
 #             OUT/real_grpo, OUT/real_sa_ppo; they reuse the converted model and the PPO job's base
 #             eval (same model, prompt and decoding), so every run pairs against one base eval;
 #             `gsm8k-rl compare OUT/real/run OUT/real_grpo/run OUT/real_sa_ppo/run` puts them side by side
+#   pair      PPO and SA-PPO at once on the one GPU (benchmarks/real_model/gpu_run.sh with SHARED_GPU=1,
+#             vLLM at 0.3 of the GPU in training and eval), same model, data, base eval and budget, in
+#             OUT/pair/{ppo,sa_ppo}; the PPO job is pre-empted (SIGINT) once step PAIR_STOP_AT (default
+#             7) is logged and resumed by the same command. STEPS (default 30), checkpoints every 5,
+#             validation every 10, ACTOR_LR (3e-5), CRITIC_LR (1e-4). BASE_EVAL: a finished base eval
+#             of the same model, prompt and decoding to reuse (default: OUT/real's)
+#             `gsm8k-rl compare OUT/pair/ppo/run OUT/pair/sa_ppo/run` puts them side by side
 #   speed300  benchmarks/step_speed.sh at 300 response tokens: VERL's stock settings vs the launcher's
 #   speed1000 the tuned layout at 1000 response tokens
 #
@@ -83,6 +90,27 @@ for part in $parts; do
         && cp -r "$out/real/run/eval/base" "$root/run/eval/"
       CONFIG=${part#real_} STEPS=${STEPS:-50} RUN_FLAGS=$FAST_FLAGS \
         bash "$here/benchmarks/real_model/gpu_run.sh" "$root" "$gsm8k" > "$out/${part}_launch1.log" 2>&1 ;;
+    pair)
+      base_eval=${BASE_EVAL:-$out/real/run/eval/base}
+      for job in ppo sa_ppo; do
+        mkdir -p "$out/pair/$job/run/eval"
+        [ -e "$out/pair/$job/model" ] || ln -s "$out/real/model" "$out/pair/$job/model"
+        [ -f "$base_eval/metrics.json" ] && [ ! -e "$out/pair/$job/run/eval/base" ] \
+          && cp -r "$base_eval" "$out/pair/$job/run/eval/base"
+      done
+      export SHARED_GPU=1 STEPS=${STEPS:-30} SAVE_EVERY=5 TEST_EVERY=10 VAL_BEFORE_TRAIN=false \
+        ACTOR_LR=${ACTOR_LR:-3e-5} CRITIC_LR=${CRITIC_LR:-1e-4} RUN_FLAGS="$FAST_FLAGS --eval-gpu-memory-utilization 0.3"
+      ( CONFIG=ppo STOP_AT_STEP=${PAIR_STOP_AT:-7} bash "$here/benchmarks/real_model/gpu_run.sh" "$out/pair/ppo" "$gsm8k" \
+          > "$out/pair_ppo_launch1.log" 2>&1
+        CONFIG=ppo bash "$here/benchmarks/real_model/gpu_run.sh" "$out/pair/ppo" "$gsm8k" > "$out/pair_ppo_launch2.log" 2>&1 ) &
+      ppo=$!
+      sleep 20  # the two Ray clusters start one after the other
+      CONFIG=sa_ppo bash "$here/benchmarks/real_model/gpu_run.sh" "$out/pair/sa_ppo" "$gsm8k" > "$out/pair_sa_ppo.log" 2>&1
+      sa=$?
+      wait $ppo; rc=$?
+      stamp "pair: PPO exit $rc, SA-PPO exit $sa"
+      [ "$rc" = 0 ] && [ "$sa" = 0 ] && touch "$out/$part.done"
+      continue ;;
     speed300)
       TUNED_FLAGS=$FAST_FLAGS VARIANTS="stock tuned" bash "$here/benchmarks/step_speed.sh" "$out/speed" 300 3 \
         > "$out/speed300.log" 2>&1 ;;

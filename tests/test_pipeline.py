@@ -73,3 +73,23 @@ def test_run_prepares_and_evaluates_with_the_configs_prompt():
     assert eval_source("gsm8k", "/d/gsm8k") == ["--source", "/d/gsm8k"]
     assert eval_source("paper_mix", "/d/paper") == ["--source", str(Path("/d/paper") / "gsm8k")]
     assert eval_source("math", "/d/math") == [] and eval_source("gsm8k", None) == []
+
+
+def test_eval_stages_take_the_training_prompt_budget_and_gpu_share():
+    """Both evals get the trained prompt, thinking flag and response budget; the vLLM share is the
+    user's (a GPU shared with another run's training cannot give eval the default 0.9)."""
+    import argparse
+
+    from gsm8k_rl.pipeline import add_arguments, eval_options
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    cfg = {"data": {"apply_chat_template_kwargs": {"enable_thinking": False}, "max_response_length": 512}}
+    opts, src = eval_options(p.parse_args(["--source", "/d/gsm8k"]), cfg, "gsm8k", "plain")
+    assert opts == ["--no-thinking", "--template", "plain", "--backend", "auto", "--max-new-tokens", "512",
+                    "--gpu-memory-utilization", "0.9"]
+    assert src == ["--source", "/d/gsm8k"]
+    args = p.parse_args(["--eval-gpu-memory-utilization", "0.3", "--eval-backend", "vllm"])
+    opts, src = eval_options(args, cfg, "gsm8k", "plain")
+    assert opts[opts.index("--gpu-memory-utilization") + 1] == "0.3" and opts[opts.index("--backend") + 1] == "vllm"
+    assert src == []

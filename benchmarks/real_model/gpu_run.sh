@@ -11,6 +11,12 @@
 # would be; the same command again resumes it from its last checkpoint. RUN_FLAGS: more
 # `gsm8k-rl run` options (e.g. "--fast-path off"). CONFIG: the named config (ppo, grpo, sa_ppo, ...:
 # grpo keeps the sample budget, 32 prompts x 4 answers per step). Writes RUN_ROOT/{model,data,run}/.
+# ACTOR_LR / CRITIC_LR (default 1e-5 each), SAVE_EVERY / TEST_EVERY (default STEPS/5), VAL_BEFORE_TRAIN
+# (default true) and EXTRA_OVERRIDES (more key=value) shape the run.
+# SHARED_GPU=1: another job runs on the same GPU. Then the run's own caches are private (vLLM's
+# compile cache, Triton, Inductor), Ray starts without its dashboard (one port per machine), and
+# after an interruption only this job's leftover processes are stopped (the process tree recorded
+# while it ran), not every Ray and vLLM process on the machine.
 #
 # The only departures from the Qwen3-1.7B recipe are these VERL overrides, for a 135M model and a
 # short run (the report lists them again): 512 response tokens (the base model's answers: 264 on
@@ -32,12 +38,19 @@ fi
 OVERRIDES=(
   data.max_response_length=512
   trainer.total_training_steps=$steps
-  trainer.save_freq=$every
-  trainer.test_freq=$every
-  actor_rollout_ref.actor.optim.lr=1e-5
-  critic.optim.lr=1e-5
+  trainer.save_freq=${SAVE_EVERY:-$every}
+  trainer.test_freq=${TEST_EVERY:-$every}
+  trainer.val_before_train=${VAL_BEFORE_TRAIN:-true}
+  actor_rollout_ref.actor.optim.lr=${ACTOR_LR:-1e-5}
+  critic.optim.lr=${CRITIC_LR:-1e-5}
   trainer.experiment_name=smollm2-135m-${CONFIG:-ppo}
 )
+# shellcheck disable=SC2206  # a list of key=value
+OVERRIDES+=(${EXTRA_OVERRIDES:-})
+if [ "${SHARED_GPU:-0}" = 1 ]; then
+  export VLLM_CACHE_ROOT=$root/cache/vllm TRITON_CACHE_DIR=$root/cache/triton TORCHINDUCTOR_CACHE_DIR=$root/cache/inductor
+  OVERRIDES+=(++ray_kwargs.ray_init.include_dashboard=false)
+fi
 # shellcheck disable=SC2206  # RUN_FLAGS is a list of options
 cmd=(python3 -m gsm8k_rl.cli run --config "${CONFIG:-ppo}" --run-dir "$root/run" --model "$model" --source "$gsm8k" --data "$root/data"
      ${RUN_FLAGS:-} "${OVERRIDES[@]}")
@@ -57,9 +70,18 @@ if [ -n "${STOP_AT_STEP:-}" ]; then
       sleep 2
     done ) &
 fi
+tree=$root/process_tree.txt
+[ "${SHARED_GPU:-0}" = 1 ] && bash "$here/benchmarks/process_tree.sh" record "$job" "$tree" &
 wait "$job"
 rc=$?
 echo "gsm8k-rl run exit $rc after $(( $(date +%s) - start )) s"
 # an interrupted job leaves Ray's daemons and vLLM's engine behind: stop them before the next launch
-[ "$rc" -ne 0 ] && bash "$here/benchmarks/stop_ray.sh"
+if [ "$rc" -ne 0 ]; then
+  if [ "${SHARED_GPU:-0}" = 1 ]; then
+    sleep 5  # Ray's own shutdown first
+    bash "$here/benchmarks/process_tree.sh" kill "$tree"
+  else
+    bash "$here/benchmarks/stop_ray.sh"
+  fi
+fi
 exit $rc

@@ -43,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=DEFAULT_CONFIG, choices=config_names())
     p.add_argument("--smoke", action="store_true", help="tiny random model on CPU: the same chain end to end")
     p.add_argument("--eval-backend", default="auto", choices=["auto", "vllm", "transformers"])
+    p.add_argument("--eval-gpu-memory-utilization", type=float, default=0.9,
+                   help="vLLM's share of the GPU in the eval stages (lower it when the GPU is shared, "
+                        "e.g. with another run's training)")
     p.add_argument("--fast-path", choices=["auto", "on", "off"], default="auto",
                    help="passed to `gsm8k-rl train` (fused log-probs, packed micro-batches; see `gsm8k-rl train --help`)")
     p.add_argument("--fused", choices=["auto", "liger", "triton", "torch"], default="auto", help="passed to `gsm8k-rl train`")
@@ -87,6 +90,19 @@ def eval_source(dataset: str, source: str | None) -> list[str]:
     return ["--source", source]
 
 
+def eval_options(args: argparse.Namespace, cfg: dict, dataset: str, template: str) -> tuple[list[str], list[str]]:
+    """`gsm8k-rl eval` options for both models: the prompt, thinking flag and token budget of training."""
+    thinking = bool(cfg["data"]["apply_chat_template_kwargs"].get("enable_thinking", True))
+    opts = ["--thinking" if thinking else "--no-thinking", "--template", template]
+    if args.smoke:
+        from gsm8k_rl.smoke import SMOKE_DATA
+
+        return opts + SMOKE_EVAL, ["--source", str(SMOKE_DATA)]
+    opts += ["--backend", args.eval_backend, "--max-new-tokens", str(cfg["data"]["max_response_length"]),
+             "--gpu-memory-utilization", str(args.eval_gpu_memory_utilization)]
+    return opts, eval_source(dataset, args.source)
+
+
 def _stage(name: str, argv: list[str]) -> None:
     print(f"\n=== {name}: gsm8k-rl {' '.join(argv)}", flush=True)
     rc = cli(argv)
@@ -129,16 +145,7 @@ def run(args: argparse.Namespace) -> int:
     _stage("plan", train_args + ["--run-dir", str(run.root), "--dry-run"] + overrides)
     cfg = yaml.safe_load(run.resolved_config.read_text())
     model = cfg["actor_rollout_ref"]["model"]["path"]
-    thinking = bool(cfg["data"]["apply_chat_template_kwargs"].get("enable_thinking", True))
-    eval_opts = ["--thinking" if thinking else "--no-thinking", "--template", template]
-    if args.smoke:
-        from gsm8k_rl.smoke import SMOKE_DATA
-
-        eval_opts += SMOKE_EVAL
-        eval_src = ["--source", str(SMOKE_DATA)]
-    else:
-        eval_opts += ["--backend", args.eval_backend, "--max-new-tokens", str(cfg["data"]["max_response_length"])]
-        eval_src = eval_source(dataset, args.source)
+    eval_opts, eval_src = eval_options(args, cfg, dataset, template)
     eval_common = eval_opts + eval_src
 
     evals = run.root / "eval"

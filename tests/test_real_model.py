@@ -18,6 +18,7 @@ import yaml
 
 from gsm8k_rl.cli import main
 
+REPO = Path(__file__).resolve().parents[1]
 SCRIPT = "benchmarks/real_model/convert_smollm2.py"
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"  # ids 1 and 2 in SmolLM2's vocabulary
 # model.safetensors of the bf16 conversion made with transformers 5.10.4 (torch 2.13.0 CPU, gguf 0.19.0)
@@ -215,3 +216,46 @@ def test_train_smoke_two_ppo_steps_on_smollm2(smollm2_dir, tmp_path):
         assert [u["n"] for u in updates] == [mini] * (batch // mini) == [2, 2]
         assert all(1 <= n <= max_response for n in values["response_lengths"])
         assert sorted(n for u in updates for n in u["response_lengths"]) == sorted(values["response_lengths"])
+
+
+PAIR = REPO / "benchmarks" / "results" / "real_model" / "h200_2026-12-02_pair"
+
+
+def test_validation_pairs_recompute_the_committed_ppo_vs_sa_ppo_table(smollm2_dir, load_script, tmp_path, capsys):
+    """The numbers docs/real_model/ quotes for PPO vs SA-PPO, recomputed from the committed dumps of
+    VERL's validation and the committed evals, with the model's own tokenizer."""
+    script = load_script("benchmarks/real_model/validation_pairs.py")
+    base = REPO / "benchmarks" / "results" / "real_model" / "h200_2026-12-02_ppo50" / "eval" / "base"
+    out = tmp_path / "pairs.json"
+    assert script.main(["--base-eval", str(base), "--tokenizer", str(smollm2_dir),
+                        f"ppo={PAIR / 'ppo'}:30", f"sa={PAIR / 'sa_ppo'}:30",
+                        "--check-eval", f"sa={PAIR / 'sa_ppo'}:30", "--out", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["base"]["correct"] == 23 and r["base"]["n"] == 1319
+    ppo, sa = r["runs"]["ppo"], r["runs"]["sa"]
+    assert (ppo["correct"], sa["correct"]) == (26, 26) and ppo["n"] == sa["n"] == 1319
+    # vs base: (only base right, only run right)
+    assert (ppo["vs_base"]["only_a"], ppo["vs_base"]["only_b"]) == (20, 23)
+    assert (sa["vs_base"]["only_a"], sa["vs_base"]["only_b"]) == (20, 23)
+    assert abs(sa["vs_base"]["p"] - 0.761) < 1e-3
+    assert 15 < sa["tokens"]["mean"] < 30 < 200 < ppo["tokens"]["mean"]
+    pair = r["pairs"][0]
+    assert (pair["only_a"], pair["only_b"], pair["both"], pair["p"]) == (23, 23, 3, 1.0)
+    # the substitute for a missing eval: on the run that has both, validation and eval agree
+    assert r["check"]["same_score"] == 1319 and r["check"]["validation_correct"] == r["check"]["eval_correct"] == 26
+    assert "| sa | 30 | 1.97% (26/1319)" in capsys.readouterr().out
+
+
+def test_the_committed_pre_emption_resumed_at_the_right_step_and_kept_every_line():
+    """The PPO job of the pair was stopped after step 7 (checkpoint at 5) and resumed: the merged
+    metrics hold each step once, the resumed launch's 6 and 7, and both launches' files are kept."""
+    run = PAIR / "ppo"
+    info = json.loads((run / "run_info.json").read_text())
+    assert info["attempts"] == 3 and info["resumed_from"].endswith("global_step_5")
+    launches = sorted((run / "logs").glob("metrics.*.jsonl"))
+    steps = [[json.loads(line)["step"] for line in p.open()] for p in launches]
+    assert steps == [list(range(1, 8)), list(range(6, 31))]
+    merged = [json.loads(line) for line in (run / "metrics.jsonl").open()]
+    assert [m["step"] for m in merged] == list(range(1, 31))
+    resumed = {json.loads(line)["step"]: json.loads(line) for line in launches[1].open()}
+    assert all(m == resumed[m["step"]] for m in merged if m["step"] in (6, 7))

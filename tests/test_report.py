@@ -401,3 +401,15 @@ def test_report_output_is_unchanged(tmp_path, name, inputs, args):
 
     for file in ("report.md", "report.json"):
         assert stamp((out / file).read_text()) == stamp((EXPECTED / name / file).read_text()), file
+
+
+def test_report_names_the_method_of_a_self_aligned_run(tmp_path):
+    """A run of --config sa_ppo is reported as SA-PPO, not PPO (the committed GPU run)."""
+    pair = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "real_model" / "h200_2026-12-02_pair"
+    run = pair / "sa_ppo"
+    assert main(["report", "--run", str(run), "--base-eval", str(run / "eval" / "base"),
+                 "--trained-eval", str(run / "eval" / "trained"), "--out", str(tmp_path / "r")]) == 0
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert text.startswith("# GSM8K SA-PPO report")
+    assert "-> SA-PPO 2.0% greedy accuracy" in text and "23 problems fixed, 20 broken" in text
+    assert "## Base vs SA-PPO (paired, same problems)" in text and "PPO accuracy" not in text.replace("SA-PPO", "")

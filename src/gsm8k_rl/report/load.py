@@ -41,6 +41,22 @@ class RunData:
         return max(steps) if steps else None
 
 
+def method_label(cfg: dict[str, Any]) -> str:
+    """What the report calls the trained model: its advantage estimator (GAE -> PPO), SA- for the
+    self-aligned reward.
+
+    >>> method_label({}), method_label({"algorithm": {"adv_estimator": "grpo"}})
+    ('PPO', 'GRPO')
+    >>> method_label({"algorithm": {"adv_estimator": "gae"}, "trainer": {"v1": {"trainer_mode": "self_aligned_sync"}}})
+    'SA-PPO'
+    """
+    from gsm8k_rl.self_aligned import TRAINER_MODE
+
+    est = _get(cfg, "algorithm.adv_estimator")
+    name = "PPO" if est in (None, "gae") else str(est).upper()
+    return f"SA-{name}" if _get(cfg, "trainer.v1.trainer_mode") == TRAINER_MODE else name
+
+
 def read_metrics_jsonl(path: Path) -> dict[str, list[tuple[int, float]]]:
     """VERL file-logger lines `{"step": N, "data": {metric: value}}` -> metric -> [(step, value)] by step.
 

@@ -25,6 +25,7 @@ from gsm8k_rl.report.load import (
     data_label,
     load_eval,
     load_run,
+    method_label,
     run_wall_time,
 )
 from gsm8k_rl.report.plots import TRAINING_PANELS, plot_accuracy, plot_training, plot_validation
@@ -191,8 +192,9 @@ def _accuracy_section(evals: list[EvalData]) -> list[str]:
     return lines
 
 
-def _paired_section(base: EvalData, trained: EvalData, paired: Paired | None, reason: str | None) -> list[str]:
-    lines = ["## Base vs PPO (paired, same problems)", ""]
+def _paired_section(base: EvalData, trained: EvalData, paired: Paired | None, reason: str | None,
+                    label: str = "PPO") -> list[str]:
+    lines = [f"## Base vs {label} (paired, same problems)", ""]
     if paired is None:
         if base.found and trained.found:  # both evals are there, but they cannot be paired
             return lines + [f"**Paired comparison not made:** {reason}.", ""]
@@ -201,10 +203,10 @@ def _paired_section(base: EvalData, trained: EvalData, paired: Paired | None, re
     rows = [
         ("problems paired", paired.n),
         ("base accuracy", pct(paired.base_accuracy)),
-        ("PPO accuracy", pct(paired.trained_accuracy)),
-        ("difference (PPO - base)", f"{100 * diff:+.1f} points"),
-        ("fixed (base wrong, PPO right)", paired.fixed),
-        ("broken (base right, PPO wrong)", paired.broken),
+        (f"{label} accuracy", pct(paired.trained_accuracy)),
+        (f"difference ({label} - base)", f"{100 * diff:+.1f} points"),
+        (f"fixed (base wrong, {label} right)", paired.fixed),
+        (f"broken (base right, {label} wrong)", paired.broken),
         ("both right / both wrong", f"{paired.both_right} / {paired.both_wrong}"),
         ("exact McNemar p (two-sided, on fixed vs broken)", f"{paired.p_value:.3g}"),
     ]
@@ -212,7 +214,7 @@ def _paired_section(base: EvalData, trained: EvalData, paired: Paired | None, re
     lines += [f"Caveat: {c}." for c in paired.caveats]
     if paired.caveats:
         lines.append("")
-    for title, ids in (("fixed by PPO", paired.fixed_examples), ("broken by PPO", paired.broken_examples)):
+    for title, ids in ((f"fixed by {label}", paired.fixed_examples), (f"broken by {label}", paired.broken_examples)):
         lines += [f"### Examples {title}", ""]
         if not ids:
             lines += ["None.", ""]
@@ -225,13 +227,13 @@ def _paired_section(base: EvalData, trained: EvalData, paired: Paired | None, re
                 f"**Problem {i}** (gold answer {b['gold']}): {b['question']}",
                 "",
                 f"- base: extracted `{b.get('extracted')}`, {b.get('n_output_tokens')} tokens, finish {b.get('finish_reason')}",
-                f"- PPO: extracted `{t.get('extracted')}`, {t.get('n_output_tokens')} tokens, finish {t.get('finish_reason')}",
+                f"- {label}: extracted `{t.get('extracted')}`, {t.get('n_output_tokens')} tokens, finish {t.get('finish_reason')}",
                 "",
                 f"Base output (last {EXAMPLE_TAIL_CHARS} characters):",
                 "",
                 _fence(b["output"][-EXAMPLE_TAIL_CHARS:]),
                 "",
-                f"PPO output (last {EXAMPLE_TAIL_CHARS} characters):",
+                f"{label} output (last {EXAMPLE_TAIL_CHARS} characters):",
                 "",
                 _fence(t["output"][-EXAMPLE_TAIL_CHARS:]),
                 "",
@@ -341,17 +343,19 @@ def write_report(run_dir: str | Path | None, evals: dict[str, str | Path | None]
     base, trained = by_name.get("base", EvalData("base", None)), by_name.get("trained", EvalData("trained", None))
     paired, reason = compare(base, trained)
 
-    plot_accuracy(loaded, out / "accuracy.png", paired, reason if base.found and trained.found else None)
+    label = method_label(run.config)
+    plot_accuracy(loaded, out / "accuracy.png", paired, reason if base.found and trained.found else None, label=label)
     plot_validation(run, out / "validation.png", [ev for ev in loaded if ev.name in ("base", "trained")])
     root = report_root(out)  # paths under the folder holding the report are written relative to it
 
     def where(path: Path) -> str:
         return display_path(path, root)
 
-    plot_training(run, out / "training.png", title=plot_title(where(run.path), run.path) if run.found else None)
+    plot_training(run, out / "training.png", title=plot_title(where(run.path), run.path) if run.found else None,
+                  label=label)
 
     lines = [
-        "# GSM8K PPO report",
+        f"# GSM8K {label} report",
         "",
         f"Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')} by gsm8k-rl {__version__}. "
         f"Every number below is read from the run and eval folders named here; \"{MISSING}\" marks what they do not contain. "
@@ -361,7 +365,7 @@ def write_report(run_dir: str | Path | None, evals: dict[str, str | Path | None]
     ]
     if base.found and trained.found and paired is not None:
         lines += [
-            f"**Headline:** base {pct(paired.base_accuracy)} -> PPO {pct(paired.trained_accuracy)} greedy accuracy on "
+            f"**Headline:** base {pct(paired.base_accuracy)} -> {label} {pct(paired.trained_accuracy)} greedy accuracy on "
             f"{data_label(base.metrics)} (n={paired.n}); "
             f"{paired.fixed} problems fixed, {paired.broken} broken, exact McNemar p = {paired.p_value:.3g}.",
             "",
@@ -369,7 +373,7 @@ def write_report(run_dir: str | Path | None, evals: dict[str, str | Path | None]
     elif base.found and trained.found:  # said before any number, not only in the paired section
         lines += [f"**No headline: the base and trained evals are not paired.** {reason}.", ""]
     lines += _run_section(run, where) + _evals_section(loaded, where) + _accuracy_section(loaded)
-    lines += _paired_section(base, trained, paired, reason) + _training_section(run)
+    lines += _paired_section(base, trained, paired, reason, label) + _training_section(run)
     (out / "report.md").write_text(relative_to_root("\n".join(lines) + "\n", root), encoding="utf-8")
 
     summary = {

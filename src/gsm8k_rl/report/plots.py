@@ -51,7 +51,7 @@ def _plot_series(ax: Any, points: list[tuple[int, float]], label: str, color: st
         ax.plot(xs, smooth, label=f"{label} (moving avg.)", color=color, linestyle=linestyle)
 
 
-def plot_training(run: RunData, path: Path, title: str | None = None) -> None:
+def plot_training(run: RunData, path: Path, title: str | None = None, label: str = "PPO") -> None:
     """The eight training panels; `title` names the run (default: its folder as given)."""
     import matplotlib.pyplot as plt
 
@@ -77,7 +77,7 @@ def plot_training(run: RunData, path: Path, title: str | None = None) -> None:
             h2, l2 = ax2.get_legend_handles_labels()
             handles, labels = handles + h2, labels + l2
         ax.legend(handles, labels, fontsize=8, loc="best")
-    fig.suptitle(f"PPO training curves — {title or (run.path if run.found else MISSING)}")
+    fig.suptitle(f"{label} training curves — {title or (run.path if run.found else MISSING)}")
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -121,7 +121,8 @@ def plot_validation(run: RunData, path: Path, evals: Sequence[EvalData] = ()) ->
     plt.close(fig)
 
 
-def plot_accuracy(evals: list[EvalData], path: Path, paired: Paired | None = None, unpaired: str | None = None) -> None:
+def plot_accuracy(evals: list[EvalData], path: Path, paired: Paired | None = None, unpaired: str | None = None,
+                  label: str = "PPO") -> None:
     """Bars per eval; the paired summary on top, or `unpaired` (why the bars must not be compared)."""
     import matplotlib.pyplot as plt
 
@@ -144,11 +145,11 @@ def plot_accuracy(evals: list[EvalData], path: Path, paired: Paired | None = Non
     ax.set_title("Greedy accuracy with 95% Wilson intervals")
     if paired is not None:
         diff = 100 * (paired.trained_accuracy - paired.base_accuracy)
-        ax.text(0.5, 0.97, f"paired, n={paired.n}: PPO - base = {diff:+.1f} points\n{paired.fixed} fixed, "
+        ax.text(0.5, 0.97, f"paired, n={paired.n}: {label} - base = {diff:+.1f} points\n{paired.fixed} fixed, "
                 f"{paired.broken} broken; exact McNemar p = {paired.p_value:.3g}",
                 transform=ax.transAxes, ha="center", va="top", fontsize=9)
     elif unpaired:
-        ax.text(0.5, 0.97, "base vs PPO: NOT paired, do not compare these bars\n(report.md says why)",
+        ax.text(0.5, 0.97, f"base vs {label}: NOT paired, do not compare these bars\n(report.md says why)",
                 transform=ax.transAxes, ha="center", va="top", fontsize=9, color="red")
     ax.grid(axis="y", alpha=0.3)
     fig.savefig(path, dpi=110)

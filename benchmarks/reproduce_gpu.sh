@@ -18,7 +18,9 @@
 #             7) is logged and resumed by the same command. STEPS (default 30), checkpoints every 5,
 #             validation every 10, ACTOR_LR (3e-5), CRITIC_LR (1e-4). BASE_EVAL: a finished base eval
 #             of the same model, prompt and decoding to reuse (default: OUT/real's)
-#             `gsm8k-rl compare OUT/pair/ppo/run OUT/pair/sa_ppo/run` puts them side by side
+#             `gsm8k-rl compare OUT/pair/ppo/run OUT/pair/sa_ppo/run` puts them side by side. If the
+#             PPO resume fails (vLLM's start-up check trips when the other job releases memory), it is
+#             run once more after the SA-PPO job has ended
 #   speed300  benchmarks/step_speed.sh at 300 response tokens: VERL's stock settings vs the launcher's
 #   speed1000 the tuned layout at 1000 response tokens
 #
@@ -100,13 +102,21 @@ for part in $parts; do
       done
       export SHARED_GPU=1 STEPS=${STEPS:-30} SAVE_EVERY=5 TEST_EVERY=10 VAL_BEFORE_TRAIN=false \
         ACTOR_LR=${ACTOR_LR:-3e-5} CRITIC_LR=${CRITIC_LR:-1e-4} RUN_FLAGS="$FAST_FLAGS --eval-gpu-memory-utilization 0.3"
+      rm -f "$out/pair/sa_ppo.ended"
       ( CONFIG=ppo STOP_AT_STEP=${PAIR_STOP_AT:-7} bash "$here/benchmarks/real_model/gpu_run.sh" "$out/pair/ppo" "$gsm8k" \
           > "$out/pair_ppo_launch1.log" 2>&1
-        CONFIG=ppo bash "$here/benchmarks/real_model/gpu_run.sh" "$out/pair/ppo" "$gsm8k" > "$out/pair_ppo_launch2.log" 2>&1 ) &
+        CONFIG=ppo bash "$here/benchmarks/real_model/gpu_run.sh" "$out/pair/ppo" "$gsm8k" > "$out/pair_ppo_launch2.log" 2>&1 \
+          && exit 0
+        # vLLM's start-up fails when the other job releases GPU memory while vLLM profiles it (seen
+        # once): the same command again, once the other job has ended
+        while [ ! -f "$out/pair/sa_ppo.ended" ]; do sleep 10; done
+        stamp "pair: the PPO resume failed while SA-PPO ran; the same command again"
+        CONFIG=ppo bash "$here/benchmarks/real_model/gpu_run.sh" "$out/pair/ppo" "$gsm8k" > "$out/pair_ppo_launch3.log" 2>&1 ) &
       ppo=$!
       sleep 20  # the two Ray clusters start one after the other
       CONFIG=sa_ppo bash "$here/benchmarks/real_model/gpu_run.sh" "$out/pair/sa_ppo" "$gsm8k" > "$out/pair_sa_ppo.log" 2>&1
       sa=$?
+      touch "$out/pair/sa_ppo.ended"
       wait $ppo; rc=$?
       stamp "pair: PPO exit $rc, SA-PPO exit $sa"
       [ "$rc" = 0 ] && [ "$sa" = 0 ] && touch "$out/$part.done"

@@ -10,7 +10,7 @@
 #   real_grpo, real_sa_ppo
 #             the same job with --config grpo / sa_ppo (same sample budget, same steps), in
 #             OUT/real_grpo, OUT/real_sa_ppo; they reuse the converted model and the PPO job's base
-#             eval (same model, prompt and decoding), so every run pairs against one base eval;
+#             eval, or BASE_EVAL (same model, prompt and decoding), so every run pairs against one base eval;
 #             `gsm8k-rl compare OUT/real/run OUT/real_grpo/run OUT/real_sa_ppo/run` puts them side by side
 #   pair      PPO and SA-PPO at once on the one GPU (benchmarks/real_model/gpu_run.sh with SHARED_GPU=1,
 #             vLLM at 0.3 of the GPU in training and eval), same model, data, base eval and budget, in
@@ -88,8 +88,8 @@ for part in $parts; do
       root=$out/$part
       mkdir -p "$root/run/eval"
       [ -d "$out/real/model" ] && [ ! -e "$root/model" ] && ln -s "$out/real/model" "$root/model"
-      [ -f "$out/real/run/eval/base/metrics.json" ] && [ ! -e "$root/run/eval/base" ] \
-        && cp -r "$out/real/run/eval/base" "$root/run/eval/"
+      base_eval=${BASE_EVAL:-$out/real/run/eval/base}
+      [ -f "$base_eval/metrics.json" ] && [ ! -e "$root/run/eval/base" ] && cp -r "$base_eval" "$root/run/eval/base"
       CONFIG=${part#real_} STEPS=${STEPS:-50} RUN_FLAGS=$FAST_FLAGS \
         bash "$here/benchmarks/real_model/gpu_run.sh" "$root" "$gsm8k" > "$out/${part}_launch1.log" 2>&1 ;;
     pair)

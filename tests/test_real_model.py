@@ -242,7 +242,8 @@ def test_validation_pairs_recompute_the_committed_ppo_vs_sa_ppo_table(smollm2_di
     pair = r["pairs"][0]
     assert (pair["only_a"], pair["only_b"], pair["both"], pair["p"]) == (23, 23, 3, 1.0)
     # the substitute for a missing eval: on the run that has both, validation and eval agree
-    assert r["check"]["same_score"] == 1319 and r["check"]["validation_correct"] == r["check"]["eval_correct"] == 26
+    check = r["checks"][0]
+    assert check["same_score"] == 1319 and check["validation_correct"] == check["eval_correct"] == 26
     assert "| sa | 30 | 1.97% (26/1319)" in capsys.readouterr().out
 
 

@@ -7,7 +7,7 @@ reward, i.e. what `gsm8k-rl eval` does to the exported checkpoint, through VERL'
 pairs those outputs with a base eval (samples.jsonl) by question and prints, per run: accuracy with
 its Wilson interval, fixed/broken against the base with the exact McNemar p, and the output length
 in tokens of the model's tokenizer (mean, p50, p90, share at the response limit); then every pair
-of runs against each other. `--check-eval` re-does this for a run that has a trained eval too and
+of runs against each other. `--check-eval` (repeatable) takes a run that has a trained eval too and
 counts the problems where the two disagree, which is how far the substitute can be trusted.
 
     python benchmarks/real_model/validation_pairs.py --base-eval RUN/eval/base --tokenizer MODEL_DIR \\
@@ -81,14 +81,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base-eval", type=Path, required=True)
     p.add_argument("--tokenizer", required=True, help="the model's folder (output lengths in its tokens)")
     p.add_argument("--max-tokens", type=int, default=512, help="the response limit of training and eval")
-    p.add_argument("--check-eval", metavar="NAME=RUN_DIR:STEP", help="a run with both a validation dump and eval/trained")
+    p.add_argument("--check-eval", metavar="NAME=RUN_DIR:STEP", action="append", default=[],
+                   help="a run with both a validation dump and eval/trained (repeatable)")
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(args.tokenizer)
     base = load_eval(args.base_eval)
-    result: dict = {"base_eval": str(args.base_eval), "runs": {}, "pairs": [], "check": None}
+    result: dict = {"base_eval": str(args.base_eval), "runs": {}, "pairs": [], "checks": []}
     runs = {}
     for spec in args.runs:
         name, _, where = spec.partition("=")
@@ -103,16 +104,16 @@ def main(argv: list[str] | None = None) -> int:
                           "tokens": lengths(base, tok, args.max_tokens)}
     for (na, a), (nb, bb) in itertools.combinations(runs.items(), 2):
         result["pairs"].append({"a": na, "b": nb, **paired(a, bb)})
-    if args.check_eval:
-        name, _, where = args.check_eval.partition("=")
+    for spec in args.check_eval:
+        name, _, where = spec.partition("=")
         run, _, step = where.rpartition(":")
         val, ev = load_validation(Path(run), int(step)), load_eval(Path(run) / "eval" / "trained")
         common = set(val) & set(ev)
-        result["check"] = {"name": name, "n": len(common),
+        result["checks"].append({"name": name, "n": len(common),
                            "same_output": sum(val[q]["output"].strip() == ev[q]["output"].strip() for q in common),
                            "same_score": sum((val[q]["score"] > 0) == (ev[q]["score"] > 0) for q in common),
                            "validation_correct": sum(val[q]["score"] > 0 for q in common),
-                           "eval_correct": sum(ev[q]["score"] > 0 for q in common)}
+                           "eval_correct": sum(ev[q]["score"] > 0 for q in common)})
 
     print(f"base eval: {b['correct']}/{b['n']}, output tokens mean {b['tokens']['mean']:.0f}, "
           f"at the {args.max_tokens}-token limit {100 * b['tokens']['at_limit']:.1f}%")
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     for pr in result["pairs"]:
         print(f"{pr['a']} vs {pr['b']}: only {pr['a']} right {pr['only_a']}, only {pr['b']} right {pr['only_b']}, "
               f"both {pr['both']}, McNemar p {pr['p']:.3g} (n={pr['n']})")
-    if (c := result["check"]) is not None:
+    for c in result["checks"]:
         print(f"check, {c['name']}: validation vs its own trained eval on {c['n']} problems: same output {c['same_output']}, "
               f"same verdict {c['same_score']}; correct {c['validation_correct']} vs {c['eval_correct']}")
     if args.out:

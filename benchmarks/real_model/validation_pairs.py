@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gsm8k_rl.stats import mcnemar_exact, wilson_interval
+from gsm8k_rl.evaluate import SAMPLES, read_samples
+from gsm8k_rl.stats import mcnemar_exact, paired_counts, wilson_interval
 
 
 def _open(path: Path):
@@ -56,9 +57,9 @@ def load_validation(run: Path, step: int) -> dict[str, dict]:
 
 
 def load_eval(folder: Path) -> dict[str, dict]:
-    with (folder / "samples.jsonl").open(encoding="utf-8") as f:
-        return {(r := json.loads(line))["question"].strip(): {"output": r["output"], "score": float(r["score"])}
-                for line in f}
+    """An eval folder's samples, by question (the project's reader: a torn last line is cut off)."""
+    return {r["question"].strip(): {"output": r["output"], "score": float(r["score"])}
+            for r in read_samples(folder / SAMPLES).values()}
 
 
 def lengths(rows: dict[str, dict], tokenizer, limit: int) -> dict[str, float]:
@@ -69,10 +70,8 @@ def lengths(rows: dict[str, dict], tokenizer, limit: int) -> dict[str, float]:
 
 def paired(a: dict[str, dict], b: dict[str, dict]) -> dict[str, float | int]:
     common = sorted(set(a) & set(b))
-    only_a = sum(1 for q in common if a[q]["score"] > 0 >= b[q]["score"])
-    only_b = sum(1 for q in common if b[q]["score"] > 0 >= a[q]["score"])
-    both = sum(1 for q in common if a[q]["score"] > 0 and b[q]["score"] > 0)
-    return {"n": len(common), "only_a": only_a, "only_b": only_b, "both": both, "p": mcnemar_exact(only_a, only_b)}
+    t = paired_counts([a[q]["score"] for q in common], [b[q]["score"] for q in common])
+    return {"n": t.n, "only_a": t.only_a, "only_b": t.only_b, "both": t.both_right, "p": mcnemar_exact(t.only_a, t.only_b)}
 
 
 def main(argv: list[str] | None = None) -> int:

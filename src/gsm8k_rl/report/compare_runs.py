@@ -42,10 +42,10 @@ from gsm8k_rl.report.load import (
     data_label,
     load_eval,
     load_run,
+    self_aligned,
 )
 from gsm8k_rl.report.markdown import display_path, relative_to_root, report_root
 from gsm8k_rl.report.plots import _missing_panel, _plot_series
-from gsm8k_rl.self_aligned import TRAINER_MODE as SELF_ALIGNED_MODE
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def algorithm(cfg: dict[str, Any]) -> str | None:
     est = _get(cfg, "algorithm.adv_estimator")
     if est is None:
         return None
-    if _get(cfg, "trainer.v1.trainer_mode") == SELF_ALIGNED_MODE:
+    if self_aligned(cfg):
         return f"{est} + self-aligned reward (alpha {fmt(_get(cfg, 'self_aligned.alpha'))})"
     return est
 

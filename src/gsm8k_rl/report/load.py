@@ -41,6 +41,13 @@ class RunData:
         return max(steps) if steps else None
 
 
+def self_aligned(cfg: dict[str, Any]) -> bool:
+    """Whether the run's trainer added the self-aligned reward (gsm8k_rl/self_aligned.py)."""
+    from gsm8k_rl.self_aligned import TRAINER_MODE
+
+    return _get(cfg, "trainer.v1.trainer_mode") == TRAINER_MODE
+
+
 def method_label(cfg: dict[str, Any]) -> str:
     """What the report calls the trained model: its advantage estimator (GAE -> PPO), SA- for the
     self-aligned reward.
@@ -50,11 +57,9 @@ def method_label(cfg: dict[str, Any]) -> str:
     >>> method_label({"algorithm": {"adv_estimator": "gae"}, "trainer": {"v1": {"trainer_mode": "self_aligned_sync"}}})
     'SA-PPO'
     """
-    from gsm8k_rl.self_aligned import TRAINER_MODE
-
     est = _get(cfg, "algorithm.adv_estimator")
     name = "PPO" if est in (None, "gae") else str(est).upper()
-    return f"SA-{name}" if _get(cfg, "trainer.v1.trainer_mode") == TRAINER_MODE else name
+    return f"SA-{name}" if self_aligned(cfg) else name
 
 
 def read_metrics_jsonl(path: Path) -> dict[str, list[tuple[int, float]]]:

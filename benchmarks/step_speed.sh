@@ -29,4 +29,4 @@ for v in ${VARIANTS:-stock tuned}; do
   bash "$here/benchmarks/stop_ray.sh"
 done
 python3 "$here/benchmarks/step_speed_summary.py" --response-length "$len" \
-  --run stock="$out/stock/run_$len" --run tuned="$out/tuned/run_$len" --out "$out/step_speed_$len.md"
+  --run stock="$out/stock/run_$len" --run tuned="$out/tuned/run_$len" --out "$out/step_speed_$len.md" --png "$out/step_speed_$len.png"

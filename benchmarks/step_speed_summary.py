@@ -2,7 +2,8 @@
 and the distance to the FLOP floor (docs/benchmarks.md, "Step speed").
 
     python benchmarks/step_speed_summary.py --response-length 300 \
-        --run stock=OUT/stock/run_300 --run tuned=OUT/tuned/run_300 [--out table.md] [--json out.json]
+        --run stock=OUT/stock/run_300 --run tuned=OUT/tuned/run_300 [--out table.md] [--json out.json] \
+        [--png phases.png]
 
 Steady state = the mean over steps >= 2 (step 1 carries warm-up: CUDA graphs, allocator, compile).
 The floor counts 2 x parameters FLOPs per token per forward pass: generation, old log-probs,
@@ -64,12 +65,42 @@ def table(runs: dict[str, dict], length: int) -> str:
     return f"Response length {length} tokens.\n\n" + "\n".join(lines) + "\n"
 
 
+def plot(runs: dict[str, dict], length: int, path: Path) -> None:
+    """One stacked bar per run: where the steady-state step goes, phase by phase, with the floor."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(runs)
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.8 * len(names)))
+    left = [0.0] * len(names)
+    colors = plt.get_cmap("tab10").colors
+    for i, ph in enumerate(PHASES):
+        widths = [runs[n]["mean"].get(f"timing_s/{ph}", 0.0) for n in names]
+        ax.barh(names, widths, left=left, color=colors[i % len(colors)], label=ph)
+        left = [a + b for a, b in zip(left, widths)]
+    for y, n in enumerate(names):
+        step = runs[n]["mean"]["timing_s/step"]
+        ax.text(step, y, f"  {step:.1f} s", va="center")
+        ax.plot([runs[n]["floor_s"]] * 2, [y - 0.4, y + 0.4], color="black", lw=2)
+    ax.set_xlabel("seconds per PPO step (steady state); black tick: FLOP floor")
+    ax.set_title(f"PPO step by phase, {length}-token responses")
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(runs[n]["mean"]["timing_s/step"] for n in names) * 1.15)
+    ax.legend(ncol=4, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.35 - 0.05 * len(names)))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> str:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", action="append", required=True, help="NAME=RUN_DIR (the first is the baseline)")
     p.add_argument("--response-length", type=int, required=True)
     p.add_argument("--out", default=None)
     p.add_argument("--json", default=None)
+    p.add_argument("--png", default=None, help="a stacked bar chart of the phases")
     args = p.parse_args(argv)
     runs = {}
     for spec in args.run:
@@ -86,6 +117,8 @@ def main(argv: list[str] | None = None) -> str:
         Path(args.out).write_text(text)
     if args.json:
         Path(args.json).write_text(json.dumps(runs, indent=1) + "\n")
+    if args.png:
+        plot(runs, args.response_length, Path(args.png))
     return text
 
 

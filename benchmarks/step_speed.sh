@@ -5,7 +5,7 @@
 #
 #   stock  what a user writes from VERL's GSM8K PPO example without flash-attn: SDPA on padded
 #          micro-batches, unfused log-probs (VERL's per-token loop), fixed micro-batches of 16, the
-#          reference offloaded to the host, gradient checkpointing
+#          reference offloaded to the host, gradient checkpointing, VERL's replay buffer (2 s poll)
 #          (gsm8k-rl train --fast-path off --no-dynamic-bsz --attn sdpa)
 #   tuned  what `gsm8k-rl train` does by itself on that GPU (--fast-path auto), plus TUNED_FLAGS if set
 #          (e.g. "--fused triton")

@@ -148,6 +148,7 @@ def test_two_ppo_steps_on_the_fast_path_through_verls_trainer(tmp_path):
     assert main(["train", "--backend", "local", "--smoke", "--fast-path", "on", "--run-dir", str(run)]) == 0
     log = (run / "logs" / "train.log").read_text()
     assert "Using Torch backend for fused kernels in Qwen3ForCausalLM" in log
+    assert "QuickPollReplayBuffer: polling every 0.1 s" in log  # VERL built the launcher's replay buffer
     info = json.loads((run / "run_info.json").read_text())
     assert info["attn_implementation"] == "torch_varlen" and "fused log-probs (torch)" in info["kernels"]
     steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

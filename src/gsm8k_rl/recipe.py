@@ -97,14 +97,49 @@ def detect_hardware() -> Hardware | None:
 QWEN3_1_7B_PARAMS = 1_720_574_976  # from ../shared/models/qwen3-1.7b/config.json (tied embeddings)
 
 
+# Bytes of Adam moments per parameter for the optimizers VERL can build (`optim.optimizer_impl` +
+# `optim.optimizer`): fp32 m and v; torchao's block-quantized states (measured with
+# benchmarks/optimizer_numerics.py: small tensors such as norms stay fp32, hence a little above 2 and 1).
+ADAM_STATE_BYTES = {
+    ("torch.optim", "AdamW"): 8.0,
+    ("torchao.optim", "AdamW8bit"): 2.1,
+    ("torchao.optim", "AdamW4bit"): 1.1,
+}
+LOW_BIT_OPTIMIZERS = {"adamw8bit": "AdamW8bit"}  # gsm8k-rl train --optimizer (4 bits drift: docs/benchmarks.md)
+
+
+def adam_state_bytes(cfg: Any) -> float:
+    """Adam state bytes per parameter of the larger of actor and critic (8 for anything not in the table)."""
+    optims = [cfg.actor_rollout_ref.actor.optim, cfg.critic.optim]
+    return max(ADAM_STATE_BYTES.get((str(o.get("optimizer_impl", "torch.optim")), str(o.get("optimizer", "AdamW"))), 8.0)
+               for o in optims)
+
+
+def optimizer_overrides(name: str | None) -> list[str]:
+    """`gsm8k-rl train --optimizer`: the same torchao optimizer for actor and critic, through VERL's own
+    optimizer builder (verl/workers/config/optimizer.py: importlib(optimizer_impl).optimizer).
+
+    >>> optimizer_overrides("adamw8bit")[:2]
+    ['actor_rollout_ref.actor.optim.optimizer_impl=torchao.optim', 'actor_rollout_ref.actor.optim.optimizer=AdamW8bit']
+    >>> optimizer_overrides(None), optimizer_overrides("adamw")
+    ([], [])
+    """
+    if name in (None, "adamw"):
+        return []
+    cls = LOW_BIT_OPTIMIZERS[name]
+    return [f"{role}.optim.{key}" for role in ("actor_rollout_ref.actor", "critic")
+            for key in ("optimizer_impl=torchao.optim", f"optimizer={cls}")]
+
+
 def estimate_memory_gb(
     n_params: float, world: int, gpu_memory_gb: float, vllm_fraction: float, token_budget: int,
     optimizer_offload: bool, with_ref: bool = True, vocab: int = 151936, hidden: int = 2048, layers: int = 28,
-    fused: bool = False, checkpointing: bool = True, intermediate: int = 6144,
+    fused: bool = False, checkpointing: bool = True, intermediate: int = 6144, adam_bytes: float = 8.0,
 ) -> dict[str, float]:
     """Rough per-GPU peak of colocated PPO (FSDP actor + critic + ref, vLLM asleep during updates).
 
-    fp32 weights + grads (8 B/param) and Adam moments (8 B/param, unless offloaded) for actor and
+    fp32 weights + grads (8 B/param) and Adam moments (`adam_bytes` per param: 8 for fp32 AdamW, ~2
+    for torchao's AdamW8bit; none on the GPU if offloaded) for actor and
     critic, fp32 weights for the reference, all sharded over `world` GPUs; vLLM holds its
     `vllm_fraction` of the GPU while generating; activations ~ token budget x (the fp32 logits over
     the vocabulary, twice for log-softmax, unless `fused` computes them in 512-token chunks) + the
@@ -113,7 +148,7 @@ def estimate_memory_gb(
     An estimate for sizing; docs/benchmarks.md has measured peaks.
     """
     gb = 1024**3
-    trained = n_params * (8 + (0 if optimizer_offload else 8)) / world / gb
+    trained = n_params * (8 + (0 if optimizer_offload else adam_bytes)) / world / gb
     ref = n_params * 4 / world / gb if with_ref else 0.0
     vllm = vllm_fraction * gpu_memory_gb
     logits = 512 * vocab * 4 * 3 if fused else token_budget * vocab * 4 * 2
@@ -142,7 +177,8 @@ def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = T
       (VERL requires mini/world % micro == 0). With `dynamic_bsz`, VERL packs micro-batches
       by a token budget instead (same math, bounded memory: 16 x 4.6K tokens of 152K-vocab
       logits alone can take ~40 GB).
-    - Adam states go to host memory when the estimate says the GPU would not hold them.
+    - Adam states go to host memory when the estimate says the GPU would not hold them (8-bit states,
+      `--optimizer adamw8bit`, are a quarter of fp32's and fit where those do not, e.g. 1 x 80 GB).
     - `fast` (the fast path's fused log-probs: no full logits in memory): forward-only passes
       (log-probs, reference, values) get twice the training budget; on GPUs of >= 120 GB the
       reference stays on the GPU (VERL moves its weights host -> GPU for every micro-batch).
@@ -175,8 +211,9 @@ def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = T
         vllm_fraction = 0.2
     else:
         vllm_fraction = 0.3 if hw.gpu_memory_gb >= 70 else 0.25
+    adam_bytes = adam_state_bytes(cfg) if cfg is not None else 8.0
     offload = estimate_memory_gb(n_params, n, hw.gpu_memory_gb, vllm_fraction, token_budget, optimizer_offload=False,
-                                 fused=fast)["peak_estimate"] > 0.9 * hw.gpu_memory_gb
+                                 fused=fast, adam_bytes=adam_bytes)["peak_estimate"] > 0.9 * hw.gpu_memory_gb
     ov = [
         f"trainer.n_gpus_per_node={hw.n_gpus_per_node}",
         f"trainer.nnodes={hw.nnodes}",

@@ -29,6 +29,7 @@ from gsm8k_rl import UserError, __version__, fast_path, model_ref, write_atomic
 from gsm8k_rl.local_backend import PLUGIN_MODULE
 from gsm8k_rl.self_aligned import SELF_ALIGNED_ENV, TRAINER_MODE as SELF_ALIGNED_MODE
 from gsm8k_rl.recipe import (
+    ADAM_STATE_BYTES,
     DEFAULT_CONFIG,
     REWARD_FILE,
     Hardware,
@@ -36,6 +37,7 @@ from gsm8k_rl.recipe import (
     config_names,
     detect_hardware,
     layout_overrides,
+    optimizer_overrides,
     validate_config,
 )
 
@@ -164,6 +166,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="fused log-prob backend with the fast path (VERL's fused_kernel_options.impl_backend); auto: "
                         "triton (VERL's kernel) on a GPU when the model's hidden size is a multiple of 128 and "
                         "micro-batches are packed, else torch (any model)")
+    p.add_argument("--optimizer", choices=["adamw", "adamw8bit"], default=None,
+                   help="Adam for actor and critic: adamw (VERL's fp32 AdamW, the default) or adamw8bit (torchao's "
+                        "block-quantized states, a quarter of the memory: on 1 x 80 GB or 2 x 40 GB they stay on the "
+                        "GPU instead of host memory; pip install -e '.[adam8bit]'; numerics in docs/benchmarks.md, "
+                        "'Adam states in 8 bits')")
     p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases")
     p.add_argument("--dry-run", action="store_true", help="write resolved_config.yaml + command.sh, validate, start nothing")
     p.add_argument("--allow-config-change", action="store_true",
@@ -191,7 +198,9 @@ def plan(args: argparse.Namespace) -> Launch:
     # login node) the --gpus/--gpu-memory-gb given, else one 80 GB GPU.
     target = hw or Hardware(args.gpus or 1, args.gpu_memory_gb or 80.0, args.nnodes)
 
-    base = compose_config(args.config, list(args.overrides))
+    # --optimizer is a shorthand for VERL keys: placed before the user's overrides, which still win
+    user_ov = optimizer_overrides(args.optimizer) + list(args.overrides)
+    base = compose_config(args.config, user_ov)
     run = RunDir(args.run_dir or default_run_dir(base))
     env: dict[str, str] = {}
     ov: list[str] = []
@@ -256,14 +265,30 @@ def plan(args: argparse.Namespace) -> Launch:
         ov.append(f"actor_rollout_ref.model.path={_model_path(model)}")
     if args.wandb:
         ov.append("trainer.logger=[console,file,tensorboard,wandb]")
+    _note_optimizer(base)
     # The user's overrides come last: they win over everything the launcher decided.
-    cfg = compose_config(args.config, ov + list(args.overrides))
+    cfg = compose_config(args.config, ov + user_ov)
     env.update({
         "TENSORBOARD_DIR": str(run.tensorboard),
         "TOKENIZERS_PARALLELISM": "false",
     })
-    return Launch(run, args.config, ov + list(args.overrides), cfg, python_module, env, hw, backend, target,
+    return Launch(run, args.config, ov + user_ov, cfg, python_module, env, hw, backend, target,
                   kernels.attn, kernels.source, kernels, sampler_note)
+
+
+def _note_optimizer(cfg: Any) -> None:
+    """Say which Adam runs; a module VERL will import that this machine lacks is worth a warning here
+    (this may be a head node without the training stack, so not an error: `gsm8k-rl doctor` checks)."""
+    import importlib.util
+
+    for role, optim in (("actor", cfg.actor_rollout_ref.actor.optim), ("critic", cfg.critic.optim)):
+        impl, name = str(optim.optimizer_impl), str(optim.optimizer)
+        if (impl, name) != ("torch.optim", "AdamW"):
+            log.info("%s optimizer: %s.%s (Adam states ~%.1f bytes per parameter)", role, impl, name,
+                     ADAM_STATE_BYTES.get((impl, name), 8.0))
+        if importlib.util.find_spec(impl.split(".")[0]) is None:
+            log.warning("%s optimizer: %s is not importable on this machine; VERL imports it where training runs "
+                        "(pip install %s there)", role, impl, impl.split(".")[0])
 
 
 QUICK_POLL_S = 0.1  # gsm8k_rl.replay_buffer.POLL_INTERVAL_S; that module imports VERL's trainer, this one must not

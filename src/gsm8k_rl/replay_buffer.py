@@ -37,24 +37,19 @@ def _poll_interval(sampler_kwargs: Any) -> float:
     return value
 
 
-def _announce(buffer: Any) -> None:
-    # print, not logging: VERL's loggers have no handler in its Ray actors; stdout lands in the run's train.log
-    print(f"[gsm8k_rl.replay_buffer] {type(buffer).__name__}: polling every {buffer.poll_interval} s", flush=True)
-
-
-class QuickPollReplayBuffer(ReplayBuffer):
-    """VERL's sync replay buffer (trainer_mode=sync) with `poll_interval` from sampler_kwargs."""
+class _QuickPoll:
+    """VERL's buffer construction, then `poll_interval` from sampler_kwargs, said once in train.log."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.poll_interval = _poll_interval(self.sampler_kwargs)
-        _announce(self)
+        # print, not logging: VERL's loggers have no handler in its Ray actors; stdout lands in the run's train.log
+        print(f"[gsm8k_rl.replay_buffer] {type(self).__name__}: polling every {self.poll_interval} s", flush=True)
 
 
-class QuickPollReplayBufferAsync(ReplayBufferAsync):
-    """VERL's async replay buffer (every other trainer mode) with `poll_interval` from sampler_kwargs."""
+class QuickPollReplayBuffer(_QuickPoll, ReplayBuffer):
+    """VERL's sync replay buffer (trainer_mode=sync), polled every `poll_interval` seconds."""
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.poll_interval = _poll_interval(self.sampler_kwargs)
-        _announce(self)
+
+class QuickPollReplayBufferAsync(_QuickPoll, ReplayBufferAsync):
+    """VERL's async replay buffer (every other trainer mode), polled every `poll_interval` seconds."""

@@ -248,8 +248,7 @@ def plan(args: argparse.Namespace) -> Launch:
 
         from gsm8k_rl.prompt import DEFAULT_TEMPLATE
 
-        template = OmegaConf.select(compose_config(args.config, list(args.overrides)), "prepare.template",
-                                    default=DEFAULT_TEMPLATE)
+        template = OmegaConf.select(base, "prepare.template", default=DEFAULT_TEMPLATE)
         data, model = _smoke_assets(run, args.smoke_tokenizer, model, template)
         ov += SMOKE_OVERRIDES
         if ranks_per_node * args.nnodes > 1:  # VERL: (mini-batch / ranks) % micro-batch == 0; the smoke mini-batch is 2
@@ -278,7 +277,8 @@ def plan(args: argparse.Namespace) -> Launch:
 
 def _note_optimizer(cfg: Any) -> None:
     """Say which Adam runs; a module VERL will import that this machine lacks is worth a warning here
-    (this may be a head node without the training stack, so not an error: `gsm8k-rl doctor` checks)."""
+    (this may be a head node without the training stack, so not an error; `gsm8k-rl doctor` plans the
+    run the same way and prints the same warning)."""
     import importlib.util
 
     for role, optim in (("actor", cfg.actor_rollout_ref.actor.optim), ("critic", cfg.critic.optim)):

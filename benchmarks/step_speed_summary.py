@@ -31,10 +31,7 @@ def load(run: Path) -> dict:
         raise SystemExit(f"{run}: no finished PPO step in metrics.jsonl")
     steady = [r["data"] for r in steps if r["step"] >= 2] or [steps[-1]["data"]]
     mean = {k: statistics.mean(d[k] for d in steady if k in d) for k in steady[0]}
-    import yaml
-
-    cfg = yaml.safe_load((run / "resolved_config.yaml").read_text())
-    ckpt = bool(cfg["actor_rollout_ref"]["model"]["enable_gradient_checkpointing"])
+    ckpt = checkpointing(run)
     tokens = mean.get("perf/total_num_tokens", 0.0)
     passes = 4 + 2 * (3 + ckpt)
     return {"run": str(run), "steps": [r["step"] for r in steps], "steady_steps": len(steady), "mean": mean,
@@ -42,6 +39,20 @@ def load(run: Path) -> dict:
             "floor_s": passes * 2 * PARAMS * tokens / MATMUL_FLOPS,
             "peak_allocated_gib": max(d.get("actor/perf/max_memory_allocated_gb", 0.0) for d in steady),
             "peak_reserved_gib": max(d.get("actor/perf/max_memory_reserved_gb", 0.0) for d in steady)}
+
+
+def checkpointing(run: Path) -> bool:
+    """The actor's gradient checkpointing, from the run's resolved config, or from the overrides in
+    its command.sh for runs saved before the launcher wrote the resolved config (on by default)."""
+    import yaml
+
+    resolved = run / "resolved_config.yaml"
+    if resolved.exists():
+        return bool(yaml.safe_load(resolved.read_text())["actor_rollout_ref"]["model"]["enable_gradient_checkpointing"])
+    command = run / "command.sh"
+    if not command.exists():
+        raise SystemExit(f"{run}: neither resolved_config.yaml nor command.sh says how the run was configured")
+    return "actor_rollout_ref.model.enable_gradient_checkpointing=false" not in command.read_text()
 
 
 def table(runs: dict[str, dict], length: int) -> str:

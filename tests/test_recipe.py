@@ -263,18 +263,23 @@ def test_budget_below_the_longest_sequence_is_reported(tmp_path, tiny_model_dir)
 
 
 def test_fast_layout_on_the_h200_is_the_one_measured():
-    """Issue 12: the fast path's layout on 1 x H200 (token budgets, the reference on the GPU) is what
-    the measured tuned run used (benchmarks/results/step_speed/h200/tuned_300/). That run also turned
-    gradient checkpointing off and peaked at 138.1 of 139.8 GiB, so the launcher keeps it on: the
-    planned layout holds less in memory than the measured one."""
-    command = MEASURED_RUNS.parent / "step_speed" / "h200" / "tuned_300" / "command.sh"
+    """Issue 12: the fast path's layout on 1 x H200 (32K/64K token budgets, the reference on the GPU,
+    gradient checkpointing on) is what the measured run used
+    (benchmarks/results/step_speed/h200_2026-12-02_quick_poll/budgets_300/: the launcher's default of
+    that day plus the budgets as overrides, which come last in its command.sh and win, as in Hydra)."""
+    command = MEASURED_RUNS.parent / "step_speed" / "h200_2026-12-02_quick_poll" / "budgets_300" / "command.sh"
     measured = _measured_overrides(command)
     planned = dict(o.split("=", 1) for o in layout_overrides(Hardware(1, 140.4), backend="vllm", fast=True))
     for key, value in planned.items():
         assert measured[key] == value, key
-    assert measured["actor_rollout_ref.model.enable_gradient_checkpointing"] == "false"
-    assert "actor_rollout_ref.model.enable_gradient_checkpointing" not in planned
+    assert planned["actor_rollout_ref.actor.ppo_max_token_len_per_gpu"] == "32768"
+    assert planned["critic.forward_max_token_len_per_gpu"] == "65536"
+    assert "actor_rollout_ref.model.enable_gradient_checkpointing" not in measured  # on, as planned
     assert planned["actor_rollout_ref.ref.fsdp_config.param_offload"] == "false"
+    # below 120 GB the fast path keeps the budgets measured on the H100 (8K training, 16K forward)
+    h100 = dict(o.split("=", 1) for o in layout_overrides(Hardware(1, 79.6), backend="vllm", fast=True))
+    assert h100["actor_rollout_ref.actor.ppo_max_token_len_per_gpu"] == "8192"
+    assert h100["critic.forward_max_token_len_per_gpu"] == "16384"
 
 
 @pytest.mark.parametrize("gpu_gb", [40, 80, 141])

@@ -53,3 +53,49 @@ def test_the_two_runs_differ_only_in_the_kernels_and_layout():
     assert a["stock"]["actor"]["use_dynamic_bsz"] is False and a["tuned"]["actor"]["use_dynamic_bsz"] is True
     assert a["stock"]["ref"]["fsdp_config"]["param_offload"] is True
     assert a["tuned"]["ref"]["fsdp_config"]["param_offload"] is False
+
+
+QUICK = REPO / "benchmarks/results/step_speed/h200_2026-12-02_quick_poll"
+
+
+def test_the_quick_poll_tables_are_recomputed_from_the_raw_runs(load_script, tmp_path):
+    """The 300- and 1000-token tables of docs/benchmarks.md ("Token budgets", "1000 tokens") come from
+    the recorded metrics; the 2026-11-24 plain run has no resolved config, so its checkpointing is read
+    from its command.sh (on: no override turned it off)."""
+    summary = load_script("benchmarks/step_speed_summary.py")
+    stock = RUNS / "stock_300"
+    text = summary.main(["--response-length", "300", "--run", f"stock={stock}", "--run", f"default={QUICK / 'default_300'}",
+                         "--run", f"default + 32K/64K budgets={QUICK / 'budgets_300'}", "--out", str(tmp_path / "a.md")])
+    assert text == (QUICK / "step_speed_300.md").read_text()
+    assert "| **step** | **32.52** | **11.94** | **12.19** |" in text and "| update_actor | 13.76 | 4.02 | 2.67 |" in text
+    plain = REPO / "benchmarks/results/ppo_gpu/h200/vllm_1000"
+    assert not (plain / "resolved_config.yaml").exists()
+    text = summary.main(["--response-length", "1000", "--run", f"plain (2026-11-24)={plain}",
+                         "--run", f"default={QUICK / 'default_1000'}", "--out", str(tmp_path / "b.md")])
+    assert text == (QUICK / "step_speed_1000.md").read_text()
+    assert "| **step** | **62.87** | **30.29** |" in text
+    assert summary.checkpointing(plain) is True
+
+
+def test_the_budget_run_differs_from_the_default_only_in_token_budgets():
+    """default_300 and budgets_300: one launcher default, the budgets given as overrides; nothing else
+    in VERL's resolved config differs but the run's own paths."""
+    import yaml
+
+    def flat(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                yield from flat(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}", v
+
+    cfg = {n: dict(flat(yaml.safe_load((QUICK / n / "resolved_config.yaml").read_text())))
+           for n in ("default_300", "budgets_300")}
+    differ = {k for k in cfg["default_300"] if cfg["default_300"][k] != cfg["budgets_300"].get(k)}
+    differ = {k for k in differ if "/default_300/" not in str(cfg["default_300"][k])
+              and "/A300/" not in str(cfg["default_300"][k])}
+    assert differ == {"actor_rollout_ref.actor.ppo_max_token_len_per_gpu", "critic.ppo_max_token_len_per_gpu",
+                      "actor_rollout_ref.ref.log_prob_max_token_len_per_gpu",
+                      "actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu", "critic.forward_max_token_len_per_gpu"}
+    assert cfg["budgets_300"]["actor_rollout_ref.actor.ppo_max_token_len_per_gpu"] == 32768
+    assert cfg["budgets_300"]["critic.forward_max_token_len_per_gpu"] == 65536

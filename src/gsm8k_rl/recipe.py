@@ -164,6 +164,11 @@ def estimate_memory_gb(
 # size the reference stays on the GPU (fp32 Qwen3-1.7B: 6.4 GiB). Gradient checkpointing stays on:
 # without it the H200 run peaked at 138.1 of 139.8 GiB (nvidia-smi), too close to the edge.
 FAST_RESIDENT_GB = 120
+# On those GPUs the fast path also packs 32K tokens per training micro-batch and 64K per forward pass
+# (8K / 16K below that size). Measured on 1 x H200 (docs/benchmarks.md, "Token budgets"): the actor
+# update fell from 4.0 to 2.7 s per step, with the same peak (57.8 GiB allocated); fewer micro-batches
+# means less of VERL's per-micro-batch host work (moving each TensorDict to the GPU) and bigger kernels.
+FAST_TRAIN_TOKENS, FAST_FORWARD_TOKENS = 32768, 65536
 
 
 def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = True,
@@ -181,7 +186,8 @@ def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = T
       `--optimizer adamw8bit`, are a quarter of fp32's and fit where those do not, e.g. 1 x 80 GB).
     - `fast` (the fast path's fused log-probs: no full logits in memory): forward-only passes
       (log-probs, reference, values) get twice the training budget; on GPUs of >= 120 GB the
-      reference stays on the GPU (VERL moves its weights host -> GPU for every micro-batch).
+      reference stays on the GPU (VERL moves its weights host -> GPU for every micro-batch) and the
+      budgets are 32K tokens for training and 64K for forward passes (measured on the H200).
       Without `fast` the reference is offloaded, as VERL does.
     """
     n = hw.world_size
@@ -201,9 +207,13 @@ def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = T
     # asserts max_token_len >= max_seq_len (verl/utils/seqlen_balancing.py).
     memory_budget = 8192 if hw.gpu_memory_gb >= 70 else 4096
     longest = max_sequence_length(cfg) if cfg is not None else 512 + 4096
-    token_budget = max(memory_budget, longest)
-    forward_budget = max(2 * memory_budget, longest) if fast else token_budget
     resident = fast and hw.gpu_memory_gb >= FAST_RESIDENT_GB
+    if resident:
+        token_budget = max(FAST_TRAIN_TOKENS, longest)
+        forward_budget = max(FAST_FORWARD_TOKENS, longest)
+    else:
+        token_budget = max(memory_budget, longest)
+        forward_budget = max(2 * memory_budget, longest) if fast else token_budget
     # The rollout engine's share of the GPU while generating, measured to fit beside actor + critic
     # + ref (docs/benchmarks.md): local (transformers) rollout at 0.2 on 1 x H100 (peak 62 GiB);
     # vLLM at 0.3 on 1 x H100 (63 GiB, Adam on the host) and 1 x H200 (85 GiB, no offload).

@@ -165,9 +165,10 @@ def estimate_memory_gb(
 # without it the H200 run peaked at 138.1 of 139.8 GiB (nvidia-smi), too close to the edge.
 FAST_RESIDENT_GB = 120
 # On those GPUs the fast path also packs 32K tokens per training micro-batch and 64K per forward pass
-# (8K / 16K below that size). Measured on 1 x H200 (docs/benchmarks.md, "The launcher's default on the GPU with the quick poll"): the actor
-# update fell from 4.0 to 2.7 s per step, with the same peak (57.8 GiB allocated); fewer micro-batches
-# means less of VERL's per-micro-batch host work (moving each TensorDict to the GPU) and bigger kernels.
+# (8K / 16K below that size). Measured on 1 x H200 (docs/benchmarks.md, "The launcher's default on
+# the GPU with the quick poll"): the actor update fell from 4.0 to 2.7 s per step, with the same peak
+# (57.8 GiB allocated); fewer micro-batches means less of VERL's per-micro-batch host work (moving
+# each TensorDict to the GPU) and bigger kernels.
 FAST_TRAIN_TOKENS, FAST_FORWARD_TOKENS = 32768, 65536
 
 

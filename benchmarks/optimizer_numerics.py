@@ -24,11 +24,10 @@ import json
 import time
 from pathlib import Path
 
-OPTIMIZERS = {  # name -> VERL optim config keys
-    "adamw": {"optimizer_impl": "torch.optim", "optimizer": "AdamW"},
-    "adamw8bit": {"optimizer_impl": "torchao.optim", "optimizer": "AdamW8bit"},
-    "adamw4bit": {"optimizer_impl": "torchao.optim", "optimizer": "AdamW4bit"},
-}
+from gsm8k_rl.recipe import ADAM_STATE_BYTES
+
+# name -> VERL optim config keys, for every optimizer the launcher sizes (adamw, adamw8bit, adamw4bit)
+OPTIMIZERS = {name.lower(): {"optimizer_impl": impl, "optimizer": name} for impl, name in ADAM_STATE_BYTES}
 
 
 def state_bytes(optimizer) -> int:

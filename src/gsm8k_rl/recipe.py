@@ -108,11 +108,15 @@ ADAM_STATE_BYTES = {
 LOW_BIT_OPTIMIZERS = {"adamw8bit": "AdamW8bit"}  # gsm8k-rl train --optimizer (4 bits drift: docs/benchmarks.md)
 
 
+def optim_state_bytes(optim: Any) -> float:
+    """Adam state bytes per parameter of one role's `optim` config (8 for anything not in the table)."""
+    key = (str(optim.get("optimizer_impl", "torch.optim")), str(optim.get("optimizer", "AdamW")))
+    return ADAM_STATE_BYTES.get(key, 8.0)
+
+
 def adam_state_bytes(cfg: Any) -> float:
-    """Adam state bytes per parameter of the larger of actor and critic (8 for anything not in the table)."""
-    optims = [cfg.actor_rollout_ref.actor.optim, cfg.critic.optim]
-    return max(ADAM_STATE_BYTES.get((str(o.get("optimizer_impl", "torch.optim")), str(o.get("optimizer", "AdamW"))), 8.0)
-               for o in optims)
+    """Adam state bytes per parameter of the larger of actor and critic."""
+    return max(optim_state_bytes(o) for o in (cfg.actor_rollout_ref.actor.optim, cfg.critic.optim))
 
 
 def optimizer_overrides(name: str | None) -> list[str]:

@@ -29,7 +29,6 @@ from gsm8k_rl import UserError, __version__, fast_path, model_ref, write_atomic
 from gsm8k_rl.local_backend import PLUGIN_MODULE
 from gsm8k_rl.self_aligned import SELF_ALIGNED_ENV, TRAINER_MODE as SELF_ALIGNED_MODE
 from gsm8k_rl.recipe import (
-    ADAM_STATE_BYTES,
     DEFAULT_CONFIG,
     REWARD_FILE,
     Hardware,
@@ -37,6 +36,7 @@ from gsm8k_rl.recipe import (
     config_names,
     detect_hardware,
     layout_overrides,
+    optim_state_bytes,
     optimizer_overrides,
     validate_config,
 )
@@ -285,7 +285,7 @@ def _note_optimizer(cfg: Any) -> None:
         impl, name = str(optim.optimizer_impl), str(optim.optimizer)
         if (impl, name) != ("torch.optim", "AdamW"):
             log.info("%s optimizer: %s.%s (Adam states ~%.1f bytes per parameter)", role, impl, name,
-                     ADAM_STATE_BYTES.get((impl, name), 8.0))
+                     optim_state_bytes(optim))
         if importlib.util.find_spec(impl.split(".")[0]) is None:
             log.warning("%s optimizer: %s is not importable on this machine; VERL imports it where training runs "
                         "(pip install %s there)", role, impl, impl.split(".")[0])

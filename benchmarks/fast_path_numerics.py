@@ -8,14 +8,20 @@ loss `compute_policy_loss_vanilla`) with the model unsharded on one device, for 
     fused-<b>      padded, SDPA, fused log-probs with VERL's impl_backend <b> (torch, triton, liger)
     packed         packed micro-batch (use_remove_padding), torch_varlen attention, unfused
     packed+fused-<b>  both: the launcher's fast path
+    <variant>+liger   with --liger: the variant again after liger-kernel's RMSNorm, SwiGLU and RoPE
+                      kernels were put into the model the way VERL's `model.use_liger=True` does
+                      (`_apply_liger_kernel_to_instance(fused_linear_cross_entropy=False, swiglu=True)`)
 
-and reports, against `stock` on the same tokens: per-token log-prob max |diff| and mean diff,
+and reports, against the first variant run (`stock` unless --variants says otherwise) on the same tokens: per-token log-prob max |diff| and mean diff,
 entropy max |diff|, the PPO loss (advantages +-1, old log-probs = stock's) and the gradient norm
 after its backward pass; and per variant the time of a forward pass (no grad), of forward +
 backward, and the peak memory. The batch: real GSM8K test prompts through the model's chat
 template, each followed by random response tokens of random length, packed to --tokens tokens.
 
     python benchmarks/fast_path_numerics.py --model DIR --gsm8k test.jsonl [--device cuda] [--tokens 8192] --out OUT.json
+    # liger's kernels on the launcher's fast path, at its 32K-token training budget, checkpointing on as in VERL:
+    python benchmarks/fast_path_numerics.py --model DIR --random --gsm8k test.jsonl --tokens 32768 \
+        --gradient-checkpointing --variants packed+fused-triton --liger --out OUT.json
 
 On CPU (tests) use a tiny model, --device cpu and the torch backend only.
 """
@@ -146,6 +152,14 @@ def variants(device: str, backends: list[str]) -> dict[str, tuple[str, bool, str
     return v
 
 
+def apply_liger(model: Any) -> None:
+    """liger-kernel's RMSNorm, SwiGLU and RoPE in this model, exactly as VERL 0.9.1's FSDP engine
+    puts them in for `model.use_liger=True` (verl/workers/engine/fsdp/transformer_impl.py)."""
+    from liger_kernel.transformers.monkey_patch import _apply_liger_kernel_to_instance
+
+    _apply_liger_kernel_to_instance(model=model, fused_linear_cross_entropy=False, swiglu=True)
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="HF folder (config + tokenizer; weights optional: --random)")
@@ -155,6 +169,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--tokens", type=int, default=8192, help="tokens in the micro-batch (the launcher's budget)")
     p.add_argument("--max-response", type=int, default=300)
     p.add_argument("--backends", nargs="+", default=None, help="fused backends (default: torch triton liger on CUDA, torch on CPU)")
+    p.add_argument("--variants", nargs="+", default=None,
+                   help="run only these variants (names as printed; the first is the reference for the diffs)")
+    p.add_argument("--liger", action="store_true",
+                   help="then run each variant again with liger-kernel's RMSNorm/SwiGLU/RoPE (as VERL's use_liger)")
+    p.add_argument("--gradient-checkpointing", action="store_true",
+                   help="recompute activations in backward, as VERL's enable_gradient_checkpointing (the default)")
     p.add_argument("--reps", type=int, default=3, help="timed repetitions (median); 0: numerics only")
     p.add_argument("--dtype", choices=["auto", "bfloat16", "float32"], default="auto",
                    help="compute dtype (auto: bf16 autocast on CUDA as VERL, fp32 on CPU)")
@@ -187,6 +207,8 @@ def main(argv: list[str] | None = None) -> dict:
         model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype)
     model.to(args.device).train()
     model.config.use_cache = False
+    if args.gradient_checkpointing:  # VERL's call (FSDP engine, _build_module)
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     questions = [json.loads(line)["question"] for line in Path(args.gsm8k).read_text().splitlines() if line.strip()]
     seqs = build_batch(tok, questions, args.tokens, args.max_response, model.config.vocab_size)
     n_tokens = sum(len(s) for s, _ in seqs)
@@ -198,7 +220,8 @@ def main(argv: list[str] | None = None) -> dict:
         "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
         "torch": torch.__version__, "dtype": str(dtype), "model": Path(args.model).name,
         "params": sum(p.numel() for p in model.parameters()), "sequences": len(seqs), "tokens": n_tokens,
-        "padded_tokens": padded_tokens, "padding_share": round(1 - n_tokens / padded_tokens, 4), "variants": {},
+        "padded_tokens": padded_tokens, "padding_share": round(1 - n_tokens / padded_tokens, 4),
+        "gradient_checkpointing": args.gradient_checkpointing, "variants": {},
     }
     print(f"{len(seqs)} sequences, {n_tokens} tokens ({padded_tokens} padded, "
           f"{report['padding_share']:.1%} padding), {report['params']:,} parameters, {dtype}")
@@ -212,8 +235,28 @@ def main(argv: list[str] | None = None) -> dict:
         model.load_state_dict(master)
         model.to(dtype)
     ref = None
-    for name, (attn, rmpad, fused) in variants(args.device, backends).items():
+    todo = variants(args.device, backends)
+    if args.variants:
+        unknown = [v for v in args.variants if v not in todo]
+        if unknown:
+            raise SystemExit(f"--variants: unknown {unknown}; known: {list(todo)}")
+        todo = {v: todo[v] for v in args.variants}
+    plan = [(name, spec, False) for name, spec in todo.items()]
+    if args.liger:  # last: liger's patch replaces module classes and forwards for good
+        plan += [(f"{name}+liger", spec, True) for name, spec in todo.items()]
+    liger_error = None
+    for name, (attn, rmpad, fused), liger in plan:
         type(model).forward = original_forward  # VERL's patch replaces the class's forward
+        if liger and liger_error is None and not getattr(model, "_liger_applied", False):
+            try:
+                apply_liger(model)
+                model._liger_applied = True
+            except Exception as exc:  # not installed, or no kernel for this GPU: a result too
+                liger_error = f"{type(exc).__name__}: {exc}"[:400]
+        if liger and liger_error is not None:
+            report["variants"][name] = {"error": liger_error}
+            print(f"{name:22s} FAILED {liger_error}"[:300])
+            continue
         try:
             fwd = run_variant(model, engine, seqs, args.device, dtype, attn, rmpad, fused, pad)
             if ref is None:
@@ -226,7 +269,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{name:22s} FAILED {type(exc).__name__}: {exc}"[:300])
             continue
         d = fwd["log_probs"] - ref["old"]
-        row = {"attn": attn, "remove_padding": rmpad, "fused": fused,
+        row = {"attn": attn, "remove_padding": rmpad, "fused": fused, "liger": liger, "reference": plan[0][0],
                "logprob_max_abs_diff": float(d.abs().max()), "logprob_mean_diff": float(d.mean()),
                "entropy_max_abs_diff": float((fwd["entropy"] - ref["entropy"]).abs().max()),
                "loss": res["loss"], "grad_norm": res["grad_norm"]}

@@ -78,6 +78,37 @@ def test_fused_and_packed_match_the_plain_path_through_verls_code(tmp_path, tiny
     assert stock["grad_norm"] > 0
 
 
+def test_numerics_script_variant_subset_checkpointing_and_liger(tmp_path, tiny_qwen3_tok_model_dir, gsm8k_dir,
+                                                                  load_script):
+    """--variants picks the reference (the first named), --gradient-checkpointing recomputes activations
+    as VERL does without changing the numbers, and --liger reruns each variant with liger's kernels:
+    where liger-kernel cannot load (no Triton on this CPU) its rows say why instead of failing the run."""
+    import importlib.util
+
+    script = load_script("benchmarks/fast_path_numerics.py")
+    common = ["--model", str(tiny_qwen3_tok_model_dir), "--gsm8k", str(gsm8k_dir / "test.jsonl"),
+              "--device", "cpu", "--tokens", "2048", "--reps", "0", "--variants", "packed+fused-torch", "stock"]
+    plain = script.main(common + ["--out", str(tmp_path / "a.json")])
+    ckpt = script.main(common + ["--gradient-checkpointing", "--liger", "--out", str(tmp_path / "b.json")])
+    assert list(plain["variants"]) == ["packed+fused-torch", "stock"]
+    assert list(ckpt["variants"]) == ["packed+fused-torch", "stock", "packed+fused-torch+liger", "stock+liger"]
+    assert ckpt["gradient_checkpointing"] and not plain["gradient_checkpointing"]
+    for name in plain["variants"]:
+        a, b = plain["variants"][name], ckpt["variants"][name]
+        assert a["reference"] == b["reference"] == "packed+fused-torch"
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-6, abs=1e-8), name
+        assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-5), name
+    assert plain["variants"]["packed+fused-torch"]["logprob_max_abs_diff"] == 0
+    assert plain["variants"]["stock"]["logprob_max_abs_diff"] < 1e-4
+    liger_loads = importlib.util.find_spec("liger_kernel") is not None and importlib.util.find_spec("triton") is not None
+    for name in ("packed+fused-torch+liger", "stock+liger"):
+        row = ckpt["variants"][name]
+        if liger_loads:
+            assert row["liger"] and row["logprob_max_abs_diff"] < 1e-3, (name, row)
+        else:
+            assert "error" in row and "liger" not in row, (name, row)
+
+
 @pytest.mark.parametrize("on_gpu, flash, triton, varlen, hidden, want", [
     (False, False, False, True, 2048, ("sdpa", None, False)),  # CPU: VERL's plain path
     (True, False, True, True, 2048, ("torch_varlen", "triton", True)),  # Qwen3-1.7B on an H200

@@ -30,7 +30,9 @@
 # Each part logs to OUT/<part>.log; a finished part is skipped when the script runs again.
 # After `numerics`, the real-model job and the tuned speed runs take the fused backend that was
 # fastest there among those within tolerance of the stock log-probs (max |diff| < 0.25, |mean diff|
-# < 0.01), and fall back to padded SDPA if PyTorch's varlen kernels failed (FAST_FLAGS, printed).
+# < 0.01), and fall back to padded SDPA if PyTorch's varlen kernels failed, and turn liger-kernel's
+# RMSNorm/SwiGLU/RoPE off (--liger off) unless that variant with them was within the same tolerance
+# (FAST_FLAGS, printed).
 set -uo pipefail
 out=$1; gsm8k=$2; shift 2
 parts=${*:-numerics real speed300 speed1000}
@@ -44,14 +46,16 @@ try:
     v = json.load(open(sys.argv[1]))["variants"]
 except (OSError, ValueError, KeyError):
     print(""); sys.exit()
-ok = {k: r for k, r in v.items() if "error" not in r and r.get("fused")
-      and r["logprob_max_abs_diff"] < 0.25 and abs(r["logprob_mean_diff"]) < 0.01}
+within = lambda r: "error" not in r and r["logprob_max_abs_diff"] < 0.25 and abs(r["logprob_mean_diff"]) < 0.01
+ok = {k: r for k, r in v.items() if within(r) and r.get("fused") and not r.get("liger")}
 packed = {k: r for k, r in ok.items() if r["remove_padding"]}
 pool = packed or ok
 if not pool:
     print("--fast-path off"); sys.exit()
-best = min(pool.values(), key=lambda r: r.get("forward_backward_s", 0))
-print(f"--fused {best['fused']}" + ("" if packed else " --attn sdpa"))
+name = min(pool, key=lambda k: pool[k].get("forward_backward_s", 0))
+best, twin = pool[name], v.get(name + "+liger")  # the same variant with liger's kernels (--liger)
+liger = twin is not None and within(twin)
+print(f"--fused {best['fused']}" + ("" if packed else " --attn sdpa") + ("" if liger else " --liger off"))
 PY
 }
 stamp() { echo "[$(date -u +%H:%M:%S)] $*"; }
@@ -65,7 +69,7 @@ for part in $parts; do
     numerics)
       BUILD_ONLY=1 bash "$here/benchmarks/ppo_gpu.sh" "$out/speed" 300 >/dev/null  # the random model + data
       python3 "$here/benchmarks/fast_path_numerics.py" --model /tmp/qwen3-1.7b-random --random \
-        --gsm8k "$assets/gsm8k_test.jsonl" --tokens 8192 --out "$out/fast_path_numerics_h200.json" \
+        --gsm8k "$assets/gsm8k_test.jsonl" --tokens 8192 --liger --out "$out/fast_path_numerics_h200.json" \
         > "$out/numerics.log" 2>&1 ;;
     real)
       root=$out/real

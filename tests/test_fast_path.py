@@ -119,15 +119,59 @@ def test_numerics_script_variant_subset_checkpointing_and_liger(tmp_path, tiny_q
     (True, False, True, False, 2048, ("sdpa", "torch", True)),  # no varlen kernels: padded, so not triton
 ])
 def test_auto_decides_from_what_is_installed(monkeypatch, on_gpu, flash, triton, varlen, hidden, want):
-    found = {"flash_attn": flash, "triton": triton}
+    found = {"flash_attn": flash, "triton": triton, "liger_kernel": True}
     monkeypatch.setattr(fast_path, "_importable", lambda name: found[name])
     monkeypatch.setattr(fast_path, "_varlen_available", lambda: varlen)
     k = fast_path.decide("auto", "auto", "vllm", on_gpu=on_gpu, hidden_size=hidden)
     assert (k.attn, k.fused, k.fast) == want
+    assert k.liger == (on_gpu and triton)  # liger-kernel's kernels are Triton
     assert k.remove_padding == (k.attn != "sdpa")
     assert "the machine that planned the run" in k.source
     off = fast_path.decide("off", "auto", "vllm", on_gpu=on_gpu, hidden_size=hidden)
     assert off.fused is None and not off.fast
+
+
+@pytest.mark.parametrize("liger, backend, on_gpu, importable, want, why", [
+    ("auto", "vllm", True, True, True, "liger-kernel RMSNorm/SwiGLU/RoPE"),  # the H200 setting
+    ("auto", "vllm", True, False, False, "pip install liger-kernel==0.8.5"),
+    ("auto", "local", True, True, False, "the local backend"),  # not measured there
+    ("auto", "vllm", False, True, False, "no GPU"),
+    ("off", "vllm", True, True, False, "--liger off"),
+    ("on", "local", True, False, True, "--liger on"),  # an explicit choice is the user's, installed or not here
+])
+def test_liger_decision_and_its_reason(monkeypatch, liger, backend, on_gpu, importable, want, why):
+    monkeypatch.setattr(fast_path, "_importable", lambda name: importable if name == "liger_kernel" else name == "triton")
+    monkeypatch.setattr(fast_path, "_varlen_available", lambda: True)
+    k = fast_path.decide("auto", "auto", backend, on_gpu=on_gpu, hidden_size=2048, liger=liger)
+    assert k.liger is want and why in k.source
+    assert ("liger-kernel RMSNorm/SwiGLU/RoPE" in k.describe()) is want
+    _, ov = fast_path.apply(k, {}, [], on_gpu=on_gpu)
+    assert ("actor_rollout_ref.model.use_liger=True" in ov) is want and ("critic.model.use_liger=True" in ov) is want
+    assert fast_path.decide("off", "auto", backend, on_gpu=on_gpu, liger="auto").liger is False
+
+
+def test_liger_on_refused_on_cpu_and_its_keys_pass_verls_validation(tmp_path, tiny_model_dir):
+    """liger's kernels are Triton: --liger on for a CPU run is refused before anything starts. The two
+    keys the launcher writes pass VERL 0.9.1's own validation (its dataclasses for actor/reference and
+    critic models carry them)."""
+    from verl.utils.config import omega_conf_to_dataclass
+
+    from gsm8k_rl import UserError
+    from gsm8k_rl.recipe import REWARD_FILE, compose_config, validate_config
+
+    with pytest.raises(UserError, match="--liger on"):
+        fast_path.decide("on", "auto", "local", on_gpu=False, liger="on")
+    k = fast_path.Kernels(attn="torch_varlen", fused="triton", source="test", fast=True, liger=True)
+    _, ov = fast_path.apply(k, {}, [], on_gpu=True)
+    for split in ("train", "test"):
+        (tmp_path / f"{split}.parquet").write_bytes(b"")
+    cfg = compose_config("ppo", ov + [f"actor_rollout_ref.model.path={tiny_model_dir}",
+                                      f"data.train_files={tmp_path / 'train.parquet'}",
+                                      f"data.val_files={tmp_path / 'test.parquet'}",
+                                      f"reward.custom_reward_function.path={REWARD_FILE}"])
+    validate_config(cfg)
+    assert omega_conf_to_dataclass(cfg.critic.model).use_liger is True
+    assert omega_conf_to_dataclass(cfg.actor_rollout_ref.model).use_liger is True
 
 
 def test_triton_refused_for_a_model_its_kernel_cannot_run():

@@ -13,7 +13,12 @@ transformers' own extension points:
   DSL for it on Hopper, which failed where it was tried (docs/benchmarks.md);
 - packed micro-batches (`use_remove_padding=True`) with attention = `flash_attention_2` when
   flash-attn is installed, else `torch_varlen` (gsm8k_rl.varlen_attention: PyTorch's own
-  variable-length FlashAttention kernels), else SDPA on padded batches.
+  variable-length FlashAttention kernels), else SDPA on padded batches;
+- liger-kernel's Triton RMSNorm, SwiGLU and RoPE in actor, reference and critic
+  (`actor_rollout_ref.model.use_liger=True`, `critic.model.use_liger=True`: VERL puts them in with
+  `_apply_liger_kernel_to_instance(fused_linear_cross_entropy=False)`): the eager fp32 RMSNorm and
+  the SiLU-times-up of the model are memory-bound at Qwen3-1.7B's width; on an H200 the kernels cut
+  forward+backward of a 32K-token micro-batch by 32% (docs/benchmarks.md, "liger-kernel").
 
 The memory-dependent levers (reference kept on the GPU, larger
 forward-pass budgets) are the layout's: recipe.layout_overrides(fast=True).
@@ -32,6 +37,7 @@ from gsm8k_rl import UserError
 from gsm8k_rl.local_backend import PLUGIN_MODULE
 
 FUSED_BACKENDS = ("liger", "triton", "torch")
+LIGER_VERSION = "0.8.5"  # measured on the H200 (docs/benchmarks.md); pinned in pyproject's gpu extra
 ATTENTIONS = ("flash_attention_2", "torch_varlen", "sdpa")
 
 
@@ -43,6 +49,7 @@ class Kernels:
     fused: str | None  # FUSED_BACKENDS member, or None: VERL's unfused log-probs
     source: str  # how it was decided
     fast: bool  # the layout's memory levers apply too (recipe.layout_overrides(fast=True))
+    liger: bool = False  # liger-kernel's RMSNorm/SwiGLU/RoPE in actor, reference and critic (VERL's use_liger)
 
     @property
     def remove_padding(self) -> bool:
@@ -57,7 +64,8 @@ class Kernels:
     def describe(self) -> str:
         fused = f"fused log-probs ({self.fused})" if self.fused else "unfused log-probs (VERL's per-token loop without flash-attn)"
         pad = "packed micro-batches" if self.remove_padding else "padded micro-batches"
-        return f"attention {self.attn}, {pad}, {fused}"
+        liger = ", liger-kernel RMSNorm/SwiGLU/RoPE" if self.liger else ""
+        return f"attention {self.attn}, {pad}, {fused}{liger}"
 
 
 def _importable(name: str) -> bool:
@@ -108,13 +116,15 @@ def triton_fits(hidden_size: int | None, remove_padding: bool) -> str | None:
 
 
 def decide(mode: str, attn: str, backend: str, on_gpu: bool, fused: str = "auto",
-           hidden_size: int | None = None) -> Kernels:
-    """The kernels for `--fast-path MODE --attn ATTN --fused FUSED` on this machine.
+           hidden_size: int | None = None, liger: str = "auto") -> Kernels:
+    """The kernels for `--fast-path MODE --attn ATTN --fused FUSED --liger LIGER` on this machine.
 
     mode: "auto" (the fast path when a CUDA GPU is present), "on" (also on CPU: the same code paths
     through their CPU fallbacks, for tests), "off" (VERL's plain path: what VERL's GSM8K example runs
     without flash-attn). attn: "auto" or one of ATTENTIONS. fused: "auto" or one of FUSED_BACKENDS.
     hidden_size: the model's, which decides whether VERL's Triton kernel can run (`triton_fits`).
+    liger: "auto" (with the fast path, on GPUs, the vllm backend, when liger-kernel and triton import
+    here: the setting measured in docs/benchmarks.md), "on", "off".
     """
     where = f"on {platform.node()}, the machine that planned the run"
     flash = _importable("flash_attn")
@@ -153,9 +163,22 @@ def decide(mode: str, attn: str, backend: str, on_gpu: bool, fused: str = "auto"
         if why_not:
             raise UserError(f"--fused triton: VERL's Triton kernel cannot run this model ({why_not}); use --fused torch")
         notes.append(f"--fused {fused}")
+    if liger == "auto":
+        why_not = ("no GPU" if not on_gpu else "") or ("" if fast else f"--fast-path {mode}") or (
+            "the local backend (not measured with it)" if backend == "local" else "") or (
+            f"liger-kernel is not importable {where} (pip install liger-kernel=={LIGER_VERSION})"
+            if not _importable("liger_kernel") else "") or (
+            f"triton is not importable {where}" if not _importable("triton") else "")
+        use_liger = not why_not
+        notes.append("liger-kernel RMSNorm/SwiGLU/RoPE" if use_liger else f"no liger-kernel ({why_not})")
+    else:
+        if liger == "on" and not on_gpu:
+            raise UserError("--liger on: liger-kernel's kernels are Triton, for CUDA GPUs; this run trains on CPU")
+        use_liger = liger == "on"
+        notes.append(f"--liger {liger}")
     if mode == "auto" and not on_gpu:
         notes.append("--fast-path auto: no CUDA GPU, plain path")
-    return Kernels(attn=attn, fused=fused, source="; ".join(notes), fast=fast)
+    return Kernels(attn=attn, fused=fused, source="; ".join(notes), fast=fast, liger=use_liger)
 
 
 def apply(kernels: Kernels, env: dict[str, str], ov: list[str], on_gpu: bool) -> tuple[dict[str, str], list[str]]:
@@ -177,7 +200,9 @@ def apply(kernels: Kernels, env: dict[str, str], ov: list[str], on_gpu: bool) ->
     if kernels.fused:
         ov += ["actor_rollout_ref.model.use_fused_kernels=True",
                f"actor_rollout_ref.model.fused_kernel_options.impl_backend={kernels.fused}"]
+    if kernels.liger:  # the actor's model config is the reference's too
+        ov += ["actor_rollout_ref.model.use_liger=True", "critic.model.use_liger=True"]
     return env, ov
 
 
-__all__ = ["ATTENTIONS", "FUSED_BACKENDS", "Kernels", "apply", "decide"]
+__all__ = ["ATTENTIONS", "FUSED_BACKENDS", "LIGER_VERSION", "Kernels", "apply", "decide"]

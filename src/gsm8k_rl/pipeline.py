@@ -49,6 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fast-path", choices=["auto", "on", "off"], default="auto",
                    help="passed to `gsm8k-rl train` (fused log-probs, packed micro-batches; see `gsm8k-rl train --help`)")
     p.add_argument("--fused", choices=["auto", "liger", "triton", "torch"], default="auto", help="passed to `gsm8k-rl train`")
+    p.add_argument("--liger", choices=["auto", "on", "off"], default="auto", help="passed to `gsm8k-rl train`")
     p.add_argument("--attn", choices=["auto", "sdpa", "torch_varlen", "flash_attention_2"], default="auto",
                    help="passed to `gsm8k-rl train`")
     p.add_argument("--optimizer", choices=["adamw", "adamw8bit"], default=None,
@@ -129,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     dataset, template = data_choice(composed)
     data = args.data or default_data_dir(dataset, template)
     train_args = ["train", "--config", args.config, "--data", data,
-                  "--fast-path", args.fast_path, "--fused", args.fused, "--attn", args.attn]
+                  "--fast-path", args.fast_path, "--fused", args.fused, "--liger", args.liger, "--attn", args.attn]
     if args.model:
         train_args += ["--model", args.model]
     if args.optimizer:

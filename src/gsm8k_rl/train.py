@@ -166,6 +166,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="fused log-prob backend with the fast path (VERL's fused_kernel_options.impl_backend); auto: "
                         "triton (VERL's kernel) on a GPU when the model's hidden size is a multiple of 128 and "
                         "micro-batches are packed, else torch (any model)")
+    p.add_argument("--liger", choices=["auto", "on", "off"], default="auto",
+                   help="liger-kernel's Triton RMSNorm, SwiGLU and RoPE in actor, reference and critic (VERL's "
+                        "model.use_liger); auto: on with the fast path and the vllm backend when liger-kernel and "
+                        "triton are importable on the machine running this command")
     p.add_argument("--optimizer", choices=["adamw", "adamw8bit"], default=None,
                    help="Adam for actor and critic: adamw (VERL's fp32 AdamW, the default) or adamw8bit (torchao's "
                         "block-quantized states, a quarter of the memory: on 1 x 80 GB or 2 x 40 GB they stay on the "
@@ -212,7 +216,8 @@ def plan(args: argparse.Namespace) -> Launch:
     on_gpu = hw is not None or backend == "vllm"
     hidden = None if args.smoke else fast_path.hidden_size(_model_path(args.model) if args.model
                                                             else base.actor_rollout_ref.model.path)
-    kernels = fast_path.decide(args.fast_path, args.attn, backend, on_gpu=on_gpu, fused=args.fused, hidden_size=hidden)
+    kernels = fast_path.decide(args.fast_path, args.attn, backend, on_gpu=on_gpu, fused=args.fused, hidden_size=hidden,
+                               liger=args.liger)
     if backend == "vllm" or hw is not None:  # GPUs (present or planned for): size the layout
         ov += layout_overrides(target, base, dynamic_bsz=not args.no_dynamic_bsz, backend=backend, fast=kernels.fast)
     if backend == "local":

@@ -99,3 +99,79 @@ def test_the_budget_run_differs_from_the_default_only_in_token_budgets():
                       "actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu", "critic.forward_max_token_len_per_gpu"}
     assert cfg["budgets_300"]["actor_rollout_ref.actor.ppo_max_token_len_per_gpu"] == 32768
     assert cfg["budgets_300"]["critic.forward_max_token_len_per_gpu"] == 65536
+
+
+LIGER = REPO / "benchmarks/results/step_speed/h200_2026-12-02_liger"
+
+
+def _flat_config(run: Path) -> dict:
+    import yaml
+
+    def flat(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                yield from flat(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}", v
+
+    return dict(flat(yaml.safe_load((run / "resolved_config.yaml").read_text())))
+
+
+def _differ(a: dict, b: dict, folder_a: str, folder_b: str) -> set[str]:
+    """Keys whose values differ once run-folder a's paths are mapped to run-folder b's."""
+    a = {k: v.replace(f"/{folder_a}/", f"/{folder_b}/") if isinstance(v, str) else v for k, v in a.items()}
+    return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+
+
+def test_the_liger_tables_are_recomputed_from_the_raw_runs(load_script, tmp_path):
+    """docs/benchmarks.md ("liger-kernel"): 300 tokens, stock -> 8.78 s with liger (5 steady steps of 6);
+    1000 tokens with the 32K/64K budgets, without liger: 25.42 s."""
+    summary = load_script("benchmarks/step_speed_summary.py")
+    text = summary.main(["--response-length", "300", "--run", f"stock={RUNS / 'stock_300'}",
+                         "--run", f"default, 8K budgets={QUICK / 'default_300'}",
+                         "--run", f"default, 32K/64K budgets={QUICK / 'budgets_300'}",
+                         "--run", f"default + liger={LIGER / 'liger_300'}",
+                         "--out", str(tmp_path / "a.md"), "--json", str(tmp_path / "a.json")])
+    assert text == (LIGER / "step_speed_300.md").read_text()
+    assert "| **step** | **32.52** | **11.94** | **12.19** | **8.78** |" in text and "| 3.70x |" in text
+    steps = {r["step"]: r["data"] for r in map(json.loads, (LIGER / "liger_300" / "metrics.jsonl").read_text().splitlines())}
+    assert sorted(steps) == [1, 2, 3, 4, 5, 6]
+    steady = [steps[s]["timing_s/step"] for s in range(2, 7)]
+    assert max(steady) < 10 and statistics.mean(steady) == pytest.approx(8.78, abs=0.005)
+    text = summary.main(["--response-length", "1000", "--run", f"plain (2026-11-24)={REPO / 'benchmarks/results/ppo_gpu/h200/vllm_1000'}",
+                         "--run", f"default, 8K budgets={QUICK / 'default_1000'}",
+                         "--run", f"default, 32K/64K budgets={LIGER / 'default_1000'}", "--out", str(tmp_path / "b.md")])
+    assert text == (LIGER / "step_speed_1000.md").read_text()
+    assert "| **step** | **62.87** | **30.29** | **25.42** |" in text
+
+
+def test_the_liger_runs_differ_from_the_earlier_ones_only_in_what_they_measure():
+    """liger_300 = the 32K/64K budget run plus VERL's use_liger for actor/ref and critic, 6 steps instead
+    of 3; its cold-cache first launch is the same config at 3 steps; today's 1000-token run is the earlier
+    1000-token default with the 32K/64K budgets. Run folders on the GPU machine: /tmp/out/<launch>."""
+    liger, first = _flat_config(LIGER / "liger_300"), _flat_config(LIGER / "liger_300_first")
+    assert _differ(_flat_config(QUICK / "budgets_300"), liger, "B300", "A300b") == {
+        "actor_rollout_ref.model.use_liger", "critic.model.use_liger", "trainer.total_training_steps"}
+    assert liger["critic.model.use_liger"] is True and liger["actor_rollout_ref.model.use_liger"] is True
+    assert _differ(first, liger, "A300", "A300b") == {"trainer.total_training_steps"}
+    assert _differ(_flat_config(QUICK / "default_1000"), _flat_config(LIGER / "default_1000"), "C1000", "C1000") == {
+        "actor_rollout_ref.actor.ppo_max_token_len_per_gpu", "critic.ppo_max_token_len_per_gpu",
+        "actor_rollout_ref.ref.log_prob_max_token_len_per_gpu",
+        "actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu", "critic.forward_max_token_len_per_gpu"}
+
+
+def test_the_liger_kernel_check_is_within_the_launchers_tolerance():
+    """benchmarks/fast_path_numerics.py on the H200: liger's kernels on the fast path, against the same
+    path without them (32K tokens, checkpointing) and against VERL's stock path (8K tokens): within the
+    tolerance reproduce_gpu.sh accepts (max |diff| < 0.25, |mean diff| < 0.01), and faster."""
+    ckpt = json.loads((LIGER / "kernel_check/liger_32k_ckpt.json").read_text())
+    k8 = json.loads((LIGER / "kernel_check/liger_8k.json").read_text())
+    assert ckpt["gradient_checkpointing"] and ckpt["tokens"] > 32000 and ckpt["device"] == "NVIDIA H200"
+    base, with_liger = ckpt["variants"]["packed+fused-triton"], ckpt["variants"]["packed+fused-triton+liger"]
+    assert with_liger["reference"] == "packed+fused-triton"
+    assert with_liger["forward_backward_s"] / base["forward_backward_s"] == pytest.approx(0.684, abs=0.001)
+    assert with_liger["forward_s"] / base["forward_s"] == pytest.approx(0.690, abs=0.001)
+    for row in (with_liger, k8["variants"]["packed+fused-triton+liger"], k8["variants"]["stock+liger"]):
+        assert row["logprob_max_abs_diff"] < 0.25 and abs(row["logprob_mean_diff"]) < 0.01
+        assert row["grad_norm"] > 0
+    assert k8["variants"]["packed+fused-triton+liger"]["forward_backward_s"] < k8["variants"]["packed+fused-triton"]["forward_backward_s"]

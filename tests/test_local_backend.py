@@ -88,6 +88,68 @@ def test_launch_spec_rejects_bad_arguments(args):
         launch_spec(*args)
 
 
+ENGINES = ("actor_rollout_ref.actor.fsdp_config", "actor_rollout_ref.ref.fsdp_config", "critic.fsdp")  # VERL 0.9.1
+
+
+def _compute_dtypes(cfg) -> dict[str, str]:
+    """The dtype VERL's FSDP engine computes in, per model, read as `_build_fsdp_module` reads it:
+    `mixed_precision.param_dtype` of the engine config (bf16 when absent), through VERL's own parser.
+    Autocast runs in that dtype, and is skipped for fp32."""
+    from omegaconf import OmegaConf
+    from verl.utils.config import omega_conf_to_dataclass
+    from verl.utils.torch_dtypes import PrecisionType
+
+    out = {}
+    for key in ENGINES:
+        engine = omega_conf_to_dataclass(OmegaConf.select(cfg, key))
+        mp = engine.mixed_precision or {}
+        out[key] = str(PrecisionType.to_dtype(mp.get("param_dtype", "bf16"))).removeprefix("torch.")
+    return out
+
+
+def test_cpu_runs_compute_in_fp32_and_gpu_runs_keep_bf16(tmp_path, tiny_model_dir, caplog):
+    """A CPU without native bf16 emulates bf16 matmuls (several times slower than fp32), so the local
+    backend on CPU makes actor, reference and critic compute in fp32 and says so in the launcher's
+    log; GPU runs keep VERL's bf16; the user's own overrides still win. Through `gsm8k-rl train
+    --dry-run` (this machine has no GPU: the local backend plans a CPU run, vLLM a GPU one)."""
+    import logging
+
+    from omegaconf import OmegaConf
+
+    from gsm8k_rl.cli import main
+
+    fp32 = dict.fromkeys(ENGINES, "float32")
+    bf16 = dict.fromkeys(fp32, "bfloat16")
+    cpu = tmp_path / "cpu"
+    with caplog.at_level(logging.INFO):
+        assert main(["train", "--dry-run", "--backend", "local", "--smoke", "--run-dir", str(cpu)]) == 0
+    cfg = OmegaConf.load(cpu / "resolved_config.yaml")
+    assert cfg.trainer.device == "cpu"
+    assert _compute_dtypes(cfg) == fp32
+    for key in fp32:
+        engine = OmegaConf.select(cfg, key)
+        assert dict(engine.mixed_precision) == {"param_dtype": "fp32", "reduce_dtype": "fp32", "buffer_dtype": "fp32"}
+        assert (engine.model_dtype, engine.dtype) == ("fp32", "float32")
+    assert cfg.actor_rollout_ref.rollout.dtype == "float32"
+    assert any("compute in fp32" in r.getMessage() for r in caplog.records)
+
+    # GPU: a vLLM run planned for GPUs, and the local backend's CUDA spec, keep VERL's bf16
+    data = cpu / "smoke" / "data"
+    gpu = tmp_path / "gpu"
+    assert main(["train", "--dry-run", "--run-dir", str(gpu), "--data", str(data), "--model", str(tiny_model_dir)]) == 0
+    cfg = OmegaConf.load(gpu / "resolved_config.yaml")
+    assert cfg.trainer.device == "cuda" and _compute_dtypes(cfg) == bf16
+    assert _compute_dtypes(_compose(launch_spec(1, "cuda")["overrides"]
+                                    + [f"actor_rollout_ref.model.path={tiny_model_dir}"])) == bf16
+
+    # the user's overrides come last and win
+    mine = tmp_path / "mine"
+    assert main(["train", "--dry-run", "--backend", "local", "--smoke", "--run-dir", str(mine),
+                 "++actor_rollout_ref.actor.fsdp_config.mixed_precision.param_dtype=bf16"]) == 0
+    assert _compute_dtypes(OmegaConf.load(mine / "resolved_config.yaml")) == {
+        **fp32, "actor_rollout_ref.actor.fsdp_config": "bfloat16"}
+
+
 def test_installed_verl_is_the_pinned_one():
     assert check_verl_version() == VERL_VERSION == "0.9.1"
 

@@ -16,7 +16,11 @@ here is imported by `gsm8k-rl --help`; VERL is only imported inside the plugin's
 
 from __future__ import annotations
 
+import logging
+
 from gsm8k_rl import UserError
+
+log = logging.getLogger(__name__)
 
 VERL_VERSION = "0.9.1"  # everything in this package leans on this release's internals
 ROLLOUT_NAME = "hf"
@@ -48,6 +52,37 @@ def check_verl_version(found: str | None = None) -> str:
             f'install it with `pip install "verl[verl-core]=={VERL_VERSION}"`'
         )
     return found
+
+
+# The FSDP engine configs of the three models VERL trains or runs forward (VERL 0.9.1 key paths).
+ENGINE_CONFIGS = ("actor_rollout_ref.actor.fsdp_config", "actor_rollout_ref.ref.fsdp_config", "critic.fsdp")
+CPU_PRECISION_NOTE = (
+    "actor, reference and critic compute in fp32 (FSDP mixed_precision fp32, no bf16 autocast: "
+    "CPUs without native bf16 emulate it, several times slower); for bf16 pass e.g. "
+    "++actor_rollout_ref.actor.fsdp_config.mixed_precision.param_dtype=bf16 (likewise ref.fsdp_config, critic.fsdp)"
+)
+
+
+def cpu_precision_overrides() -> list[str]:
+    """Overrides that make actor, reference and critic compute in fp32 on CPU.
+
+    VERL's FSDP engine (0.9.1, `FSDPEngine._build_fsdp_module`) takes FSDP's param/reduce/buffer
+    dtypes from the engine config's `mixed_precision` (absent from VERL's yaml: bf16 params, fp32
+    reduce) and runs the forward under `torch.autocast` in the param dtype, skipped when that is
+    fp32. The weights are already loaded in fp32 (`model_dtype: fp32`, the recipe's and VERL's
+    default). On a CPU without native bf16 (e.g. AVX2-only x86) bf16 matmuls are emulated: a
+    forward + backward of SmolLM2-135M on 2 x 288 tokens took 172 s under bf16 autocast and 23-35 s
+    in fp32 (2-core AMD EPYC). `dtype` (the engine's, read by VERL's Megatron engine only) is set
+    to match so the resolved config does not say bfloat16.
+
+    >>> cpu_precision_overrides()[:2]
+    ['++actor_rollout_ref.actor.fsdp_config.mixed_precision.param_dtype=fp32', '++actor_rollout_ref.actor.fsdp_config.mixed_precision.reduce_dtype=fp32']
+    """
+    out: list[str] = []
+    for role in ENGINE_CONFIGS:
+        out += [f"++{role}.mixed_precision.{key}=fp32" for key in ("param_dtype", "reduce_dtype", "buffer_dtype")]
+        out.append(f"{role}.dtype=float32")
+    return out
 
 
 def _env_override(key: str, value: str) -> str:
@@ -133,6 +168,8 @@ def launch_spec(n_gpus: int = 1, device: str = "cpu", nnodes: int = 1, join_clus
             "data.dataloader_num_workers=0",
             "actor_rollout_ref.rollout.dtype=float32",
         ]
+        overrides += cpu_precision_overrides()
+        log.info("CPU: %s", CPU_PRECISION_NOTE)
         if not join_cluster:
             overrides += [
                 # the resource pool asks Ray for GPUs: declare n logical ones, each a CPU worker process
@@ -143,4 +180,4 @@ def launch_spec(n_gpus: int = 1, device: str = "cpu", nnodes: int = 1, join_clus
     return {"python_module": "verl.trainer.main_ppo", "env": env, "overrides": overrides}
 
 
-__all__ = ["VERL_VERSION", "ROLLOUT_NAME", "check_verl_version", "launch_spec"]
+__all__ = ["VERL_VERSION", "ROLLOUT_NAME", "check_verl_version", "cpu_precision_overrides", "launch_spec"]

@@ -18,6 +18,25 @@ def _steps(run: str) -> dict[int, dict]:
     return {r["step"]: r["data"] for r in map(json.loads, (RUNS / run / "metrics.jsonl").read_text().splitlines())}
 
 
+def _flat_config(run: Path) -> dict:
+    import yaml
+
+    def flat(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                yield from flat(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}", v
+
+    return dict(flat(yaml.safe_load((run / "resolved_config.yaml").read_text())))
+
+
+def _differ(a: dict, b: dict, folder_a: str, folder_b: str) -> set[str]:
+    """Keys whose values differ once run-folder a's paths are mapped to run-folder b's."""
+    a = {k: v.replace(f"/{folder_a}/", f"/{folder_b}/") if isinstance(v, str) else v for k, v in a.items()}
+    return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+
+
 def test_table_and_plot_from_the_recorded_runs(load_script, tmp_path):
     summary = load_script("benchmarks/step_speed_summary.py")
     out, js, png = tmp_path / "t.md", tmp_path / "t.json", tmp_path / "t.png"
@@ -80,21 +99,9 @@ def test_the_quick_poll_tables_are_recomputed_from_the_raw_runs(load_script, tmp
 def test_the_budget_run_differs_from_the_default_only_in_token_budgets():
     """default_300 and budgets_300: one launcher default, the budgets given as overrides; nothing else
     in VERL's resolved config differs but the run's own paths."""
-    import yaml
-
-    def flat(d, prefix=""):
-        for k, v in d.items():
-            if isinstance(v, dict):
-                yield from flat(v, f"{prefix}{k}.")
-            else:
-                yield f"{prefix}{k}", v
-
-    cfg = {n: dict(flat(yaml.safe_load((QUICK / n / "resolved_config.yaml").read_text())))
-           for n in ("default_300", "budgets_300")}
+    cfg = {n: _flat_config(QUICK / n) for n in ("default_300", "budgets_300")}
     # the run folders were /tmp/out/A300 and /tmp/out/B300 on the GPU machine
-    default = {k: v.replace("/A300/", "/B300/") if isinstance(v, str) else v for k, v in cfg["default_300"].items()}
-    differ = {k for k in default if default[k] != cfg["budgets_300"].get(k)}
-    assert differ == {"actor_rollout_ref.actor.ppo_max_token_len_per_gpu", "critic.ppo_max_token_len_per_gpu",
+    assert _differ(cfg["default_300"], cfg["budgets_300"], "A300", "B300") == {"actor_rollout_ref.actor.ppo_max_token_len_per_gpu", "critic.ppo_max_token_len_per_gpu",
                       "actor_rollout_ref.ref.log_prob_max_token_len_per_gpu",
                       "actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu", "critic.forward_max_token_len_per_gpu"}
     assert cfg["budgets_300"]["actor_rollout_ref.actor.ppo_max_token_len_per_gpu"] == 32768
@@ -102,25 +109,6 @@ def test_the_budget_run_differs_from_the_default_only_in_token_budgets():
 
 
 LIGER = REPO / "benchmarks/results/step_speed/h200_2026-12-02_liger"
-
-
-def _flat_config(run: Path) -> dict:
-    import yaml
-
-    def flat(d, prefix=""):
-        for k, v in d.items():
-            if isinstance(v, dict):
-                yield from flat(v, f"{prefix}{k}.")
-            else:
-                yield f"{prefix}{k}", v
-
-    return dict(flat(yaml.safe_load((run / "resolved_config.yaml").read_text())))
-
-
-def _differ(a: dict, b: dict, folder_a: str, folder_b: str) -> set[str]:
-    """Keys whose values differ once run-folder a's paths are mapped to run-folder b's."""
-    a = {k: v.replace(f"/{folder_a}/", f"/{folder_b}/") if isinstance(v, str) else v for k, v in a.items()}
-    return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
 
 
 def test_the_liger_tables_are_recomputed_from_the_raw_runs(load_script, tmp_path):

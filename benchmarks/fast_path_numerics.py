@@ -12,8 +12,8 @@ loss `compute_policy_loss_vanilla`) with the model unsharded on one device, for 
                       kernels were put into the model the way VERL's `model.use_liger=True` does
                       (`_apply_liger_kernel_to_instance(fused_linear_cross_entropy=False, swiglu=True)`)
 
-and reports, against the first variant run (`stock` unless --variants says otherwise) on the same tokens: per-token log-prob max |diff| and mean diff,
-entropy max |diff|, the PPO loss (advantages +-1, old log-probs = stock's) and the gradient norm
+and reports, against the first variant that runs (`stock` unless --variants says otherwise) on the
+same tokens: per-token log-prob max |diff| and mean diff, entropy max |diff|, the PPO loss (advantages +-1, old log-probs = stock's) and the gradient norm
 after its backward pass; and per variant the time of a forward pass (no grad), of forward +
 backward, and the peak memory. The batch: real GSM8K test prompts through the model's chat
 template, each followed by random response tokens of random length, packed to --tokens tokens.
@@ -244,16 +244,16 @@ def main(argv: list[str] | None = None) -> dict:
     plan = [(name, spec, False) for name, spec in todo.items()]
     if args.liger:  # last: liger's patch replaces module classes and forwards for good
         plan += [(f"{name}+liger", spec, True) for name, spec in todo.items()]
-    liger_error = None
+    liger_error = None  # None: liger not tried yet; "": its kernels are in the model; else why they are not
     for name, (attn, rmpad, fused), liger in plan:
         type(model).forward = original_forward  # VERL's patch replaces the class's forward
-        if liger and liger_error is None and not getattr(model, "_liger_applied", False):
+        if liger and liger_error is None:
             try:
                 apply_liger(model)
-                model._liger_applied = True
+                liger_error = ""
             except Exception as exc:  # not installed, or no kernel for this GPU: a result too
                 liger_error = f"{type(exc).__name__}: {exc}"[:400]
-        if liger and liger_error is not None:
+        if liger and liger_error:
             report["variants"][name] = {"error": liger_error}
             print(f"{name:22s} FAILED {liger_error}"[:300])
             continue
@@ -262,14 +262,14 @@ def main(argv: list[str] | None = None) -> dict:
             if ref is None:
                 g = torch.Generator().manual_seed(1)
                 adv = (torch.randint(0, 2, fwd["log_probs"].shape, generator=g).float() * 2 - 1).to(args.device)
-                ref = {"old": fwd["log_probs"], "adv": adv, "entropy": fwd["entropy"]}
+                ref = {"name": name, "old": fwd["log_probs"], "adv": adv, "entropy": fwd["entropy"]}
             res = run_variant(model, engine, seqs, args.device, dtype, attn, rmpad, fused, pad, ref["old"], ref["adv"])
         except Exception as exc:  # a kernel that does not run here is a result too
             report["variants"][name] = {"error": f"{type(exc).__name__}: {exc}"[:400]}
             print(f"{name:22s} FAILED {type(exc).__name__}: {exc}"[:300])
             continue
         d = fwd["log_probs"] - ref["old"]
-        row = {"attn": attn, "remove_padding": rmpad, "fused": fused, "liger": liger, "reference": plan[0][0],
+        row = {"attn": attn, "remove_padding": rmpad, "fused": fused, "liger": liger, "reference": ref["name"],
                "logprob_max_abs_diff": float(d.abs().max()), "logprob_mean_diff": float(d.mean()),
                "entropy_max_abs_diff": float((fwd["entropy"] - ref["entropy"]).abs().max()),
                "loss": res["loss"], "grad_norm": res["grad_norm"]}

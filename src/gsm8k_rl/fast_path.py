@@ -115,6 +115,21 @@ def triton_fits(hidden_size: int | None, remove_padding: bool) -> str | None:
     return None
 
 
+def _liger_blocker(mode: str, fast: bool, backend: str, on_gpu: bool, where: str) -> str | None:
+    """Why `--liger auto` leaves liger-kernel out of this run, or None when it goes in."""
+    if not on_gpu:
+        return "no GPU"
+    if not fast:
+        return f"--fast-path {mode}"
+    if backend == "local":
+        return "the local backend (not measured with it)"
+    if not _importable("liger_kernel"):
+        return f"liger-kernel is not importable {where} (pip install liger-kernel=={LIGER_VERSION})"
+    if not _importable("triton"):
+        return f"triton is not importable {where}"
+    return None
+
+
 def decide(mode: str, attn: str, backend: str, on_gpu: bool, fused: str = "auto",
            hidden_size: int | None = None, liger: str = "auto") -> Kernels:
     """The kernels for `--fast-path MODE --attn ATTN --fused FUSED --liger LIGER` on this machine.
@@ -164,12 +179,8 @@ def decide(mode: str, attn: str, backend: str, on_gpu: bool, fused: str = "auto"
             raise UserError(f"--fused triton: VERL's Triton kernel cannot run this model ({why_not}); use --fused torch")
         notes.append(f"--fused {fused}")
     if liger == "auto":
-        why_not = ("no GPU" if not on_gpu else "") or ("" if fast else f"--fast-path {mode}") or (
-            "the local backend (not measured with it)" if backend == "local" else "") or (
-            f"liger-kernel is not importable {where} (pip install liger-kernel=={LIGER_VERSION})"
-            if not _importable("liger_kernel") else "") or (
-            f"triton is not importable {where}" if not _importable("triton") else "")
-        use_liger = not why_not
+        why_not = _liger_blocker(mode, fast, backend, on_gpu, where)
+        use_liger = why_not is None
         notes.append("liger-kernel RMSNorm/SwiGLU/RoPE" if use_liger else f"no liger-kernel ({why_not})")
     else:
         if liger == "on" and not on_gpu:

@@ -150,6 +150,15 @@ def test_liger_decision_and_its_reason(monkeypatch, liger, backend, on_gpu, impo
     assert fast_path.decide("off", "auto", backend, on_gpu=on_gpu, liger="auto").liger is False
 
 
+def test_liger_version_is_the_one_pinned_in_the_gpu_extra():
+    """The version the launcher names in its install hint is the one `make run` installs."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()  # no tomllib on Python 3.10
+    gpu = [line for line in text.splitlines() if line.startswith("gpu = [")]
+    assert len(gpu) == 1 and f'"liger-kernel=={fast_path.LIGER_VERSION}"' in gpu[0]
+
+
 def test_liger_on_refused_on_cpu_and_its_keys_pass_verls_validation(tmp_path, tiny_model_dir):
     """liger's kernels are Triton: --liger on for a CPU run is refused before anything starts. The two
     keys the launcher writes pass VERL 0.9.1's own validation (its dataclasses for actor/reference and

@@ -22,7 +22,10 @@
 #             PPO resume fails (vLLM's start-up check trips when the other job releases memory), it is
 #             run once more after the SA-PPO job has ended
 #   speed300  benchmarks/step_speed.sh at 300 response tokens: VERL's stock settings vs the launcher's
-#   speed1000 the tuned layout at 1000 response tokens
+#             tuned layout, SPEED_STEPS steps each (default 4), the first 2 left out of the steady
+#             state (Triton compiles liger-kernel's kernels then on a fresh machine)
+#   speed1000 the same at 1000 response tokens; SPEED1000_VARIANTS (default "tuned stock") picks
+#             the launches and their order
 #
 # Usage (GPU machine, VERL + vLLM installed): benchmarks/reproduce_gpu.sh OUT GSM8K_DIR [PART...]
 # Needs ASSETS (default /tmp/assets: Qwen3-1.7B config + tokenizer and gsm8k_test.jsonl, see
@@ -126,11 +129,11 @@ for part in $parts; do
       [ "$rc" = 0 ] && [ "$sa" = 0 ] && touch "$out/$part.done"
       continue ;;
     speed300)
-      TUNED_FLAGS=$FAST_FLAGS VARIANTS="stock tuned" bash "$here/benchmarks/step_speed.sh" "$out/speed" 300 3 \
-        > "$out/speed300.log" 2>&1 ;;
+      TUNED_FLAGS=$FAST_FLAGS VARIANTS="stock tuned" WARMUP=2 \
+        bash "$here/benchmarks/step_speed.sh" "$out/speed" 300 "${SPEED_STEPS:-4}" > "$out/speed300.log" 2>&1 ;;
     speed1000)
-      TUNED_FLAGS=$FAST_FLAGS VARIANTS="tuned" bash "$here/benchmarks/step_speed.sh" "$out/speed" 1000 2 \
-        > "$out/speed1000.log" 2>&1 ;;
+      TUNED_FLAGS=$FAST_FLAGS VARIANTS="${SPEED1000_VARIANTS:-tuned stock}" WARMUP=2 \
+        bash "$here/benchmarks/step_speed.sh" "$out/speed" 1000 "${SPEED_STEPS:-4}" > "$out/speed1000.log" 2>&1 ;;
     *) stamp "unknown part $part"; continue ;;
   esac
   rc=$?

@@ -11,7 +11,9 @@
 #          (e.g. "--fused triton")
 #
 # Usage (GPU machine, VERL + vLLM installed): benchmarks/step_speed.sh OUT RESPONSE_LEN [STEPS]
-# VARIANTS="stock tuned" (default) picks what runs; a variant already measured in OUT is kept.
+# VARIANTS="stock tuned" (default) picks what runs, in that order; a variant already measured in OUT
+# is kept. WARMUP (default 1) leading steps are left out of the steady state: 2 on a machine whose
+# Triton cache is cold, where liger-kernel's kernels compile during the first two steps.
 set -uo pipefail
 out=$1; len=$2; steps=${3:-3}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,5 +30,5 @@ for v in ${VARIANTS:-stock tuned}; do
   # an aborted run leaves Ray's daemons behind; the next variant needs the GPU to itself
   bash "$here/benchmarks/stop_ray.sh"
 done
-python3 "$here/benchmarks/step_speed_summary.py" --response-length "$len" \
+python3 "$here/benchmarks/step_speed_summary.py" --response-length "$len" --warmup "${WARMUP:-1}" \
   --run stock="$out/stock/run_$len" --run tuned="$out/tuned/run_$len" --out "$out/step_speed_$len.md" --png "$out/step_speed_$len.png"

@@ -3,9 +3,12 @@ and the distance to the FLOP floor (docs/benchmarks.md, "Step speed").
 
     python benchmarks/step_speed_summary.py --response-length 300 \
         --run stock=OUT/stock/run_300 --run tuned=OUT/tuned/run_300 [--out table.md] [--json out.json] \
-        [--png phases.png]
+        [--png phases.png] [--warmup 1]
 
-Steady state = the mean over steps >= 2 (step 1 carries warm-up: CUDA graphs, allocator, compile).
+Steady state = the mean over the steps after the first --warmup ones (default 1: step 1 carries
+CUDA graphs, the allocator's growth and torch.compile; on a machine whose Triton cache is cold,
+liger-kernel's kernels compile during steps 1-2, so use --warmup 2 there). The table gives the
+fastest and slowest steady step beside the mean.
 The floor counts 2 x parameters FLOPs per token per forward pass: generation, old log-probs,
 reference and values are one forward each; a training pass (actor, critic) is a forward and a
 backward (3 forwards), one more with gradient checkpointing; at 798 TFLOP/s (a bf16 8192^3 matmul
@@ -24,17 +27,21 @@ PARAMS = 1.7206e9  # Qwen3-1.7B as built from its config (docs/benchmarks.md)
 MATMUL_FLOPS = 798e12
 
 
-def load(run: Path) -> dict:
+def load(run: Path, warmup: int = 1) -> dict:
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     steps = [r for r in rows if "timing_s/step" in r["data"]]
     if not steps:
         raise SystemExit(f"{run}: no finished PPO step in metrics.jsonl")
-    steady = [r["data"] for r in steps if r["step"] >= 2] or [steps[-1]["data"]]
+    steady = [r["data"] for r in steps if r["step"] > warmup]
+    if not steady:
+        print(f"{run}: no step after the {warmup} warm-up step(s); its last step ({steps[-1]['step']}) stands in")
+        steady = [steps[-1]["data"]]
     mean = {k: statistics.mean(d[k] for d in steady if k in d) for k in steady[0]}
     ckpt = checkpointing(run)
     tokens = mean.get("perf/total_num_tokens", 0.0)
     passes = 4 + 2 * (3 + ckpt)
     return {"run": str(run), "steps": [r["step"] for r in steps], "steady_steps": len(steady), "mean": mean,
+            "steady_step_range_s": [min(d["timing_s/step"] for d in steady), max(d["timing_s/step"] for d in steady)],
             "first_step_s": steps[0]["data"]["timing_s/step"], "tokens": tokens, "checkpointing": ckpt,
             "floor_s": passes * 2 * PARAMS * tokens / MATMUL_FLOPS,
             "peak_allocated_gib": max(d.get("actor/perf/max_memory_allocated_gb", 0.0) for d in steady),
@@ -64,6 +71,8 @@ def table(runs: dict[str, dict], length: int) -> str:
         if any(key in r["mean"] for r in runs.values()):
             lines.append(f"| {ph} | " + " | ".join(f"{r['mean'].get(key, float('nan')):.2f}" for r in runs.values()) + " |")
     lines.append("| **step** | " + " | ".join(f"**{r['mean']['timing_s/step']:.2f}**" for r in runs.values()) + " |")
+    lines.append("| fastest / slowest steady step | " + " | ".join(
+        "{:.2f} / {:.2f}".format(*r["steady_step_range_s"]) for r in runs.values()) + " |")
     lines.append(f"| speed-up vs {names[0]} | " + " | ".join(f"{base / r['mean']['timing_s/step']:.2f}x" for r in runs.values()) + " |")
     lines.append("| tokens per step | " + " | ".join(f"{r['tokens'] / 1000:.1f} K" for r in runs.values()) + " |")
     lines.append("| FLOP floor (s) | " + " | ".join(f"{r['floor_s']:.1f}" for r in runs.values()) + " |")
@@ -112,6 +121,7 @@ def main(argv: list[str] | None = None) -> str:
     p.add_argument("--out", default=None)
     p.add_argument("--json", default=None)
     p.add_argument("--png", default=None, help="a stacked bar chart of the phases")
+    p.add_argument("--warmup", type=int, default=1, help="leading steps left out of the steady state")
     args = p.parse_args(argv)
     runs = {}
     for spec in args.run:
@@ -119,7 +129,7 @@ def main(argv: list[str] | None = None) -> str:
         if not (Path(path) / "metrics.jsonl").exists():
             print(f"{name}: {path} has no metrics.jsonl (the run failed or did not start); left out")
             continue
-        runs[name] = load(Path(path))
+        runs[name] = load(Path(path), args.warmup)
     if not runs:
         raise SystemExit("no run to summarise")
     text = table(runs, args.response_length)

@@ -163,3 +163,25 @@ def test_the_liger_kernel_check_is_within_the_launchers_tolerance():
         assert row["logprob_max_abs_diff"] < 0.25 and abs(row["logprob_mean_diff"]) < 0.01
         assert row["grad_norm"] > 0
     assert k8["variants"]["packed+fused-triton+liger"]["forward_backward_s"] < k8["variants"]["packed+fused-triton"]["forward_backward_s"]
+
+
+def test_warmup_sets_which_steps_make_the_steady_state(load_script, tmp_path, capsys):
+    """--warmup 2 (what reproduce_gpu.sh passes: liger's Triton kernels compile during steps 1-2 on a
+    fresh machine) averages steps 3-6 of the 6-step liger run; the table shows the fastest and slowest
+    of them; a run with no step after the warm-up stands in with its last step and says so."""
+    summary = load_script("benchmarks/step_speed_summary.py")
+    steps = {r["step"]: r["data"]["timing_s/step"]
+             for r in map(json.loads, (LIGER / "liger_300" / "metrics.jsonl").read_text().splitlines())}
+    js = tmp_path / "w.json"
+    text = summary.main(["--response-length", "300", "--warmup", "2", "--run", f"liger={LIGER / 'liger_300'}",
+                         "--run", f"stock={RUNS / 'stock_300'}", "--json", str(js)])
+    runs = json.loads(js.read_text())
+    later = [steps[s] for s in range(3, 7)]
+    assert runs["liger"]["mean"]["timing_s/step"] == pytest.approx(statistics.mean(later))
+    assert runs["liger"]["steady_steps"] == 4 and "| 4 (of 6) |" in text
+    assert f"| fastest / slowest steady step | {min(later):.2f} / {max(later):.2f} |" in text
+    # the 3-step stock run keeps step 3 alone
+    assert runs["stock"]["steady_steps"] == 1 and runs["stock"]["mean"]["timing_s/step"] == pytest.approx(
+        _steps("stock_300")[3]["timing_s/step"])
+    summary.main(["--response-length", "300", "--warmup", "3", "--run", f"stock={RUNS / 'stock_300'}"])
+    assert "no step after the 3 warm-up step(s); its last step (3) stands in" in capsys.readouterr().out

@@ -14,8 +14,9 @@ REPO = Path(__file__).resolve().parents[1]
 RUNS = REPO / "benchmarks/results/step_speed/h200_2026-12-02_stock_vs_tuned"
 
 
-def _steps(run: str) -> dict[int, dict]:
-    return {r["step"]: r["data"] for r in map(json.loads, (RUNS / run / "metrics.jsonl").read_text().splitlines())}
+def _steps(run: Path) -> dict[int, dict]:
+    """A run folder's logged steps: {step: its metrics}."""
+    return {r["step"]: r["data"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())}
 
 
 def _flat_config(run: Path) -> dict:
@@ -44,7 +45,7 @@ def test_table_and_plot_from_the_recorded_runs(load_script, tmp_path):
                          "--run", f"tuned={RUNS / 'tuned_300'}", "--out", str(out), "--json", str(js), "--png", str(png)])
     runs = json.loads(js.read_text())
     for name in ("stock", "tuned"):
-        steps = _steps(f"{name}_300")
+        steps = _steps(RUNS / f"{name}_300")
         assert sorted(steps) == [1, 2, 3]
         # steady state: steps 2 and 3 (step 1 carries the warm-up)
         assert runs[name]["mean"]["timing_s/step"] == pytest.approx(
@@ -122,7 +123,7 @@ def test_the_liger_tables_are_recomputed_from_the_raw_runs(load_script, tmp_path
                          "--out", str(tmp_path / "a.md"), "--json", str(tmp_path / "a.json")])
     assert text == (LIGER / "step_speed_300.md").read_text()
     assert "| **step** | **32.52** | **11.94** | **12.19** | **8.78** |" in text and "| 3.70x |" in text
-    steps = {r["step"]: r["data"] for r in map(json.loads, (LIGER / "liger_300" / "metrics.jsonl").read_text().splitlines())}
+    steps = _steps(LIGER / "liger_300")
     assert sorted(steps) == [1, 2, 3, 4, 5, 6]
     steady = [steps[s]["timing_s/step"] for s in range(2, 7)]
     assert max(steady) < 10 and statistics.mean(steady) == pytest.approx(8.78, abs=0.005)
@@ -170,8 +171,7 @@ def test_warmup_sets_which_steps_make_the_steady_state(load_script, tmp_path, ca
     fresh machine) averages steps 3-6 of the 6-step liger run; the table shows the fastest and slowest
     of them; a run with no step after the warm-up stands in with its last step and says so."""
     summary = load_script("benchmarks/step_speed_summary.py")
-    steps = {r["step"]: r["data"]["timing_s/step"]
-             for r in map(json.loads, (LIGER / "liger_300" / "metrics.jsonl").read_text().splitlines())}
+    steps = {s: d["timing_s/step"] for s, d in _steps(LIGER / "liger_300").items()}
     js = tmp_path / "w.json"
     text = summary.main(["--response-length", "300", "--warmup", "2", "--run", f"liger={LIGER / 'liger_300'}",
                          "--run", f"stock={RUNS / 'stock_300'}", "--json", str(js)])
@@ -182,6 +182,6 @@ def test_warmup_sets_which_steps_make_the_steady_state(load_script, tmp_path, ca
     assert f"| fastest / slowest steady step | {min(later):.2f} / {max(later):.2f} |" in text
     # the 3-step stock run keeps step 3 alone
     assert runs["stock"]["steady_steps"] == 1 and runs["stock"]["mean"]["timing_s/step"] == pytest.approx(
-        _steps("stock_300")[3]["timing_s/step"])
+        _steps(RUNS / "stock_300")[3]["timing_s/step"])
     summary.main(["--response-length", "300", "--warmup", "3", "--run", f"stock={RUNS / 'stock_300'}"])
     assert "no step after the 3 warm-up step(s); its last step (3) stands in" in capsys.readouterr().out

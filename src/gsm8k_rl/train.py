@@ -214,7 +214,7 @@ def plan(args: argparse.Namespace) -> Launch:
     ranks_per_node = hw.n_gpus_per_node if hw else (args.gpus or 1)
     # a vLLM run always trains on GPUs, also when planned on a machine without them (--dry-run, doctor)
     on_gpu = hw is not None or backend == "vllm"
-    hidden = None if args.smoke else fast_path.hidden_size(_model_path(args.model) if args.model
+    hidden = None if args.smoke else fast_path.hidden_size(model_path(args.model) if args.model
                                                             else base.actor_rollout_ref.model.path)
     kernels = fast_path.decide(args.fast_path, args.attn, backend, on_gpu=on_gpu, fused=args.fused, hidden_size=hidden,
                                liger=args.liger)
@@ -254,7 +254,7 @@ def plan(args: argparse.Namespace) -> Launch:
         from gsm8k_rl.prompt import DEFAULT_TEMPLATE
 
         template = OmegaConf.select(base, "prepare.template", default=DEFAULT_TEMPLATE)
-        data, model = _smoke_assets(run, args.smoke_tokenizer, model, template)
+        data, model = smoke_assets(run, args.smoke_tokenizer, model, template)
         ov += SMOKE_OVERRIDES
         if ranks_per_node * args.nnodes > 1:  # VERL: (mini-batch / ranks) % micro-batch == 0; the smoke mini-batch is 2
             ov += smoke_micro_batches(ranks_per_node * args.nnodes)
@@ -266,7 +266,7 @@ def plan(args: argparse.Namespace) -> Launch:
         f"trainer.validation_data_dir={run.val_generations}",
     ]
     if model:
-        ov.append(f"actor_rollout_ref.model.path={_model_path(model)}")
+        ov.append(f"actor_rollout_ref.model.path={model_path(model)}")
     if args.wandb:
         ov.append("trainer.logger=[console,file,tensorboard,wandb]")
     _note_optimizer(base)
@@ -333,12 +333,12 @@ def default_run_dir(cfg: Any) -> Path:
     return Path("runs") / cfg.trainer.experiment_name
 
 
-def _model_path(model: str) -> str:
+def model_path(model: str) -> str:
     p = Path(model).expanduser()
     return str(p.resolve()) if p.exists() else model
 
 
-def _smoke_assets(run: RunDir, tokenizer: str | None, model: str | None, template: str) -> tuple[Path, str]:
+def smoke_assets(run: RunDir, tokenizer: str | None, model: str | None, template: str) -> tuple[Path, str]:
     from gsm8k_rl.data import prepare
     from gsm8k_rl.smoke import SMOKE_DATA, build_tiny_model
 

@@ -28,6 +28,7 @@ from gsm8k_rl.report.load import (
     method_label,
     run_wall_time,
 )
+from gsm8k_rl.report.noise import noise_section, timing_section
 from gsm8k_rl.report.plots import TRAINING_PANELS, plot_accuracy, plot_training, plot_validation
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,18 @@ def training_truncation(series: dict[str, list[tuple[int, float]]]) -> str:
             f"(max {pct(max(values))})")
 
 
+def response_length_setting(run: RunData) -> str:
+    """data.max_response_length, and how it was sized when `gsm8k-rl run --response-length auto` chose it."""
+    value = fmt(_get(run.config, "data.max_response_length"))
+    path = run.path / "response_length.json" if run.path else None
+    if path is None or not path.is_file():
+        return value
+    r = json.loads(path.read_text())
+    return (f"{value} (sized from the base eval by `--response-length auto`: its {r['coverage']:g} quantile of "
+            f"{r['n']} greedy answers is {r['quantile_tokens']} tokens, rounded up to a multiple of {r['multiple']}; "
+            f"{pct(r['covered'])} of them fit; eval cap {r['cap']})")
+
+
 def _run_section(run: RunData, where: Callable[[Path], str] = str) -> list[str]:
     lines = ["## What was run", "", "### Training run", ""]
     if not run.found:
@@ -109,7 +122,7 @@ def _run_section(run: RunData, where: Callable[[Path], str] = str) -> list[str]:
         ("responses per prompt (rollout.n)", fmt(_get(cfg, "actor_rollout_ref.rollout.n"))),
         ("actor lr / critic lr", f"{fmt(_get(cfg, 'actor_rollout_ref.actor.optim.lr'))} / {fmt(_get(cfg, 'critic.optim.lr'))}"),
         ("KL in reward (coef)", f"{fmt(_get(cfg, 'algorithm.use_kl_in_reward'))} ({fmt(_get(cfg, 'algorithm.kl_ctrl.kl_coef'))})"),
-        ("max response length", fmt(_get(cfg, "data.max_response_length"))),
+        ("max response length", response_length_setting(run)),
         ("reward of a truncated response (reward.reward_kwargs.truncated_reward)", truncation_setting(cfg)),
         ("partial credit (reward.custom_reward_function.reward_kwargs.partial_credit)", partial_credit_setting(cfg)),
         ("truncated in training (response_length/clip_ratio)", training_truncation(run.series)),
@@ -373,7 +386,9 @@ def write_report(run_dir: str | Path | None, evals: dict[str, str | Path | None]
     elif base.found and trained.found:  # said before any number, not only in the paired section
         lines += [f"**No headline: the base and trained evals are not paired.** {reason}.", ""]
     lines += _run_section(run, where) + _evals_section(loaded, where) + _accuracy_section(loaded)
-    lines += _paired_section(base, trained, paired, reason, label) + _training_section(run)
+    lines += _paired_section(base, trained, paired, reason, label)
+    lines += noise_section(run, base, trained, _get(run.config, "data.max_response_length"))
+    lines += _training_section(run) + timing_section(run)
     (out / "report.md").write_text(relative_to_root("\n".join(lines) + "\n", root), encoding="utf-8")
 
     summary = {

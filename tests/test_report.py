@@ -413,3 +413,20 @@ def test_report_names_the_method_of_a_self_aligned_run(tmp_path):
     assert text.startswith("# GSM8K SA-PPO report")
     assert "-> SA-PPO 2.0% greedy accuracy" in text and "23 problems fixed, 20 broken" in text
     assert "## Base vs SA-PPO (paired, same problems)" in text and "PPO accuracy" not in text.replace("SA-PPO", "")
+
+
+def test_report_noise_floor_and_step_time_on_a_real_gpu_run(tmp_path):
+    """The noise section pairs each eval with VERL's validation of the same weights (the committed
+    SmolLM2 50-step run): its counts are those benchmarks/real_model/validation_pairs.py found for
+    the same files (docs/real_model/: the trained eval and the step-50 validation agree on 1299 of
+    1319 verdicts, 504 outputs identical); the step-time table averages the steps without a
+    validation or a checkpoint."""
+    run = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "real_model" / "h200_2026-12-02_ppo50"
+    assert main(["report", "--run", str(run), "--base-eval", str(run / "eval" / "base"),
+                 "--trained-eval", str(run / "eval" / "trained"), "--out", str(tmp_path / "r")]) == 0
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert ("| trained weights (step 50): `gsm8k-rl eval` of the export vs VERL's validation at step 50 | 1319 | "
+            "21 / 23 | 9 / 11 | **20** (1.5%) | -2 | 504 (38.2%) |") in text
+    assert "| base weights: `gsm8k-rl eval` vs VERL's validation at step 0 | 1319 | 23 / 21 |" in text
+    assert "over the 45 logged steps without a validation pass or a checkpoint save" in text
+    assert "| **step** | 11.62 |" in text and "`timing_s/save_checkpoint`: 5 times" in text

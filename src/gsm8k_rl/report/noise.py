@@ -130,8 +130,8 @@ def noise_section(run: RunData, base: EvalData, trained: EvalData, max_len: Any 
         "Both decode greedily with the training prompt and score with the training reward; they differ in the engine "
         "(`gsm8k-rl eval`: vLLM's offline engine, one batch, the eval's token cap; VERL's validation: its vLLM server, "
         f"its own batching, training's response length {fmt(max_len)}). bf16 greedy decoding is not batch-invariant, "
-        "so the same weights give different verdicts on some problems: a difference between two models of the size "
-        "of the last column's spread is noise; the paired McNemar test above counts only problems that changed.",
+        "so the same weights get different verdicts on some problems: a gain between two models no larger than the "
+        "'verdicts that differ' and 'difference in correct' columns is within this noise.",
         "",
     ]
     return lines
@@ -176,7 +176,7 @@ def timing_section(run: RunData) -> list[str]:
             lines.append(f"- `{key}`: {len(pts)} times, {_mean([v for _, v in pts]):.1f} s on average.")
     mem = [(k, max(v for _, v in run.series[k])) for k in MEMORY_KEYS if run.series.get(k)]
     if mem:
-        lines.append("- Peak GPU memory over the run (VERL's `*/perf/max_memory_*_gb`, per GPU): "
+        lines.append("- Peak device memory over the run (VERL's `*/perf/max_memory_*_gb`, per GPU): "
                      + ", ".join(f"{k.split('/perf/')[0]} {k.rsplit('_', 2)[-2]} {v:.1f} GiB" for k, v in mem) + ".")
     lines.append("")
     return lines

@@ -262,3 +262,56 @@ def test_the_committed_pre_emption_resumed_at_the_right_step_and_kept_every_line
     assert [m["step"] for m in merged] == list(range(1, 31))
     resumed = {json.loads(line)["step"]: json.loads(line) for line in launches[1].open()}
     assert all(m == resumed[m["step"]] for m in merged if m["step"] in (6, 7))
+
+
+# -- the committed Qwen2.5-Coder-1.5B-Instruct PPO run (1 x H100 80 GB) ---------------------------
+
+QWEN_RUN = REPO / "benchmarks" / "results" / "real_model" / "h100_2026-12-07_qwen2.5-coder-1.5b_ppo16"
+
+
+def test_qwen_ppo_run_headline_recomputed_from_its_files(tmp_path):
+    """The figures docs/real_model/qwen2.5-coder-1.5b.md quotes, recomputed from the committed run:
+    base 780/1319 -> PPO 837/1319 after 16 steps, 200 fixed / 143 broken, exact McNemar p < 0.01;
+    the same base weights evaluated twice by `gsm8k-rl eval` agree on every verdict; VERL's greedy
+    validation of the same weights disagrees with the eval on 17 (base) and 24 (step 16) problems."""
+    from scipy.stats import binomtest
+
+    from gsm8k_rl.evaluate import read_samples
+
+    def right(folder: str) -> dict[int, bool]:
+        return {i: s["score"] >= 0.5 for i, s in read_samples(QWEN_RUN / "eval" / folder / "samples.jsonl").items()}
+
+    base, trained, repeat = right("base"), right("trained"), right("base_repeat")
+    assert len(base) == len(trained) == len(repeat) == 1319
+    assert (sum(base.values()), sum(trained.values())) == (780, 837)
+    fixed = sum(trained[i] and not base[i] for i in base)
+    broken = sum(base[i] and not trained[i] for i in base)
+    assert (fixed, broken) == (200, 143)
+    p = binomtest(fixed, fixed + broken, 0.5).pvalue
+    assert p == pytest.approx(0.00245, abs=5e-5) and p < 0.01
+    assert repeat == base  # the eval is repeatable: same engine, same batch, same verdicts
+
+    assert main(["report", "--run", str(QWEN_RUN), "--base-eval", str(QWEN_RUN / "eval" / "base"),
+                 "--trained-eval", str(QWEN_RUN / "eval" / "trained"), "--out", str(tmp_path / "r")]) == 0
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert "200 problems fixed, 143 broken, exact McNemar p = 0.00245" in text
+    assert "| base weights: `gsm8k-rl eval` vs VERL's validation at step 0 | 1319 | 780 / 773 | 12 / 5 | **17** (1.3%) |" in text
+    assert "| 1319 | 837 / 827 | 17 / 7 | **24** (1.8%) | +10 |" in text
+
+
+def test_qwen_ppo_run_trained_at_the_length_its_base_eval_gave():
+    """--response-length auto: the committed base eval's answers give 640 tokens (their 99th
+    percentile, 580, rounded up to a multiple of 128), and that is what VERL ran with."""
+    from gsm8k_rl.evaluate import read_samples
+    from gsm8k_rl.pipeline import size_response_length
+
+    samples = list(read_samples(QWEN_RUN / "eval" / "base" / "samples.jsonl").values())
+    sized = size_response_length(samples, cap=1024)
+    assert (sized["quantile_tokens"], sized["chosen"]) == (580, 640)
+    recorded = json.loads((QWEN_RUN / "response_length.json").read_text())
+    assert {k: recorded[k] for k in ("cap", "quantile_tokens", "chosen", "n")} == {
+        "cap": 1024, "quantile_tokens": 580, "chosen": 640, "n": 1319}
+    cfg = yaml.safe_load((QWEN_RUN / "resolved_config.yaml").read_text())
+    assert cfg["data"]["max_response_length"] == 640 and cfg["actor_rollout_ref"]["rollout"]["response_length"] == 640
+    settings = [json.loads((QWEN_RUN / "eval" / f / "eval_settings.json").read_text())["settings"] for f in ("base", "trained")]
+    assert settings[0]["max_new_tokens"] == settings[1]["max_new_tokens"] == 1024

@@ -428,5 +428,5 @@ def test_report_noise_floor_and_step_time_on_a_real_gpu_run(tmp_path):
     assert ("| trained weights (step 50): `gsm8k-rl eval` of the export vs VERL's validation at step 50 | 1319 | "
             "21 / 23 | 9 / 11 | **20** (1.5%) | -2 | 504 (38.2%) |") in text
     assert "| base weights: `gsm8k-rl eval` vs VERL's validation at step 0 | 1319 | 23 / 21 |" in text
-    assert "over the 45 logged steps without a validation pass or a checkpoint save" in text
-    assert "| **step** | 11.62 |" in text and "`timing_s/save_checkpoint`: 5 times" in text
+    assert "over the 44 logged steps without a validation pass or a checkpoint save (steps 2-49; the first step, 1 (12.8 s), left out" in text
+    assert "| **step** | 11.60 |" in text and "`timing_s/save_checkpoint`: 5 times" in text

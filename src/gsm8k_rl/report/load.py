@@ -238,6 +238,7 @@ def generation_conditions(ev: EvalData) -> dict[str, Any]:
         "rendered prompts (chat template + tokenizer)": s.get("prompts_fingerprint"),
         "thinking mode": s.get("thinking"),
         "max new tokens": s.get("max_new_tokens"),
+        "temperature": _first({"a": _get(m, "decoding.temperature"), "b": s.get("temperature")}, "a", "b"),
     }
 
 
@@ -252,6 +253,10 @@ def compare(base: EvalData, trained: EvalData) -> tuple[Paired | None, str | Non
         a, b = base.settings.get(key), trained.settings.get(key)
         if a is not None and b is not None and a != b:
             return None, f"the two evals used different {label} ({a} vs {b}); a paired test needs the same problems"
+    sampled = [ev.name for ev in (base, trained) if (ev.settings.get("samples") or 1) > 1]
+    if sampled:
+        return None, (f"{' and '.join(sampled)} sampled several answers per problem: such evals are compared by "
+                      "their pass@k and maj@k (below), not by paired verdicts")
     a_cond, b_cond = generation_conditions(base), generation_conditions(trained)
     differ = [f"{label}: base {a_cond[label]}, trained {b_cond[label]}" for label in a_cond
               if None not in (a_cond[label], b_cond[label]) and a_cond[label] != b_cond[label]]

@@ -29,7 +29,7 @@ from gsm8k_rl.report.load import (
     run_wall_time,
 )
 from gsm8k_rl.report.noise import noise_section, timing_section
-from gsm8k_rl.report.plots import TRAINING_PANELS, plot_accuracy, plot_training, plot_validation
+from gsm8k_rl.report.plots import TRAINING_PANELS, plot_accuracy, plot_pass_at_k, plot_training, plot_validation
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +203,28 @@ def _accuracy_section(evals: list[EvalData]) -> list[str]:
         ]
         lines += [_table(["eval", *names], rows), ""]
     return lines
+
+
+def _pass_at_k_section(evals: list[EvalData], out: Path) -> list[str]:
+    """pass@k / maj@k of the evals that sampled several answers per problem (`gsm8k-rl eval --samples K`)."""
+    sampled = [ev for ev in evals if ev.found and "pass_at_k" in ev.metrics]
+    if not sampled:
+        return []
+    plot_pass_at_k(sampled, out / "pass_at_k.png")
+    n = min(ev.metrics["samples_per_problem"] for ev in sampled)
+    ks = sorted({1, 2, 4, 8, 16, 32, 64, 128, n} & set(range(1, n + 1)))
+    rows = []
+    for ev in sampled:
+        d = ev.metrics.get("decoding", {})
+        rows.append((f"{ev.name} (T={fmt(d.get('temperature'))}, top-p {fmt(d.get('top_p'))}, seed {fmt(d.get('seed'))})",
+                     *(f"{pct(ev.metrics['pass_at_k'][str(k)])} / {pct(ev.metrics['maj_at_k'][str(k)])}" for k in ks)))
+    return [
+        "## pass@k and majority vote", "", "![pass@k](pass_at_k.png)", "",
+        _table(["eval", *(f"k={k}: pass@k / maj@k" for k in ks)], rows), "",
+        f"From {n} sampled answers per problem: pass@k is the unbiased estimate of the chance that k answers "
+        "hold at least one right one (Chen et al. 2021); maj@k scores the most frequent extracted answer of the "
+        "first k with the same checker. The accuracy of a sampled eval above is its pass@1.", "",
+    ]
 
 
 def _paired_section(base: EvalData, trained: EvalData, paired: Paired | None, reason: str | None,
@@ -386,7 +408,7 @@ def write_report(run_dir: str | Path | None, evals: dict[str, str | Path | None]
     elif base.found and trained.found:  # said before any number, not only in the paired section
         lines += [f"**No headline: the base and trained evals are not paired.** {reason}.", ""]
     lines += _run_section(run, where) + _evals_section(loaded, where) + _accuracy_section(loaded)
-    lines += _paired_section(base, trained, paired, reason, label)
+    lines += _pass_at_k_section(loaded, out) + _paired_section(base, trained, paired, reason, label)
     lines += noise_section(run, base, trained, _get(run.config, "data.max_response_length"))
     lines += _training_section(run) + timing_section(run)
     (out / "report.md").write_text(relative_to_root("\n".join(lines) + "\n", root), encoding="utf-8")

@@ -84,6 +84,8 @@ class Agreement:
 
 
 def agreement(what: str, ev: EvalData, dump: dict[str, dict]) -> Agreement | None:
+    if (ev.settings.get("samples") or 1) > 1:  # VERL validates greedily: only a greedy eval decodes the same way
+        return None
     by_q = {s["question"].strip(): s for s in ev.samples.values()}
     common = [q for q in by_q if q in dump]
     if not common:

@@ -142,7 +142,9 @@ def plot_accuracy(evals: list[EvalData], path: Path, paired: Paired | None = Non
     ax.set_ylim(0, 125)  # room above 100% for the labels and the paired summary
     ax.set_yticks(range(0, 101, 20))
     ax.set_ylabel("accuracy (%)")
-    ax.set_title("Greedy accuracy with 95% Wilson intervals")
+    sampled = any(ev.found and "pass_at_k" in ev.metrics for ev in evals)
+    ax.set_title("Accuracy with 95% intervals (greedy: Wilson; sampled: pass@1, t-interval)" if sampled
+                 else "Greedy accuracy with 95% Wilson intervals")
     if paired is not None:
         diff = 100 * (paired.trained_accuracy - paired.base_accuracy)
         ax.text(0.5, 0.97, f"paired, n={paired.n}: {label} - base = {diff:+.1f} points\n{paired.fixed} fixed, "
@@ -155,3 +157,26 @@ def plot_accuracy(evals: list[EvalData], path: Path, paired: Paired | None = Non
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
+
+
+def plot_pass_at_k(evals: Sequence[EvalData], path: Path) -> None:
+    """pass@k and maj@k against k (log scale) for every sampled eval: whether training moved pass@1
+    by widening what the model can solve (pass@k rises at every k) or by narrowing it (falls at large k)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, ev in enumerate(e for e in evals if e.found and "pass_at_k" in e.metrics):
+        ks = sorted(int(k) for k in ev.metrics["pass_at_k"])
+        color = colors[i % len(colors)]
+        ax.plot(ks, [100 * ev.metrics["pass_at_k"][str(k)] for k in ks], "-o", ms=3, color=color,
+                label=f"{ev.name}: pass@k")
+        ax.plot(ks, [100 * ev.metrics["maj_at_k"][str(k)] for k in ks], "--", color=color, label=f"{ev.name}: maj@k")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("k (answers per problem)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("pass@k (unbiased, from n samples) and majority vote of k samples")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

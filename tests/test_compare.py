@@ -184,3 +184,20 @@ def test_duplicate_and_bad_names_refused(tmp_path, capsys):
     assert main(["compare", str(a), str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 2
     assert f"run folder {tmp_path / 'nope'} (run 'nope') does not exist" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # nothing written for a refused comparison
+
+
+def test_compare_costs_per_point_and_phases_on_the_real_runs(tmp_path):
+    """What each run cost and what it gained, from the committed GPU runs: the Qwen2.5-Coder PPO run
+    gained +4.3 points for 240 GPU-seconds of steps (16 steps on one H100); the SmolLM2 run gained
+    nothing, and says so instead of dividing by it."""
+    qwen = REPO / "benchmarks/results/real_model/h100_2026-12-07_qwen2.5-coder-1.5b_ppo16"
+    assert main(["compare", str(GPU), str(qwen), "--out", str(tmp_path / "c")]) == 0
+    runs = json.loads((tmp_path / "c" / "compare.json").read_text())["runs"]
+    smol, q = runs
+    assert q["cost"]["points_gained"] == pytest.approx(100 * (837 - 780) / 1319)
+    assert q["cost"]["gpu_seconds"] == pytest.approx(240.0, abs=1.0)
+    assert q["cost"]["gpu_seconds_per_point"] == pytest.approx(q["cost"]["gpu_seconds"] / q["cost"]["points_gained"])
+    assert smol["cost"]["points_gained"] < 0 and smol["cost"]["gpu_seconds_per_point"] is None
+    md = (tmp_path / "c" / "compare.md").read_text()
+    assert "| GPU-seconds per point gained | no gain | 56 |" in md
+    assert "gen 2.32 / old_log_prob 0.76 / ref 1.04" in md

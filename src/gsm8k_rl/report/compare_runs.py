@@ -10,6 +10,9 @@ run_info.json and eval/base, eval/trained. Written to --out:
   trained model vs its own base (exact McNemar), the trained eval's output length and truncation;
   then trained vs trained for every pair of runs whose evals scored the same problems under the same
   generation conditions (the report's pairing checks; the reason is printed when a pair fails them);
+  Beside them: the no-answer rate, seconds per phase of the steady steps, what training cost (tokens
+  through the model, GPU-seconds) and that per point of accuracy gained, and pass@k / maj@k of any
+  sampled eval in the run's eval/ folder (`gsm8k-rl eval --samples K`);
 - compare.json: the same numbers (null where absent);
 - compare.png: training reward, response length and validation accuracy over steps for every run,
   and the CDF of the trained evals' output lengths (the self-aligned reward claims shorter answers).
@@ -193,6 +196,62 @@ def _lengths(ev: EvalData) -> str:
     return f"{fmt(tok.get('mean'), '.0f')} / {fmt(tok.get('p50'), '.0f')} / {fmt(tok.get('p90'), '.0f')}"
 
 
+def phase_times(run: RunData) -> str:
+    """Mean seconds per phase over the steady steps (the report's rule: no validation, no checkpoint,
+    not a launch's first step)."""
+    from gsm8k_rl.report.noise import PHASES, steady_steps
+
+    steps = set(steady_steps(run))
+    parts = []
+    for phase in PHASES:
+        vals = [v for s, v in run.series.get(f"timing_s/{phase}", []) if s in steps]
+        if vals and phase != "adv":
+            parts.append(f"{phase} {sum(vals) / len(vals):.2f}")
+    return " / ".join(parts) if parts else MISSING
+
+
+def cost_per_point(e: Entry) -> dict[str, float | None]:
+    """What the training steps cost (tokens through the model, GPU-seconds) and per point of greedy
+    accuracy gained over the run's own base eval (None where a figure is missing or nothing was gained)."""
+    tokens = sum(v for _, v in e.run.series.get("perf/total_num_tokens", [])) or None
+    gpus = _get(e.run.config, "trainer.n_gpus_per_node") or 1
+    nodes = _get(e.run.config, "trainer.nnodes") or 1
+    seconds = sum(v for _, v in e.run.series.get(STEP_TIME_KEY, [])) * gpus * nodes or None
+    gain = None
+    if e.base.found and e.trained.found:
+        gain = 100 * (e.trained.metrics["accuracy"] - e.base.metrics["accuracy"])
+    per = (lambda x: x / gain if x is not None and gain is not None and gain > 0 else None)
+    return {"training_tokens": tokens, "gpu_seconds": seconds, "points_gained": gain,
+            "tokens_per_point": per(tokens), "gpu_seconds_per_point": per(seconds)}
+
+
+def pass_at_k_evals(run: RunData) -> dict[str, EvalData]:
+    """The run's sampled evals (eval/*/ with pass@k, from `gsm8k-rl eval --samples K`), by folder name."""
+    folder = run.path / "eval" if run.path else None
+    if folder is None or not folder.is_dir():
+        return {}
+    found = {}
+    for sub in sorted(folder.iterdir()):
+        if (sub / "metrics.json").is_file():
+            ev = load_eval(sub.name, sub)
+            if ev.found and "pass_at_k" in ev.metrics:
+                found[sub.name] = ev
+    return found
+
+
+def _pass_at_k_cell(run: RunData) -> str:
+    found = pass_at_k_evals(run)
+    if not found:
+        return MISSING
+    cells = []
+    for name, ev in found.items():
+        n = ev.metrics["samples_per_problem"]
+        ks = sorted({1, 4, 16, n} & set(range(1, n + 1)))
+        cells.append(f"{name}: " + ", ".join(f"pass@{k} {pct(ev.metrics['pass_at_k'][str(k)])}" for k in ks)
+                     + f", maj@{n} {pct(ev.metrics['maj_at_k'][str(n)])}")
+    return "; ".join(cells)
+
+
 def _run_rows(entries: list[Entry], where: Any) -> list[tuple[str, ...]]:
     cols: list[list[str]] = []
     for e in entries:
@@ -221,6 +280,10 @@ def _run_rows(entries: list[Entry], where: Any) -> list[tuple[str, ...]]:
             _vs_base(e),
             _lengths(e.trained),
             pct((e.trained.metrics or {}).get("truncation_rate")),
+            pct((e.trained.metrics or {}).get("no_answer_rate")),
+            phase_times(run),
+            *_cost_cells(cost_per_point(e)),
+            _pass_at_k_cell(run),
         ])
     labels = [
         "run folder", "model", "config", "algorithm (adv. estimator)", "responses per prompt (rollout.n)",
@@ -229,9 +292,19 @@ def _run_rows(entries: list[Entry], where: Any) -> list[tuple[str, ...]]:
         "mean step time (timing_s/step, steps without validation)", "last validation accuracy",
         "base greedy accuracy [95% Wilson]", "trained greedy accuracy [95% Wilson]",
         "trained vs own base (fixed / broken, exact McNemar p)", "trained output tokens mean / p50 / p90",
-        "trained truncated (hit max new tokens)",
+        "trained truncated (hit max new tokens)", "trained with no number (no answer)",
+        "seconds per phase (steady steps)", "tokens through the model in training (perf/total_num_tokens)",
+        "GPU-seconds of training steps", "points gained (trained - base)", "tokens per point gained",
+        "GPU-seconds per point gained", "pass@k / maj@k (sampled evals in eval/)",
     ]
     return [(label, *(c[i] for c in cols)) for i, label in enumerate(labels)]
+
+
+def _cost_cells(c: dict[str, float | None]) -> list[str]:
+    gain = c["points_gained"]
+    per = (lambda key: "no gain" if gain is not None and gain <= 0 else fmt(c[key], ",.0f"))
+    return [fmt(c["training_tokens"], ",.0f"), fmt(c["gpu_seconds"], ",.0f"),
+            f"{gain:+.1f}" if gain is not None else MISSING, per("tokens_per_point"), per("gpu_seconds_per_point")]
 
 
 def pair_trained(a: Entry, b: Entry) -> tuple[Paired | None, str | None]:
@@ -446,6 +519,9 @@ def write_compare(run_dirs: list[str], names: list[str] | None, out: str | Path)
                 "trained_missing": e.trained.problem,
                 "vs_base": _paired_json(e.vs_base),
                 "vs_base_reason": e.vs_base_reason,
+                "cost": cost_per_point(e),
+                "pass_at_k": {name: {k: ev.metrics[k] for k in ("samples_per_problem", "pass_at_k", "maj_at_k")}
+                              for name, ev in pass_at_k_evals(e.run).items()},
             }
             for e in entries
         ],

@@ -126,8 +126,12 @@ def test_layouts_validate_for_1_2_4_8_gpus(prepared_gsm8k, tiny_model_dir, gpus)
 
 
 def test_misspelled_key_rejected_readably():
-    with pytest.raises(UserError, match=r"(?s)actor_rollout_ref\.actor\.optim\.lrr.*leading '\+'"):
+    with pytest.raises(UserError, match=r"actor_rollout_ref\.actor\.optim\.lrr=1e-6: actor_rollout_ref\.actor\.optim has no "
+                                        r"key 'lrr' in VERL's config or schema; did you mean actor_rollout_ref\.actor\.optim\.lr\?"):
         compose_config("ppo", ["actor_rollout_ref.actor.optim.lrr=1e-6"])
+    # what Hydra alone refuses keeps Hydra's words
+    with pytest.raises(UserError, match=r"(?s)Could not override 'actor_rollout_ref\.model\.override_config\.x'.*'\+key=value' adds"):
+        compose_config("ppo", ["actor_rollout_ref.model.override_config.x=1"])
 
 
 @pytest.mark.parametrize("override, message", [

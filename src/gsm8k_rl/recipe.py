@@ -54,8 +54,8 @@ def compose_config(name: str = DEFAULT_CONFIG, overrides: list[str] | tuple[str,
         msg = str(exc).splitlines()[0]
         raise UserError(
             f"config {name!r} with overrides {list(overrides)} does not compose: {msg}\n"
-            "  (a new key needs a leading '+', an existing one must be spelled as in VERL's "
-            "_generated_ppo_trainer.yaml)"
+            "  (an existing key must be spelled as in VERL's _generated_ppo_trainer.yaml; '+key=value' adds "
+            "one, '++key=value' adds or overrides)"
         ) from exc
 
 
@@ -214,12 +214,13 @@ def check_overrides(name: str, overrides: list[str] | tuple[str, ...]) -> list[s
             continue
         found = find_key(defaults["raw"], key, defaults["verl"])
         if not found.exists:
-            if o.is_add() or o.is_force_add():
-                close = difflib.get_close_matches(found.missing, found.known, n=1)
-                hint = f"; did you mean {'.'.join(filter(None, [found.parent, close[0]]))}?" if close else ""
-                problems.append(f"{text}: {found.parent or 'the config'} has no key {found.missing!r} in VERL's "
-                                f"config or schema{hint} (Hydra would add it and nothing would read it)")
-            continue  # a plain key=value of an unknown key: compose names it
+            close = difflib.get_close_matches(found.missing, found.known, n=1)
+            hint = f"; did you mean {'.'.join(filter(None, [found.parent, close[0]]))}?" if close else ""
+            why = ("Hydra would add it and nothing would read it" if o.is_add() or o.is_force_add() else
+                   "'+'/'++' add a key, which only VERL's free-form dicts take")
+            problems.append(f"{text}: {found.parent or 'the config'} has no key {found.missing!r} in VERL's "
+                            f"config or schema{hint} ({why})")
+            continue
         if found.open:
             continue
         try:

@@ -151,6 +151,8 @@ CASES = [
     Case("prepare-other-template", "prepare", "another --template into a folder already prepared",
          ["prepare", "--source", "src", "--out", "data", "--template", "hash"], NO_PREPARE,
          setup=lambda f, a: (_source(f, a), run_in_process(f, ["prepare", "--source", "src", "--out", "data"], None))),
+    Case("prepare-limit-zero", "prepare", "`--limit 0`", ["prepare", "--source", "src", "--out", "data", "--limit", "0"],
+         NO_PREPARE, setup=_source, check=_nothing_written("data")),
     Case("train-other-prompt", "train", "data prepared with `--template hash` for the default config (prompt `plain`)",
          DRY, "trains on the rows' `prompt` column as it is: VERL has no notion of the prompt the evals use "
               "(verl/utils/dataset/rl_dataset.py)",
@@ -181,6 +183,14 @@ CASES = [
          "validate_config passes (it checks mini <= batch only) and Ray starts; the first actor update asserts "
          "`100 % 64 != 0` (verl/utils/tensordict_utils.py, make_iterator), after the first rollout",
          setup=_prepared),
+    Case("train-no-gpus", "train", "`--gpus 0`", DRY + ["--gpus", "0"],
+         "— (a launcher option); its VERL key, trainer.n_gpus_per_node=0: validate_config raises `ZeroDivisionError: "
+         "integer modulo by zero` with fixed micro-batches (verl/utils/config.py) and passes with token budgets "
+         "(run on CPU)", setup=_prepared, check=_nothing_written("run")),
+    Case("train-no-files", "train", "`data.train_files=[]`", DRY + ["data.train_files=[]"],
+         "validate_config passes; in the Ray task runner its dataset raises `ValueError: Unable to concatenate an "
+         "empty list of datasets` (verl/utils/dataset/rl_dataset.py, RLHFDataset._read_files_and_tokenize; run on CPU)",
+         setup=_prepared, check=_nothing_written("run")),
     Case("train-ctrl-c", "train", "Ctrl-C (SIGINT) while the launch starts VERL",
          ["train", "--backend", "local", "--run-dir", "run", "--data", "data", "--model", MODEL],
          "main_ppo has no handler for it (verl/trainer/main_ppo.py): Python's KeyboardInterrupt stack",

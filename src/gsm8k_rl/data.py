@@ -287,6 +287,8 @@ def prepare(
         raise UserError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASETS) + list(PAPER_DATASETS)}")
     if template not in TEMPLATES:
         raise UserError(f"unknown prompt template {template!r}; choose one of {sorted(TEMPLATES)}")
+    if limit is not None and limit < 1:  # 0 would write empty files; a negative one would drop the last rows
+        raise UserError(f"--limit must be >= 1, got {limit}")
     available = DATASET_SPLITS.get(dataset, SPLITS)
     splits = tuple(splits) if splits else available
     missing = [s for s in splits if s not in available]

@@ -521,7 +521,9 @@ def check_config(cfg: Any, extra_rollouts: tuple[str, ...] = ()) -> list[str]:
         problems.append(f"{reward.path} defines no function {reward.name!r}")
     for key in ("data.train_files", "data.val_files"):
         files = OmegaConf.select(cfg, key)
-        for f in [files] if isinstance(files, str) else list(files):
+        if not files:
+            problems.append(f"{key}={files!r} names no file (pass --data DIR with train.parquet and test.parquet)")
+        for f in [files] if isinstance(files, str) else list(files or []):
             if not Path(f).is_file():
                 problems.append(f"{key}: {f} not found (run `gsm8k-rl prepare --out DIR` and pass --data DIR)")
     if cfg.actor_rollout_ref.rollout.val_kwargs.temperature != 0 or cfg.actor_rollout_ref.rollout.val_kwargs.do_sample:

@@ -191,6 +191,9 @@ def _backend(args: argparse.Namespace, hw: Hardware | None) -> str:
 
 def plan(args: argparse.Namespace) -> Launch:
     """Everything about the run, decided before anything starts."""
+    for flag, value in (("--gpus", args.gpus), ("--nnodes", args.nnodes), ("--gpu-memory-gb", args.gpu_memory_gb)):
+        if value is not None and value <= 0:  # 0 was taken as "not given" and sized for one GPU
+            raise UserError(f"{flag} must be positive, got {value}")
     hw = detect_hardware()
     if hw is not None:
         hw = dataclasses.replace(hw, n_gpus_per_node=args.gpus or hw.n_gpus_per_node, nnodes=args.nnodes,

@@ -142,8 +142,9 @@ def test_misspelled_key_rejected_readably():
     # a field of VERL's FSDPEngineConfig dataclass, misspelled under a node the YAML fills
     ("++actor_rollout_ref.actor.fsdp_config.param_ofload=true", "did you mean actor_rollout_ref.actor.fsdp_config.param_offload?"),
     # issue 29: a wrongly typed value was a ValueError traceback from int() in the launcher
-    ("data.train_batch_size=abc", "data.train_batch_size='abc': expected an integer (the default is 128)"),
-    ("data.train_batch_size=12.5", "data.train_batch_size=12.5: expected an integer"),
+    ("data.train_batch_size=abc", "data.train_batch_size='abc': expected a number (the default is 128)"),
+    # VERL's dataclass types the mini-batch as an integer
+    ("actor_rollout_ref.actor.ppo_mini_batch_size=12.5", "actor_rollout_ref.actor.ppo_mini_batch_size=12.5: expected an integer"),
     ("actor_rollout_ref.actor.optim.lr=fast", "actor_rollout_ref.actor.optim.lr='fast': expected a number"),
     # a string is true to Python: "no" would have turned the dynamic batch on
     ("actor_rollout_ref.actor.use_dynamic_bsz=no", "actor_rollout_ref.actor.use_dynamic_bsz='no': expected true or false"),
@@ -163,6 +164,7 @@ def test_overrides_verl_would_ignore_or_trip_on_are_named(override, message):
     "+reward.reward_kwargs.truncated_reward=0.0",  # read by VERL's reward loop with .get()
     "+reward.custom_reward_function.reward_kwargs.my_option=1",  # passed to the user's compute_score
     "actor_rollout_ref.rollout.val_kwargs.temperature=0.7",  # a float key whose YAML default is 0
+    "trainer.esi_redundant_time=0.5",  # no dataclass: its YAML default, 0, says only "a number"
     "trainer.logger=[console,file]",
 ])
 def test_legitimate_added_keys_and_values_compose(override):
@@ -200,6 +202,9 @@ def test_mini_batch_that_does_not_divide_the_batch(prepared_gsm8k, tiny_model_di
     verl_validate(config=cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))  # passes
     with pytest.raises(AssertionError, match="100 % 64 != 0"):
         next(iter(make_iterator(TensorDict({"x": torch.zeros(100)}, batch_size=[100]), 64, 1)))
+    # a batch that is no count of prompts
+    cfg = compose_config("ppo", _ready(prepared_gsm8k["plain"], tiny_model_dir, ["data.train_batch_size=12.5"]))
+    assert check_config(cfg) == ["data.train_batch_size=12.5 must be a positive integer (prompts per step)"]
 
 
 def test_invalid_value_rejected_by_verl(prepared_gsm8k, tiny_model_dir):

@@ -227,8 +227,12 @@ def check_overrides(name: str, overrides: list[str] | tuple[str, ...]) -> list[s
             default = OmegaConf.select(defaults["cfg"], key, default=None)
         except Exception:  # an interpolation that only resolves with the launcher's overrides
             default = None
-        # VERL's dataclass says the type; a plain YAML key (data.*, trainer.*), its default's
-        expected = found.annotation if found.annotation in _EXPECTED else type(default)
+        # VERL's dataclass says the type. A plain YAML key (data.*, trainer.*) has its default's, except
+        # that an integer default says "a number" (trainer.esi_redundant_time: 0 takes 0.5)
+        if found.annotation in _EXPECTED:
+            expected = found.annotation
+        else:
+            expected = float if type(default) is int else type(default)
         if expected in _EXPECTED and not isinstance(o.value(), (list, dict)) and _wrong_type(o.value(), expected):
             shown = f" (the default is {default})" if default is not None else ""
             problems.append(f"{key}={o.value()!r}: expected {_EXPECTED[expected]}{shown}")
@@ -553,6 +557,8 @@ def check_batches(cfg: Any) -> list[str]:
     from verl.trainer.ppo.utils import need_critic
 
     batch = cfg.data.train_batch_size
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        return [f"data.train_batch_size={batch!r} must be a positive integer (prompts per step)"]
     roles = [("actor_rollout_ref.actor.ppo_mini_batch_size", cfg.actor_rollout_ref.actor.ppo_mini_batch_size)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # VERL warns that GRPO has no critic; validate_config says it once
@@ -615,8 +621,9 @@ def _template_problems(key: str, f: str, parquet: Any, want: str) -> list[str]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    extra = parquet.read(columns=["extra_info"]).column("extra_info") if "extra_info" in parquet.schema_arrow.names else None
-    struct = extra.combine_chunks() if extra is not None else None
+    # the one nested field, not the whole extra_info (which holds every question and solution)
+    table = parquet.read(columns=["extra_info.prompt_template"]) if "extra_info" in parquet.schema_arrow.names else None
+    struct = table.column("extra_info").combine_chunks() if table is not None and table.num_columns else None
     if struct is None or not pa.types.is_struct(struct.type) or struct.type.get_field_index("prompt_template") < 0:
         return [f"{key}: {f} has no extra_info.prompt_template (it was not written by `gsm8k-rl prepare`): its prompt "
                 f"cannot be checked against prepare.template={want}; prepare it with `gsm8k-rl prepare --template "

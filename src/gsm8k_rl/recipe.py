@@ -109,11 +109,12 @@ def _field_types(cls: type) -> dict[str, Any]:
 
 
 def _unoptional(tp: Any) -> Any:
-    """X for Optional[X]; `tp` otherwise."""
+    """X for Optional[X] (or X | None); `tp` otherwise."""
+    import types
     import typing
 
     args = [a for a in typing.get_args(tp) if a is not type(None)]
-    if typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and len(args) == 1:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
         return args[0]
     return tp
 
@@ -567,7 +568,7 @@ def check_batches(cfg: Any) -> list[str]:
         roles.append(("critic.ppo_mini_batch_size", cfg.critic.ppo_mini_batch_size))
     problems = []
     for key, mini in roles:
-        if isinstance(batch, int) and isinstance(mini, int) and 0 < mini <= batch and batch % mini:
+        if isinstance(mini, int) and 0 < mini <= batch and batch % mini:
             fits = max(d for d in range(1, mini + 1) if batch % d == 0)
             problems.append(f"data.train_batch_size={batch} is not a multiple of {key}={mini}: VERL would stop at the "
                             f"first update (mini-batches must divide the batch); e.g. {key}={fits}")

@@ -172,7 +172,7 @@ def render(rows: list[dict], results: dict[str, dict], gold: dict | None, comman
         "",
         "None of the other four strips a `<think>` block: that is how they are used by default.",
         "",
-        "Known limits of `ours` (rows flagged `known_miss` in the corpus): numbers in words, scientific notation, "
+        "Known limits of `ours` (rows flagged `known_miss` in the corpus): numbers in words, "
         "mixed numbers, European decimal commas, an answer sentence followed by a restated question number "
         "with no answer marker, a bulleted answer under an `Answer:` label, a later \"This answer is based on N\" "
         "sentence, and a header number that happens to equal the gold when no answer is given.",

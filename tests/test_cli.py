@@ -50,3 +50,16 @@ def test_missing_model_folder_is_named_before_anything_loads(argv, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and "Repo id" not in err
+
+
+def test_a_mistake_is_one_line_and_debug_adds_the_stack(tmp_path, capsys):
+    """Issue 29: every user mistake ends in one message and exit code 2, without a stack; --debug (before
+    or after the command) prints the stack as well, the message still last."""
+    argv = ["report", "--run", str(tmp_path / "nope"), "--out", str(tmp_path / "report")]
+    message = f"gsm8k-rl report: error: no such folder: --run {tmp_path / 'nope'} (leave out what has not been run yet)"
+    assert main(argv) == 2
+    assert capsys.readouterr().err.splitlines() == [message]
+    for debug in (["--debug", *argv], [argv[0], "--debug", *argv[1:]]):
+        assert main(debug) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert err[0] == "Traceback (most recent call last):" and "gsm8k_rl.UserError" in err[-2] and err[-1] == message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pyarrow.parquet as pq
@@ -46,12 +47,60 @@ def test_ground_truth_has_no_commas(prepared):
     assert "1000" in gts or any(len(g) >= 4 for g in gts)
 
 
-def test_deterministic_and_no_silent_overwrite(prepared, gsm8k_dir, tmp_path):
+def test_deterministic_rerun_and_no_silent_overwrite(prepared, gsm8k_dir, tmp_path):
     prepare(tmp_path, source=gsm8k_dir, splits=("test",))
     assert (tmp_path / "test.parquet").read_bytes() == (prepared / "test.parquet").read_bytes()
-    with pytest.raises(UserError, match="already exist"):
-        prepare(tmp_path, source=gsm8k_dir, splits=("test",))
-    prepare(tmp_path, source=gsm8k_dir, splits=("test",), overwrite=True)
+    # the same command again is the job already done (README: "re-run the same command"), not refused
+    prepare(tmp_path, source=gsm8k_dir, splits=("test",))
+    with pytest.raises(UserError, match=r"test\.parquet already exists with other rows \(prepared with prompt_template "
+                                        r"'plain' -> 'hash'\): pass --overwrite"):
+        prepare(tmp_path, source=gsm8k_dir, splits=("test",), template="hash")
+    prepare(tmp_path, source=gsm8k_dir, splits=("test",), template="hash", overwrite=True)
+    assert json.loads((tmp_path / "prepare_info.json").read_text())["prompt_template"] == "hash"
+
+
+def test_prepare_is_all_or_nothing_and_a_rerun_finishes_it(gsm8k_dir, tmp_path):
+    """Issue 29: a missing test.jsonl was found after train.parquet was written, and re-running the
+    command was then refused ("already exist"). Every input is read first; the splits are written
+    beside their targets and renamed into place together; the same command finishes the job."""
+    source, out = tmp_path / "src", tmp_path / "out"
+    source.mkdir()
+    (source / "train.jsonl").write_bytes((gsm8k_dir / "train.jsonl").read_bytes())
+    with pytest.raises(UserError, match=r"src/test\.jsonl not found"):
+        prepare(out, source=source)
+    assert not out.exists()
+    lines = (gsm8k_dir / "test.jsonl").read_text().splitlines(keepends=True)
+    (source / "test.jsonl").write_text(lines[0] + '{"question": "Q?", "answer": "no marker"}\n' + "".join(lines[1:]))
+    with pytest.raises(UserError, match=r"test\.jsonl:2: 'answer' does not end"):
+        prepare(out, source=source)
+    assert not out.exists()
+    # a split that would replace other rows stops the whole job after both were written beside: none is
+    # renamed into place, and nothing half-done is left
+    (source / "test.jsonl").write_text("".join(lines))
+    out.mkdir()
+    (out / "test.parquet").write_bytes((gsm8k_dir / "test.jsonl").read_bytes())  # not these rows (not even a parquet)
+    with pytest.raises(UserError, match=r"test\.parquet already exists with other rows \(not described by prepare_info"):
+        prepare(out, source=source)
+    assert sorted(p.name for p in out.iterdir()) == ["test.parquet"]
+    (out / "test.parquet").unlink()
+    assert main(["prepare", "--source", str(source), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["prepare_info.json", "test.parquet", "train.parquet"]
+    assert main(["prepare", "--source", str(source), "--out", str(out)]) == 0  # once more: nothing to do
+
+
+def test_prepare_info_keeps_every_split(gsm8k_dir, tmp_path):
+    """Issue 29: `--splits train` then `--splits test` into one --out left only the last split's count and
+    sha256 in prepare_info.json; each split keeps its record, with its own settings."""
+    prepare(tmp_path, source=gsm8k_dir, splits=("train",), limit=5)
+    prepare(tmp_path, source=gsm8k_dir, splits=("test",), limit=3, template="hash")
+    info = json.loads((tmp_path / "prepare_info.json").read_text())
+    assert info["rows"] == {"train": 5, "test": 3}
+    assert set(info["sha256"]) == {"train", "test"}
+    assert info["prompt_template"] == {"train": "plain", "test": "hash"} and info["dataset"] == "gsm8k"
+    assert info["splits"]["train"]["limit"] == 5 and info["splits"]["test"]["prompt_template"] == "hash"
+    for split in ("train", "test"):
+        digest = hashlib.sha256((tmp_path / f"{split}.parquet").read_bytes()).hexdigest()
+        assert info["sha256"][split] == info["splits"][split]["sha256"] == digest
 
 
 @pytest.mark.parametrize("thinking", [False, True])
@@ -96,6 +145,19 @@ def test_bad_row_names_file_and_line(tmp_path):
     rows = load_gsm8k_split(tmp_path, "test", skip_invalid=True)
     assert rows == [good]
     assert main(["prepare", "--source", str(tmp_path), "--out", str(tmp_path / "o"), "--splits", "test"]) == 2
+
+
+def test_non_utf8_byte_names_file_and_line(tmp_path, capsys):
+    """Issue 29: a byte that is not UTF-8 was a UnicodeDecodeError traceback, also with --skip-invalid."""
+    good = json.dumps({"question": "Q?", "answer": "so 3\n#### 3"}).encode()
+    (tmp_path / "test.jsonl").write_bytes(good + b"\n" + b'{"question": "Caf\xe9?", "answer": "#### 4"}\n' + good + b"\n")
+    out = ["--source", str(tmp_path), "--out", str(tmp_path / "o"), "--splits", "test"]
+    assert main(["prepare", *out]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"gsm8k-rl prepare: error: bad GSM8K row at {tmp_path / 'test.jsonl'}:2: "
+                                        "not UTF-8 text (byte 0xe9 at column 18) (use --skip-invalid to skip such rows)"]
+    assert main(["prepare", *out, "--skip-invalid"]) == 0
+    assert pq.read_table(tmp_path / "o" / "test.parquet").num_rows == 2
 
 
 def test_missing_source_file(tmp_path):

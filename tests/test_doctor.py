@@ -13,7 +13,7 @@ from gsm8k_rl.doctor import count_params
 @pytest.fixture(scope="module")
 def data_dir(gsm8k_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("data")
-    assert main(["prepare", "--source", str(gsm8k_dir), "--out", str(out), "--limit", "64"]) == 0
+    assert main(["prepare", "--source", str(gsm8k_dir), "--out", str(out), "--limit", "128"]) == 0
     return out
 
 
@@ -29,8 +29,8 @@ def test_layouts_planned_on_cpu(tmp_path, data_dir, tiny_qwen3_tok_model_dir, ca
     out = capsys.readouterr().out
     lines = _lines(out)
     assert lines["config"].startswith("[PASS]") and f"{gpus} GPU(s)" in lines["config"]
-    assert lines["data.train_files"].startswith("[PASS]") and "64 rows" in lines["data.train_files"]
-    assert lines["reward"].startswith("[PASS]") and "128/128 gold solutions" in lines["reward"]
+    assert lines["data.train_files"].startswith("[PASS]") and "128 rows" in lines["data.train_files"]
+    assert lines["reward"].startswith("[PASS]") and "256/256 gold solutions" in lines["reward"]
     assert lines["memory"].startswith("[PASS]")
     # this machine has no GPU: the run itself cannot start, and doctor says so (and how to smoke test)
     assert lines["gpus"].startswith("[FAIL]") and "gsm8k-rl train --backend local --smoke" in out
@@ -59,7 +59,7 @@ def test_broken_reward_is_caught(tmp_path, data_dir, tiny_model_dir, capsys):
     main(["doctor", "--run-dir", str(tmp_path / "r"), "--data", str(data_dir), "--model", str(tiny_model_dir),
           f"reward.custom_reward_function.path={bad}"])
     line = _lines(capsys.readouterr().out)["reward"]
-    assert line.startswith("[FAIL]") and "0/128" in line and "index 0" in line
+    assert line.startswith("[FAIL]") and "0/256" in line and "index 0" in line
 
 
 def test_overlong_prompts_fail_with_the_key_to_change(tmp_path, data_dir, tiny_qwen3_tok_model_dir, capsys):

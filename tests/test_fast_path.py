@@ -159,7 +159,7 @@ def test_liger_version_is_the_one_pinned_in_the_gpu_extra():
     assert len(gpu) == 1 and f'"liger-kernel=={fast_path.LIGER_VERSION}"' in gpu[0]
 
 
-def test_liger_on_refused_on_cpu_and_its_keys_pass_verls_validation(tmp_path, tiny_model_dir):
+def test_liger_on_refused_on_cpu_and_its_keys_pass_verls_validation(prepared_gsm8k, tiny_model_dir):
     """liger's kernels are Triton: --liger on for a CPU run is refused before anything starts. The two
     keys the launcher writes pass VERL 0.9.1's own validation (its dataclasses for actor/reference and
     critic models carry them)."""
@@ -172,11 +172,10 @@ def test_liger_on_refused_on_cpu_and_its_keys_pass_verls_validation(tmp_path, ti
         fast_path.decide("on", "auto", "local", on_gpu=False, liger="on")
     k = fast_path.Kernels(attn="torch_varlen", fused="triton", source="test", fast=True, liger=True)
     _, ov = fast_path.apply(k, {}, [], on_gpu=True)
-    for split in ("train", "test"):
-        (tmp_path / f"{split}.parquet").write_bytes(b"")
+    data = prepared_gsm8k["plain"]
     cfg = compose_config("ppo", ov + [f"actor_rollout_ref.model.path={tiny_model_dir}",
-                                      f"data.train_files={tmp_path / 'train.parquet'}",
-                                      f"data.val_files={tmp_path / 'test.parquet'}",
+                                      f"data.train_files={data / 'train.parquet'}",
+                                      f"data.val_files={data / 'test.parquet'}",
                                       f"reward.custom_reward_function.path={REWARD_FILE}"])
     validate_config(cfg)
     assert omega_conf_to_dataclass(cfg.critic.model).use_liger is True

@@ -136,7 +136,9 @@ def test_cpu_runs_compute_in_fp32_and_gpu_runs_keep_bf16(tmp_path, tiny_model_di
     # GPU: a vLLM run planned for GPUs, and the local backend's CUDA spec, keep VERL's bf16
     data = cpu / "smoke" / "data"
     gpu = tmp_path / "gpu"
-    assert main(["train", "--dry-run", "--run-dir", str(gpu), "--data", str(data), "--model", str(tiny_model_dir)]) == 0
+    # (the smoke slice holds 64 training rows: batches of 64, the recipe's 128 would be refused)
+    assert main(["train", "--dry-run", "--run-dir", str(gpu), "--data", str(data), "--model", str(tiny_model_dir),
+                 "data.train_batch_size=64"]) == 0
     cfg = OmegaConf.load(gpu / "resolved_config.yaml")
     assert cfg.trainer.device == "cuda" and _compute_dtypes(cfg) == bf16
     assert _compute_dtypes(_compose(launch_spec(1, "cuda")["overrides"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from gsm8k_rl.recipe import (
     REWARD_FILE,
     Hardware,
     check_config,
+    check_overrides,
     compose_config,
     config_names,
     layout_overrides,
@@ -21,14 +23,12 @@ from gsm8k_rl.recipe import (
 )
 
 
-def _ready(tmp_path, model_dir, extra=()):
-    """Overrides that make the config runnable offline: local model, real files, our reward."""
-    for split in ("train", "test"):
-        (tmp_path / f"{split}.parquet").write_bytes(b"")
+def _ready(data, model_dir, extra=()):
+    """Overrides that make the config runnable offline: local model, real prepared GSM8K, our reward."""
     return [
         f"actor_rollout_ref.model.path={model_dir}",
-        f"data.train_files={tmp_path / 'train.parquet'}",
-        f"data.val_files={tmp_path / 'test.parquet'}",
+        f"data.train_files={data / 'train.parquet'}",
+        f"data.val_files={data / 'test.parquet'}",
         f"reward.custom_reward_function.path={REWARD_FILE}",
         *extra,
     ]
@@ -111,28 +111,105 @@ def test_paper_configs_match_the_papers_scripts():
     assert plain == with_sa
 
 
-def test_full_validation_passes(tmp_path, tiny_model_dir):
-    cfg = compose_config("ppo", _ready(tmp_path, tiny_model_dir, layout_overrides(Hardware(1, 80.0))))
+def test_full_validation_passes(prepared_gsm8k, tiny_model_dir):
+    cfg = compose_config("ppo", _ready(prepared_gsm8k["plain"], tiny_model_dir, layout_overrides(Hardware(1, 80.0))))
     validate_config(cfg)
 
 
 @pytest.mark.parametrize("gpus", [1, 2, 4, 8])
-def test_layouts_validate_for_1_2_4_8_gpus(tmp_path, tiny_model_dir, gpus):
+def test_layouts_validate_for_1_2_4_8_gpus(prepared_gsm8k, tiny_model_dir, gpus):
     for name in ("ppo", "grpo"):
         base = compose_config(name)
-        cfg = compose_config(name, _ready(tmp_path, tiny_model_dir, layout_overrides(Hardware(gpus, 80.0), base)))
+        cfg = compose_config(name, _ready(prepared_gsm8k["plain"], tiny_model_dir, layout_overrides(Hardware(gpus, 80.0), base)))
         validate_config(cfg)
         assert cfg.trainer.n_gpus_per_node == gpus
 
 
 def test_misspelled_key_rejected_readably():
-    with pytest.raises(UserError, match=r"(?s)actor_rollout_ref\.actor\.optim\.lrr.*leading '\+'"):
+    with pytest.raises(UserError, match=r"actor_rollout_ref\.actor\.optim\.lrr=1e-6: actor_rollout_ref\.actor\.optim has no "
+                                        r"key 'lrr' in VERL's config or schema; did you mean actor_rollout_ref\.actor\.optim\.lr\?"):
         compose_config("ppo", ["actor_rollout_ref.actor.optim.lrr=1e-6"])
+    # what Hydra alone refuses keeps Hydra's words
+    with pytest.raises(UserError, match=r"(?s)Could not override 'actor_rollout_ref\.model\.override_config\.x'.*'\+key=value' adds"):
+        compose_config("ppo", ["actor_rollout_ref.model.override_config.x=1"])
 
 
-def test_invalid_value_rejected_by_verl(tmp_path, tiny_model_dir):
+@pytest.mark.parametrize("override, message", [
+    # issue 29: '++' (and '+') added any key; VERL never read it and the run used the default
+    ("++trainer.total_epochz=3", "trainer has no key 'total_epochz' in VERL's config or schema; did you mean "
+                                 "trainer.total_epochs?"),
+    ("+actor_rollout_ref.actor.ppo_epochz=2", "did you mean actor_rollout_ref.actor.ppo_epochs?"),
+    # a field of VERL's FSDPEngineConfig dataclass, misspelled under a node the YAML fills
+    ("++actor_rollout_ref.actor.fsdp_config.param_ofload=true", "did you mean actor_rollout_ref.actor.fsdp_config.param_offload?"),
+    # issue 29: a wrongly typed value was a ValueError traceback from int() in the launcher
+    ("data.train_batch_size=abc", "data.train_batch_size='abc': expected a number (the default is 128)"),
+    # VERL's dataclass types the mini-batch as an integer
+    ("actor_rollout_ref.actor.ppo_mini_batch_size=12.5", "actor_rollout_ref.actor.ppo_mini_batch_size=12.5: expected an integer"),
+    ("actor_rollout_ref.actor.optim.lr=fast", "actor_rollout_ref.actor.optim.lr='fast': expected a number"),
+    # a string is true to Python: "no" would have turned the dynamic batch on
+    ("actor_rollout_ref.actor.use_dynamic_bsz=no", "actor_rollout_ref.actor.use_dynamic_bsz='no': expected true or false"),
+])
+def test_overrides_verl_would_ignore_or_trip_on_are_named(override, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        compose_config("ppo", [override])
+
+
+@pytest.mark.parametrize("override", [
+    # what the launcher itself adds, under VERL's free-form dicts (found in VERL's config, not listed here)
+    "++actor_rollout_ref.model.override_config.attn_implementation=sdpa",  # HFModelConfig: dict, {} in VERL
+    "++trainer.v1.sampler.sampler_kwargs.poll_interval=0.5",  # {} in VERL's config
+    "++actor_rollout_ref.actor.fsdp_config.mixed_precision.param_dtype=fp32",  # FSDPEngineConfig: Optional[dict]
+    "+data.apply_chat_template_kwargs.reasoning_effort=low",  # {} in VERL's config (chat template kwargs)
+    "++ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH='/runs/x/logs/m.jsonl'",  # ray.init(**...)
+    "+reward.reward_kwargs.truncated_reward=0.0",  # read by VERL's reward loop with .get()
+    "+reward.custom_reward_function.reward_kwargs.my_option=1",  # passed to the user's compute_score
+    "actor_rollout_ref.rollout.val_kwargs.temperature=0.7",  # a float key whose YAML default is 0
+    "trainer.esi_redundant_time=0.5",  # no dataclass: its YAML default, 0, says only "a number"
+    "trainer.logger=[console,file]",
+])
+def test_legitimate_added_keys_and_values_compose(override):
+    compose_config("ppo", [override])
+
+
+def test_every_added_key_in_the_docs_composes():
+    """The '+'/'++' overrides README.md and docs/ show pass the added-key check (docs/bad_input.md shows
+    the rejected ones on purpose)."""
+    repo = Path(__file__).resolve().parents[1]
+    pages = [repo / "README.md", *sorted((repo / "docs").rglob("*.md"))]
+    found = {m for page in pages if page.name != "bad_input.md"
+             for m in re.findall(r"(?<![\w+])\+\+?[a-z_][\w.]*=[^\s`'\"|,)]+", page.read_text())}
+    assert len(found) >= 5, found
+    for override in sorted(found):
+        assert check_overrides("ppo", [override]) == [], override
+
+
+def test_mini_batch_that_does_not_divide_the_batch(prepared_gsm8k, tiny_model_dir):
+    """Issue 29: train_batch_size=100 with mini-batches of 64 passed; VERL's own validation lets it through
+    and its trainer stops at the first update (make_iterator's assert), after the first rollout."""
+    import torch
+    from tensordict import TensorDict
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config as verl_validate
+    from verl.utils.tensordict_utils import make_iterator
+
+    cfg = compose_config("ppo", _ready(prepared_gsm8k["plain"], tiny_model_dir, ["data.train_batch_size=100"]))
+    problems = check_config(cfg)
+    assert problems == ["data.train_batch_size=100 is not a multiple of actor_rollout_ref.actor.ppo_mini_batch_size=64: "
+                        "VERL would stop at the first update (mini-batches must divide the batch); "
+                        "e.g. actor_rollout_ref.actor.ppo_mini_batch_size=50",
+                        "data.train_batch_size=100 is not a multiple of critic.ppo_mini_batch_size=64: VERL would stop "
+                        "at the first update (mini-batches must divide the batch); e.g. critic.ppo_mini_batch_size=50"]
+    verl_validate(config=cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))  # passes
+    with pytest.raises(AssertionError, match="100 % 64 != 0"):
+        next(iter(make_iterator(TensorDict({"x": torch.zeros(100)}, batch_size=[100]), 64, 1)))
+    # a batch that is no count of prompts
+    cfg = compose_config("ppo", _ready(prepared_gsm8k["plain"], tiny_model_dir, ["data.train_batch_size=12.5"]))
+    assert check_config(cfg) == ["data.train_batch_size=12.5 must be a positive integer (prompts per step)"]
+
+
+def test_invalid_value_rejected_by_verl(prepared_gsm8k, tiny_model_dir):
     # a mini-batch larger than the 128-prompt batch: VERL's own actor validation says so
-    cfg = compose_config("ppo", _ready(tmp_path, tiny_model_dir, ["actor_rollout_ref.actor.ppo_mini_batch_size=256"]))
+    cfg = compose_config("ppo", _ready(prepared_gsm8k["plain"], tiny_model_dir, ["actor_rollout_ref.actor.ppo_mini_batch_size=256"]))
     with pytest.raises(UserError, match="VERL rejects the config"):
         validate_config(cfg)
 
@@ -142,8 +219,8 @@ def test_invalid_value_rejected_by_verl(tmp_path, tiny_model_dir):
     ("actor_rollout_ref.rollout.name=no_such_engine", "not a registered async rollout"),
     ("actor_rollout_ref.rollout.val_kwargs.temperature=0.7", "not greedy"),
 ])
-def test_checks_verl_lacks(tmp_path, tiny_model_dir, override, message):
-    cfg = compose_config("ppo", _ready(tmp_path, tiny_model_dir, [override]))
+def test_checks_verl_lacks(prepared_gsm8k, tiny_model_dir, override, message):
+    cfg = compose_config("ppo", _ready(prepared_gsm8k["plain"], tiny_model_dir, [override]))
     assert any(message in p for p in check_config(cfg))
 
 
@@ -219,9 +296,9 @@ def _base(name: str, label: str):
     return compose_config(name, LENGTHS[label])
 
 
-def _check_layout(tmp_path, model_dir, name, label, gpus, gpu_gb, full_validation):
+def _check_layout(prepared, model_dir, name, label, gpus, gpu_gb, full_validation):
     lengths = LENGTHS[label]
-    cfg = compose_config(name, _ready(tmp_path, model_dir,
+    cfg = compose_config(name, _ready(prepared[_base(name, label).prepare.template], model_dir,
                                       layout_overrides(Hardware(gpus, gpu_gb), _base(name, label)) + lengths))
     assert check_config(cfg) == [], (name, label)
     if full_validation:
@@ -234,25 +311,25 @@ def _check_layout(tmp_path, model_dir, name, label, gpus, gpu_gb, full_validatio
 
 @pytest.mark.parametrize("gpu_gb", [40, 80, 141])
 @pytest.mark.parametrize("gpus", [1, 2, 4, 8])
-def test_every_launcher_layout_satisfies_verls_rules(tmp_path, tiny_model_dir, gpus, gpu_gb):
+def test_every_launcher_layout_satisfies_verls_rules(prepared_gsm8k, tiny_model_dir, gpus, gpu_gb):
     """Issue 15: on 2 x 40 GB the budgets were 4096 < 512 + 4096, and VERL died at the first
     full-length answer. Every layout the launcher emits passes VERL's validation and ours, and
     VERL's micro-batch splitter accepts a full-length sequence under every budget."""
     for label in LENGTHS:
-        _check_layout(tmp_path, tiny_model_dir, "ppo", label, gpus, gpu_gb, full_validation=label == "spec")
+        _check_layout(prepared_gsm8k, tiny_model_dir, "ppo", label, gpus, gpu_gb, full_validation=label == "spec")
     # GRPO has its own batch shape (32 prompts x 4)
-    _check_layout(tmp_path, tiny_model_dir, "grpo", "spec", gpus, gpu_gb, full_validation=True)
+    _check_layout(prepared_gsm8k, tiny_model_dir, "grpo", "spec", gpus, gpu_gb, full_validation=True)
 
 
-def test_every_named_config_on_the_minimum_hardware(tmp_path, tiny_model_dir):
+def test_every_named_config_on_the_minimum_hardware(prepared_gsm8k, tiny_model_dir):
     """The spec's minimum, 2 x 40 GB, for every --config."""
     for name in config_names():
-        _check_layout(tmp_path, tiny_model_dir, name, "spec", 2, 40.0, full_validation=True)
+        _check_layout(prepared_gsm8k, tiny_model_dir, name, "spec", 2, 40.0, full_validation=True)
 
 
-def test_budget_below_the_longest_sequence_is_reported(tmp_path, tiny_model_dir):
+def test_budget_below_the_longest_sequence_is_reported(prepared_gsm8k, tiny_model_dir):
     base = compose_config("ppo")
-    cfg = compose_config("ppo", _ready(tmp_path, tiny_model_dir, layout_overrides(Hardware(2, 40.0), base)
+    cfg = compose_config("ppo", _ready(prepared_gsm8k["plain"], tiny_model_dir, layout_overrides(Hardware(2, 40.0), base)
                                        + ["critic.forward_max_token_len_per_gpu=4096"]))
     problems = check_config(cfg)
     assert len(problems) == 1
@@ -284,7 +361,7 @@ def test_fast_layout_on_the_h200_is_the_one_measured():
 
 @pytest.mark.parametrize("gpu_gb", [40, 80, 141])
 @pytest.mark.parametrize("gpus", [1, 2, 8])
-def test_every_fast_layout_satisfies_verls_rules(tmp_path, tiny_model_dir, gpus, gpu_gb):
+def test_every_fast_layout_satisfies_verls_rules(prepared_gsm8k, tiny_model_dir, gpus, gpu_gb):
     """The fast path's layouts (forward budgets x2, the reference resident on >= 120 GB) pass VERL's
     validation and ours, with the fast path's own overrides (packed torch_varlen, fused kernels)."""
     from gsm8k_rl import fast_path
@@ -293,7 +370,7 @@ def test_every_fast_layout_satisfies_verls_rules(tmp_path, tiny_model_dir, gpus,
     for label in LENGTHS:
         base = _base("ppo", label)
         _, extra = fast_path.apply(kernels, {}, [], on_gpu=True)
-        cfg = compose_config("ppo", _ready(tmp_path, tiny_model_dir,
+        cfg = compose_config("ppo", _ready(prepared_gsm8k["plain"], tiny_model_dir,
                                            layout_overrides(Hardware(gpus, gpu_gb), base, fast=True) + extra + LENGTHS[label]))
         assert check_config(cfg) == [], label
         if label == "spec":

@@ -14,7 +14,7 @@ from gsm8k_rl.train import QUICK_POLL_S, plan, replay_buffer_overrides
 @pytest.fixture(scope="module")
 def data_dir(gsm8k_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("data")
-    assert main(["prepare", "--source", str(gsm8k_dir), "--out", str(out), "--limit", "16"]) == 0
+    assert main(["prepare", "--source", str(gsm8k_dir), "--out", str(out), "--limit", "128"]) == 0
     return out
 
 

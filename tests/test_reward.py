@@ -88,6 +88,16 @@ RULE_CASES = [
     ("Total: 1\u202f234 dollars.", "1234", "1234", "last_number"),
     # no number at all
     ("I cannot solve this.", "18", None, None),
+    # issue 29: a division by zero is no number; it scores 0.0 and no other number stands in for it
+    # (once "3/0" was read as its last number, 0, and paid against a gold of 0)
+    ("The answer is 3/0.", "0", None, "answer_is"),
+    ("#### 3/0\nSo the answer is 0", "0", None, "hash"),
+    ("So each gets 3/0", "0", None, "last_number"),
+    # issue 29: scientific notation is one number (once "1e3" was read as 1 and paid against a gold of 1)
+    ("The answer is 1e3.", "1", "1000", "answer_is"),
+    ("She makes 2.5E2 dollars.", "250", "250", "last_number"),
+    # an exponent no answer has is garbage, not a number
+    ("It is 1e500.", "1", None, None),
 ]
 
 
@@ -97,6 +107,15 @@ def test_rule_table(text, gold, extracted, rule):
     assert (details["extracted"], details["rule"]) == (extracted, rule)
     assert details["score"] == (1.0 if extracted is not None and extracted == parse_ground_truth(gold) else 0.0)
     assert compute_score("openai/gsm8k", text, gold) == details["score"]
+
+
+def test_issue_29_wrong_answers_are_not_paid():
+    """The two wrong answers of issue 29, also with partial credit on (a division by zero is no answer
+    to credit), and the right value in scientific notation is paid."""
+    assert compute_score("openai/gsm8k", "The answer is 3/0", "0") == 0.0
+    assert compute_score("openai/gsm8k", "1e3", "1") == 0.0
+    assert compute_score("openai/gsm8k", "1e3", "1000") == 1.0
+    assert compute_score("openai/gsm8k", "The answer is 3/0", "0", partial_credit=0.1)["score"] == 0.0
 
 
 def load_corpus() -> list[dict]:

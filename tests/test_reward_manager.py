@@ -139,11 +139,10 @@ def test_bad_or_unread_option_is_named(tiny_model_dir):
     assert check_truncation_option(compose_config("ppo")) == [] == check_truncation_option(compose_config("ppo_truncated"))
 
 
-def test_check_config_reports_the_option(tmp_path, tiny_model_dir):
-    for split in ("train", "test"):
-        (tmp_path / f"{split}.parquet").write_bytes(b"")
+def test_check_config_reports_the_option(prepared_gsm8k, tiny_model_dir):
+    data = prepared_gsm8k["plain"]
     ready = [f"actor_rollout_ref.model.path={tiny_model_dir}", f"reward.custom_reward_function.path={REWARD_FILE}",
-             f"data.train_files={tmp_path / 'train.parquet'}", f"data.val_files={tmp_path / 'test.parquet'}"]
+             f"data.train_files={data / 'train.parquet'}", f"data.val_files={data / 'test.parquet'}"]
     assert check_config(compose_config("ppo_truncated", ready)) == []
     problems = check_config(compose_config("ppo", [*ready, "+reward.reward_kwargs.truncated_reward=0.0"]))
     assert any(OPTION in p for p in problems)

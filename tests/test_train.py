@@ -21,7 +21,7 @@ from gsm8k_rl.train import (
 @pytest.fixture(scope="module")
 def data_dir(gsm8k_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("data")
-    assert main(["prepare", "--source", str(gsm8k_dir), "--out", str(out), "--limit", "16"]) == 0
+    assert main(["prepare", "--source", str(gsm8k_dir), "--out", str(out), "--limit", "128"]) == 0
     return out
 
 
@@ -239,20 +239,52 @@ def test_without_the_file_logger_checkpoints_are_never_rolled_back(tmp_path, dat
     assert latest_checkpoint(run).name == "global_step_2" and (run.checkpoints / "global_step_2" / "actor").is_dir()
 
 
-def test_data_prepared_with_another_prompt_is_refused(tmp_path, gsm8k_dir, data_dir, tiny_model_dir, capsys):
+def test_data_prepared_with_another_prompt_is_refused(tmp_path, prepared_gsm8k, data_dir, tiny_model_dir, capsys):
     """The config's prepare.template is the prompt it trains on, and the one `gsm8k-rl run` evaluates
-    with: data whose prepare_info.json names another is refused, naming the file and the fix."""
-    hashed = tmp_path / "hash"
-    assert main(["prepare", "--source", str(gsm8k_dir), "--out", str(hashed), "--limit", "4", "--template", "hash"]) == 0
-    args = ["train", "--dry-run", "--run-dir", str(tmp_path / "r"), "--data", str(hashed), "--model", str(tiny_model_dir)]
+    with: rows carrying another (extra_info.prompt_template) are refused, naming the file and the fix.
+    Issue 29: the refused config left resolved_config.yaml behind, and the fix the message gives was
+    then refused in the same --run-dir as "a different config"."""
+    hashed = prepared_gsm8k["hash"]
+    run = tmp_path / "r"
+    args = ["train", "--dry-run", "--run-dir", str(run), "--data", str(hashed), "--model", str(tiny_model_dir)]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert f"{hashed / 'prepare_info.json'}" in err and "--template hash" in err and "prepare.template=plain" in err
-    # on purpose: the override makes the config's prompt the data's
-    args[3] = str(tmp_path / "r2")
+    assert f"{hashed / 'train.parquet'} holds rows prepared with --template hash (128 of 128 rows)" in err
+    assert "prepare.template=plain" in err and "prepare.template=hash" in err
+    assert not run.exists()  # nothing written that the fix would be compared against
+    # the fix the message gives, in the same run folder: the override makes the config's prompt the data's
     assert main(args + ["prepare.template=hash"]) == 0
     # the paper's preset wants its own prompt: the spec's data is refused for it
     paper = ["train", "--dry-run", "--config", "paper_ppo", "--run-dir", str(tmp_path / "p"), "--data", str(data_dir),
              "--model", str(tiny_model_dir)]
     assert main(paper) == 2
     assert "prepare.template=paper" in capsys.readouterr().err
+
+
+def test_prompt_is_checked_in_the_rows_of_each_file(tmp_path, gsm8k_dir, tiny_model_dir, capsys):
+    """Issue 29: the check read prepare_info.json alone. Train prepared plain and test with `hash` in one
+    folder: the error names test.parquet; without prepare_info.json the rows still say which prompt."""
+    data = tmp_path / "data"
+    assert main(["prepare", "--source", str(gsm8k_dir), "--out", str(data), "--limit", "128", "--splits", "train"]) == 0
+    assert main(["prepare", "--source", str(gsm8k_dir), "--out", str(data), "--limit", "128", "--splits", "test",
+                 "--template", "hash"]) == 0
+    (data / "prepare_info.json").unlink()
+    args = ["train", "--dry-run", "--run-dir", str(tmp_path / "r"), "--data", str(data), "--model", str(tiny_model_dir)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"data.val_files: {data / 'test.parquet'} holds rows prepared with --template hash" in err
+    assert str(data / "train.parquet") not in err
+
+
+def test_training_set_smaller_than_one_batch_is_refused(tmp_path, gsm8k_dir, tiny_model_dir, capsys):
+    """Issue 29: 10 training rows and train_batch_size=128 passed the dry run and doctor without a word
+    (VERL drops the incomplete batch and has nothing to train)."""
+    data = tmp_path / "data"
+    assert main(["prepare", "--source", str(gsm8k_dir), "--out", str(data), "--limit", "10"]) == 0
+    common = ["--run-dir", str(tmp_path / "r"), "--data", str(data), "--model", str(tiny_model_dir)]
+    assert main(["train", "--dry-run", *common]) == 2
+    assert (f"data.train_files: {data / 'train.parquet'} has 10 rows, fewer than data.train_batch_size=128"
+            in capsys.readouterr().err)
+    assert main(["doctor", *common]) == 1
+    assert "has 10 rows, fewer than data.train_batch_size=128" in capsys.readouterr().out
+    assert main(["train", "--dry-run", *common, "data.train_batch_size=10", "actor_rollout_ref.actor.ppo_mini_batch_size=5"]) == 0

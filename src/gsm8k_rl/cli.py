@@ -10,6 +10,7 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 
 from gsm8k_rl import UserError, __version__
 
@@ -27,20 +28,32 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+INTERRUPTED = "interrupted; re-run the same command to continue"
+_active = 0  # commands running in this process: `gsm8k-rl run` calls the stages through main()
+_debug = False  # --debug of the outermost command, which its stages inherit
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gsm8k-rl", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"gsm8k-rl {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error or Ctrl-C, also print the Python stack (before or after COMMAND)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)
         p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip())
         module.add_arguments(p)
+        # SUPPRESS: absent here, it keeps the value given before the command
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="print the Python stack on errors")
         p.set_defaults(_module=module)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A user's mistake (UserError) ends in one message and exit code 2, Ctrl-C in one
+    line and 130, both without a stack unless --debug; anything else is a bug and keeps its stack."""
+    global _active, _debug
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # Only `train`/`doctor`/`run` accept free key=value VERL overrides; anything else is a typo.
@@ -57,11 +70,24 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    debug, outer_debug = args.debug or _debug, _debug
+    _active, _debug = _active + 1, debug
     try:
         return int(args._module.run(args) or 0)
     except UserError as exc:
+        if debug:
+            traceback.print_exc()
         print(f"gsm8k-rl {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if _active > 1:
+            raise  # a stage of `gsm8k-rl run`: the command the user typed says it, once
+        if debug:
+            traceback.print_exc()
+        print(f"gsm8k-rl {args.command}: {INTERRUPTED}", file=sys.stderr)
+        return 130
+    finally:
+        _active, _debug = _active - 1, outer_debug
 
 
 if __name__ == "__main__":

@@ -21,9 +21,9 @@ import json
 import logging
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from gsm8k_rl import UserError
+from gsm8k_rl import UserError, write_atomic
 from gsm8k_rl.prompt import DEFAULT_TEMPLATE, PROMPT_VERSION, TEMPLATES, build_messages
 
 log = logging.getLogger(__name__)
@@ -76,21 +76,38 @@ def _check_row(row: Any) -> tuple[str, str]:
     return question, answer
 
 
-def _read_jsonl(path: Path, skip_invalid: bool) -> tuple[list[dict], list[str]]:
-    rows, skipped = [], []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+def jsonl_records(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed JSON) for each non-blank line of a jsonl file; a line that is not UTF-8
+    text or not JSON comes as a BadRow saying so, for the caller to raise or skip with its place."""
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                yield lineno, BadRow(f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})")
+                continue
             if not line.strip():
                 continue
             try:
-                question, answer = _check_row(json.loads(line))
-            except (json.JSONDecodeError, BadRow) as exc:
-                where = f"{path}:{lineno}: {exc}"
-                if not skip_invalid:
-                    raise UserError(f"bad GSM8K row at {where} (use --skip-invalid to skip such rows)") from exc
-                skipped.append(where)
-                continue
-            rows.append({"question": question, "answer": answer})
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield lineno, BadRow(f"not JSON ({exc.msg})")
+
+
+def _read_jsonl(path: Path, skip_invalid: bool) -> tuple[list[dict], list[str]]:
+    rows, skipped = [], []
+    for lineno, record in jsonl_records(path):
+        try:
+            if isinstance(record, BadRow):
+                raise record
+            question, answer = _check_row(record)
+        except BadRow as exc:
+            where = f"{path}:{lineno}: {exc}"
+            if not skip_invalid:
+                raise UserError(f"bad GSM8K row at {where} (use --skip-invalid to skip such rows)") from exc
+            skipped.append(where)
+            continue
+        rows.append({"question": question, "answer": answer})
     return rows, skipped
 
 
@@ -183,14 +200,64 @@ def make_row(question: str, answer: str, split: str, index: int, dataset: str = 
     }
 
 
-def write_parquet(rows: list[dict], path: Path) -> None:
-    import pyarrow as pa
+INFO = "prepare_info.json"
+# what a split was prepared from and how: a re-run with the same settings and inputs finds the same file
+SETTINGS = ("source", "dataset", "prompt_template", "prompt_version", "limit")
+
+
+def _same_table(a: Path, b: Path) -> bool:
+    """Whether two parquet files hold the same table (byte-identical, or equal once read)."""
     import pyarrow.parquet as pq
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")  # renamed into place whole: a kill never leaves a torn file
-    pq.write_table(pa.Table.from_pylist(rows), tmp)
-    tmp.replace(path)
+    if a.read_bytes() == b.read_bytes():
+        return True
+    try:
+        return pq.read_table(a).equals(pq.read_table(b))
+    except Exception:  # an unreadable old file is not the same table
+        return False
+
+
+def read_info(out: Path) -> dict[str, dict]:
+    """The per-split records of OUT/prepare_info.json ({} when there is none); a file written before
+    records were kept per split describes each of its splits with its one set of settings."""
+    path = out / INFO
+    if not path.exists():
+        return {}
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is not valid JSON ({exc}); delete it and re-run the same command") from exc
+    if "splits" in info:
+        return dict(info["splits"])
+    return {split: {**{k: info.get(k) for k in (*SETTINGS, "data_source")}, "rows": n,
+                    "sha256": info.get("sha256", {}).get(split),
+                    **({"filter": info["filter"][split]} if split in info.get("filter", {}) else {})}
+            for split, n in info.get("rows", {}).items()}
+
+
+def info_summary(records: dict[str, dict]) -> dict[str, Any]:
+    """prepare_info.json: every split's record ("splits"), and at the top each setting (the value all
+    splits share, else {split: value}), "rows", "sha256" and "filter" by split."""
+    order = sorted(records, key=lambda s: (SPLITS.index(s) if s in SPLITS else len(SPLITS), s))
+    info: dict[str, Any] = {}
+    for key in (*SETTINGS, "data_source"):
+        values = {s: records[s].get(key) for s in order}
+        shared = list(values.values())
+        info[key] = shared[0] if all(v == shared[0] for v in shared) else values
+    info["rows"] = {s: records[s]["rows"] for s in order}
+    info["sha256"] = {s: records[s]["sha256"] for s in order}
+    filters = {s: records[s]["filter"] for s in order if "filter" in records[s]}
+    if filters:  # per split and source: rows read, kept, and dropped by reason (nothing leaves uncounted)
+        info["filter"] = filters
+    info["splits"] = {s: records[s] for s in order}
+    return info
+
+
+def _differences(old: dict | None, new: dict) -> str:
+    if not old:
+        return f"not described by {INFO}"
+    diff = [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in SETTINGS if old.get(k) != new.get(k)]
+    return "prepared with " + (", ".join(diff) if diff else "the same settings from different input rows")
 
 
 def prepare(
@@ -206,27 +273,46 @@ def prepare(
     """Write `{split}.parquet` for each split into `out`, plus `prepare_info.json`; returns row counts.
 
     `splits`: None = every split the dataset has (train and test; test only for eval sets).
+    All or nothing: every split is read and checked, then written beside its target, and only when all
+    are complete are they renamed into place; an error or Ctrl-C before that leaves `out` as it was.
+    A file already there with the same rows is the job already done (a re-run after an interruption
+    finishes it); one with other rows is replaced only with `overwrite`. prepare_info.json keeps a
+    record per split, also of splits prepared by earlier calls.
     """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
     from tqdm import tqdm
 
     if dataset not in DATASETS and dataset not in PAPER_DATASETS:
         raise UserError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASETS) + list(PAPER_DATASETS)}")
+    if template not in TEMPLATES:
+        raise UserError(f"unknown prompt template {template!r}; choose one of {sorted(TEMPLATES)}")
+    if limit is not None and limit < 1:  # 0 would write empty files; a negative one would drop the last rows
+        raise UserError(f"--limit must be >= 1, got {limit}")
     available = DATASET_SPLITS.get(dataset, SPLITS)
     splits = tuple(splits) if splits else available
     missing = [s for s in splits if s not in available]
     if missing:
         raise UserError(f"{dataset} has no {', '.join(missing)} split (it has {', '.join(available)})")
     out = Path(out)
-    targets = [out / f"{s}.parquet" for s in splits]
-    existing = [str(p) for p in targets if p.exists()]
-    if existing and not overwrite:
-        raise UserError(f"{', '.join(existing)} already exist; pass --overwrite to replace them")
-    counts, digests, filters, data_sources = {}, {}, {}, set()
-    for split, target in zip(splits, targets):
+    records = read_info(out)  # read (and checked) before anything is written
+    if dataset in PAPER_DATASETS:
+        from gsm8k_rl.paper_data import MATH_HUB, OPENR1_HUB
+
+        hub = {"math": MATH_HUB[0], "paper_mix": f"{MATH_HUB[0]} + {OPENR1_HUB[0]} + {DATASETS['gsm8k'][0]}"}[dataset]
+    else:
+        hub = DATASETS[dataset][0]
+    settings = {"source": str(source) if source else f"hub:{hub}", "dataset": dataset, "prompt_template": template,
+                "prompt_version": PROMPT_VERSION, "limit": limit}
+
+    # 1. every split's input, read and checked before anything is written
+    built: dict[str, tuple[list[dict], dict | None]] = {}
+    for split in splits:
+        filters = None
         if dataset in PAPER_DATASETS:
             from gsm8k_rl import paper_data
 
-            problems, filters[split] = paper_data.build(dataset, source, split, skip_invalid)
+            problems, filters = paper_data.build(dataset, source, split, skip_invalid)
         else:
             problems = load_gsm8k_split(source, split, dataset, skip_invalid)
         if limit is not None:
@@ -235,32 +321,43 @@ def prepare(
                          ground_truth=r.get("ground_truth"), data_source=r.get("data_source"),
                          source_index=r.get("source_index"))
                 for i, r in enumerate(tqdm(problems, desc=f"prepare {split}", unit="row", leave=False))]
-        write_parquet(rows, target)
-        data_sources.update(r["data_source"] for r in rows)
-        counts[split] = len(rows)
-        digests[split] = hashlib.sha256(target.read_bytes()).hexdigest()
-        log.info("wrote %s (%d rows)", target, len(rows))
-    if dataset in PAPER_DATASETS:
-        from gsm8k_rl.paper_data import MATH_HUB, OPENR1_HUB
+        built[split] = rows, filters
 
-        hub = {"math": MATH_HUB[0], "paper_mix": f"{MATH_HUB[0]} + {OPENR1_HUB[0]} + {DATASETS['gsm8k'][0]}"}[dataset]
-        data_source: str | list[str] = sorted(data_sources)  # a mix has one per source
-    else:
-        hub, data_source = DATASETS[dataset][0], DATASETS[dataset][2]
-    info = {
-        "source": str(source) if source else f"hub:{hub}",
-        "dataset": dataset,
-        "data_source": data_source,
-        "prompt_template": template,
-        "prompt_version": PROMPT_VERSION,
-        "limit": limit,
-        "rows": counts,
-        "sha256": digests,
-    }
-    if filters:  # per split and source: rows read, kept, and dropped by reason (nothing leaves uncounted)
-        info["filter"] = filters
-    (out / "prepare_info.json").write_text(json.dumps(info, indent=2) + "\n")
-    return counts
+    # 2. written beside the targets; 3. compared with what is there; 4. renamed into place together
+    out.mkdir(parents=True, exist_ok=True)
+    tmps: dict[str, Path] = {}
+    try:
+        for split, (rows, _) in built.items():
+            tmps[split] = out / f"{split}.parquet.tmp"
+            pq.write_table(pa.Table.from_pylist(rows), tmps[split])
+        differ = [s for s, tmp in tmps.items() if (out / f"{s}.parquet").exists() and not _same_table(out / f"{s}.parquet", tmp)]
+        if differ and not overwrite:
+            raise UserError(
+                "; ".join(f"{out / f'{s}.parquet'} already exists with other rows "
+                          f"({_differences(records.get(s), settings)})" for s in differ)
+                + ": pass --overwrite to replace, or choose another --out")
+        for split, (rows, filters) in built.items():
+            target = out / f"{split}.parquet"
+            done = target.exists() and split not in differ
+            record = {**settings, "data_source": sorted({r["data_source"] for r in rows}) if dataset in PAPER_DATASETS
+                      else DATASETS[dataset][2], "rows": len(rows),
+                      "sha256": hashlib.sha256((target if done else tmps[split]).read_bytes()).hexdigest()}
+            if filters is not None:
+                record["filter"] = filters
+            records[split] = record
+        for split, tmp in tmps.items():
+            target = out / f"{split}.parquet"
+            if target.exists() and split not in differ:
+                log.info("%s: already prepared with these rows, kept", target)
+            else:
+                tmp.replace(target)
+                log.info("wrote %s (%d rows)", target, len(built[split][0]))
+        records = {s: r for s, r in records.items() if (out / f"{s}.parquet").exists()}
+        write_atomic(out / INFO, json.dumps(info_summary(records), indent=2) + "\n")
+    finally:  # an error or Ctrl-C leaves no half-done file behind
+        for tmp in tmps.values():
+            tmp.unlink(missing_ok=True)
+    return {split: len(rows) for split, (rows, _) in built.items()}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -275,7 +372,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="prompt template: system and user turn (gsm8k_rl/prompt.py)")
     p.add_argument("--limit", type=int, default=None, help="keep only the first N rows of each split")
     p.add_argument("--skip-invalid", action="store_true", help="skip bad rows (reported) instead of failing")
-    p.add_argument("--overwrite", action="store_true", help="replace existing parquet files")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace parquet files that hold other rows (the same rows are kept: re-running the same command is fine)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -597,6 +597,8 @@ def evaluate(
         raise UserError(f"--max-new-tokens must be >= 1, got {max_new_tokens}")
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be >= 1, got {limit}")
+    if batch_size is not None and batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     sampling = sampling_of(samples, temperature, top_p, seed)
     missing = check_installed()
     if missing:  # found now, not after the whole split is generated and the first answer is scored

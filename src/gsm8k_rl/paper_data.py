@@ -22,7 +22,6 @@ the GSM8K release), `math/` and `openr1/` (`data/train-*.parquet`, `train.parque
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections import Counter
@@ -95,13 +94,10 @@ def read_records(source: Path | None, hub: tuple[str, str | None, str], split: s
     if source is not None:
         for path in _local_files(Path(source), split):
             if path.suffix == ".jsonl":
-                with path.open(encoding="utf-8") as f:
-                    for lineno, line in enumerate(f, 1):
-                        if line.strip():
-                            try:
-                                yield f"{path}:{lineno}", json.loads(line)
-                            except json.JSONDecodeError as exc:
-                                yield f"{path}:{lineno}", BadRow(f"not JSON ({exc.msg})")
+                from gsm8k_rl import data
+
+                for lineno, record in data.jsonl_records(path):  # a line not UTF-8 or not JSON: a BadRow
+                    yield f"{path}:{lineno}", BadRow(str(record)) if isinstance(record, data.BadRow) else record
             else:
                 import pyarrow.parquet as pq
 

@@ -9,6 +9,7 @@ checks VERL 0.9.1 lacks. Used by `gsm8k-rl train`, `gsm8k-rl doctor` and the tes
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from importlib import resources
 from pathlib import Path
@@ -32,7 +33,8 @@ def config_names() -> list[str]:
 def compose_config(name: str = DEFAULT_CONFIG, overrides: list[str] | tuple[str, ...] = ()) -> Any:
     """Hydra-compose a named config with overrides, as `main_ppo --config-path/--config-name` would.
 
-    A misspelled key or an invalid value raises UserError naming the override.
+    A misspelled key, a key added with '+'/'++' that VERL's schema does not have, or a value of the
+    wrong type raises UserError naming the override (check_overrides).
     """
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
@@ -40,6 +42,11 @@ def compose_config(name: str = DEFAULT_CONFIG, overrides: list[str] | tuple[str,
 
     if name not in config_names():
         raise UserError(f"unknown config {name!r}; choose one of {config_names()} (files in {CONFIG_DIR})")
+    if overrides:
+        problems = check_overrides(name, overrides)
+        if problems:
+            raise UserError("\n".join(problems) if len(problems) == 1 else
+                            "bad overrides:\n  - " + "\n  - ".join(problems))
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
             return compose(config_name=name, overrides=list(overrides))
@@ -47,9 +54,190 @@ def compose_config(name: str = DEFAULT_CONFIG, overrides: list[str] | tuple[str,
         msg = str(exc).splitlines()[0]
         raise UserError(
             f"config {name!r} with overrides {list(overrides)} does not compose: {msg}\n"
-            "  (a new key needs a leading '+', an existing one must be spelled as in VERL's "
-            "_generated_ppo_trainer.yaml)"
+            "  (an existing key must be spelled as in VERL's _generated_ppo_trainer.yaml; '+key=value' adds "
+            "one, '++key=value' adds or overrides)"
         ) from exc
+
+
+@functools.lru_cache(maxsize=None)
+def _defaults(name: str) -> dict:
+    """The named config without overrides (`cfg`, and `raw`: plain unresolved containers) and VERL's
+    own ppo_trainer.yaml (`verl`): the schema the overrides are checked against."""
+    from hydra import compose, initialize_config_dir, initialize_config_module
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        cfg = compose(config_name=name)
+    with initialize_config_module(config_module="verl.trainer.config", version_base=None):
+        verl = compose(config_name="ppo_trainer")
+    return {"raw": OmegaConf.to_container(cfg, resolve=False), "cfg": cfg,
+            "verl": OmegaConf.to_container(verl, resolve=False)}
+
+
+# Nodes whose keys are free though VERL's YAML does not say so (no `{}` there, no dict-typed field):
+# what VERL passes whole to another library or reads with .get() as keyword arguments.
+FREE_FORM = {
+    "ray_kwargs.ray_init": "verl/trainer/main_ppo.py run_ppo: ray.init(**ray_init_kwargs), runtime_env included",
+    "reward.reward_kwargs": "verl/experimental/reward_loop: config.reward.get('reward_kwargs', {}) -> the reward manager",
+    "reward.custom_reward_function.reward_kwargs":
+        "verl/trainer/ppo/reward.py get_custom_reward_fn: reward_fn_config.get('reward_kwargs', {}) -> compute_score",
+}
+
+
+def _dataclass_of(node: Any) -> type | None:
+    """The VERL dataclass a config node is converted to (its `_target_`), if any."""
+    import importlib
+
+    target = node.get("_target_") if isinstance(node, dict) else None
+    if not isinstance(target, str) or "." not in target:
+        return None
+    module, _, attr = target.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError):
+        return None
+    return cls if dataclasses.is_dataclass(cls) else None
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    import typing
+
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:  # an annotation that does not resolve here: the names are still the schema's
+        return {f.name: None for f in dataclasses.fields(cls)}
+
+
+def _unoptional(tp: Any) -> Any:
+    """X for Optional[X] (or X | None); `tp` otherwise."""
+    import types
+    import typing
+
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return tp
+
+
+def _free_form(tp: Any) -> bool:
+    """A field typed as a dict (or Any): VERL hands its content on without a schema."""
+    import collections.abc
+    import typing
+
+    return tp is typing.Any or tp is dict or typing.get_origin(tp) in (dict, collections.abc.Mapping)
+
+
+@dataclasses.dataclass
+class _Found:
+    exists: bool  # the key is in the config (or its schema) already
+    open: bool = False  # it lies under a node whose keys are free (a kwargs dict)
+    parent: str = ""  # where it was not found
+    missing: str = ""  # the part that was not found there
+    known: tuple[str, ...] = ()  # the keys that node has
+    annotation: Any = None  # the key's type in VERL's dataclass, when it has one
+
+
+def find_key(raw: dict, key: str, verl: dict | None = None) -> _Found:
+    """Where `key` (dotted) stands in a composed config (`raw`), VERL's own config (`verl`) and VERL's
+    dataclass schemas.
+
+    A key is known when the YAML has it or the VERL dataclass of its node (`_target_`) declares the
+    field. Under a free-form node any key is: a dict-typed dataclass field, a mapping that is empty in
+    VERL's config and no dataclass describes (its `*_kwargs: {}`, `override_config: {}`), FREE_FORM."""
+    parts = key.split(".")
+    node: Any = raw
+    vnode: Any = verl if verl is not None else raw
+    annotation: Any = None
+    for i, part in enumerate(parts):
+        where = ".".join(parts[:i])
+        cls = _dataclass_of(node) or (annotation if dataclasses.is_dataclass(annotation) else None)
+        if where in FREE_FORM or _free_form(annotation):
+            return _Found(True, open=True)
+        if isinstance(node, str) and "${" in node:
+            return _Found(True, open=True)  # an interpolation: its target is checked where it points
+        if cls is None and any(isinstance(n, dict) and not n for n in (node, vnode)):
+            return _Found(True, open=True)
+        hints = _field_types(cls) if cls else {}
+        keys = (set(node) if isinstance(node, dict) else set()) | set(hints)
+        keys.discard("_target_")
+        keys |= {k.rsplit(".", 1)[1] for k in FREE_FORM if k.rsplit(".", 1)[0] == where}
+        if part not in keys:
+            return _Found(False, parent=where, missing=part, known=tuple(sorted(keys)))
+        annotation = _unoptional(hints.get(part))
+        node = node.get(part) if isinstance(node, dict) else None
+        vnode = vnode.get(part) if isinstance(vnode, dict) else None
+    return _Found(True, annotation=annotation)
+
+
+_EXPECTED = {bool: "true or false", int: "an integer", float: "a number"}
+
+
+def _wrong_type(value: Any, expected: type) -> bool:
+    """Whether a parsed override value cannot be a value of `expected` (bool, int or float).
+
+    >>> _wrong_type("abc", int), _wrong_type(12, int), _wrong_type(2.5, int), _wrong_type(1, float)
+    (True, False, True, False)
+    >>> _wrong_type("no", bool), _wrong_type(None, int), _wrong_type("${data.x}", int)
+    (True, False, False)
+    """
+    if value is None or (isinstance(value, str) and "${" in value):
+        return False  # null, or an interpolation resolved later
+    if expected is bool:
+        return isinstance(value, str)  # "no" / "off" are strings to Hydra, and a non-empty string is true
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return True
+    return expected is int and isinstance(value, float) and not value.is_integer()
+
+
+def check_overrides(name: str, overrides: list[str] | tuple[str, ...]) -> list[str]:
+    """Overrides Hydra would take but VERL would ignore or trip over later, one problem each.
+
+    - a key added with '+' or '++' that neither the config nor VERL's dataclass schema has, outside a
+      free-form dict: Hydra adds it, nothing reads it (the run silently uses the default);
+    - a value of the wrong type for a boolean, integer or float key (`data.train_batch_size=abc`):
+      Hydra stores the string, and VERL fails on it later, far from the override.
+    """
+    import difflib
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException:
+        return []  # compose reports the syntax error with Hydra's own message
+    defaults = _defaults(name)
+    problems = []
+    for text, o in zip(overrides, parsed):
+        key = o.key_or_group
+        if o.is_delete() or "/" in key or "@" in key or key.startswith("hydra.") or o.package:
+            continue
+        found = find_key(defaults["raw"], key, defaults["verl"])
+        if not found.exists:
+            close = difflib.get_close_matches(found.missing, found.known, n=1)
+            hint = f"; did you mean {'.'.join(filter(None, [found.parent, close[0]]))}?" if close else ""
+            why = ("Hydra would add it and nothing would read it" if o.is_add() or o.is_force_add() else
+                   "'+'/'++' add a key, which only VERL's free-form dicts take")
+            problems.append(f"{text}: {found.parent or 'the config'} has no key {found.missing!r} in VERL's "
+                            f"config or schema{hint} ({why})")
+            continue
+        if found.open:
+            continue
+        try:
+            default = OmegaConf.select(defaults["cfg"], key, default=None)
+        except Exception:  # an interpolation that only resolves with the launcher's overrides
+            default = None
+        # VERL's dataclass says the type. A plain YAML key (data.*, trainer.*) has its default's, except
+        # that an integer default says "a number" (trainer.esi_redundant_time: 0 takes 0.5)
+        if found.annotation in _EXPECTED:
+            expected = found.annotation
+        else:
+            expected = float if type(default) is int else type(default)
+        if expected in _EXPECTED and not isinstance(o.value(), (list, dict)) and _wrong_type(o.value(), expected):
+            shown = f" (the default is {default})" if default is not None else ""
+            problems.append(f"{key}={o.value()!r}: expected {_EXPECTED[expected]}{shown}")
+    return problems
 
 
 @dataclasses.dataclass
@@ -338,11 +526,14 @@ def check_config(cfg: Any, extra_rollouts: tuple[str, ...] = ()) -> list[str]:
         problems.append(f"{reward.path} defines no function {reward.name!r}")
     for key in ("data.train_files", "data.val_files"):
         files = OmegaConf.select(cfg, key)
-        for f in [files] if isinstance(files, str) else list(files):
+        if not files:
+            problems.append(f"{key}={files!r} names no file (pass --data DIR with train.parquet and test.parquet)")
+        for f in [files] if isinstance(files, str) else list(files or []):
             if not Path(f).is_file():
                 problems.append(f"{key}: {f} not found (run `gsm8k-rl prepare --out DIR` and pass --data DIR)")
     if cfg.actor_rollout_ref.rollout.val_kwargs.temperature != 0 or cfg.actor_rollout_ref.rollout.val_kwargs.do_sample:
         problems.append("validation is not greedy (rollout.val_kwargs.temperature must be 0, do_sample false)")
+    problems += check_batches(cfg)
     problems += check_token_budgets(cfg)
     problems += check_truncation_option(cfg)
     problems += check_attention(cfg)
@@ -351,15 +542,49 @@ def check_config(cfg: Any, extra_rollouts: tuple[str, ...] = ()) -> list[str]:
     return problems
 
 
+def _files(cfg: Any, key: str) -> list[str]:
+    from omegaconf import OmegaConf
+
+    files = OmegaConf.select(cfg, key)
+    return [files] if isinstance(files, str) else [str(f) for f in files or []]
+
+
+def check_batches(cfg: Any) -> list[str]:
+    """Mini-batches that do not divide the batch. VERL's config validation lets them through (it checks
+    only mini <= batch) and its trainer stops at the first update, after the first rollout:
+    verl/utils/tensordict_utils.py make_iterator asserts `batch % mini_batch_size == 0`."""
+    import warnings
+
+    from verl.trainer.ppo.utils import need_critic
+
+    batch = cfg.data.train_batch_size
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        return [f"data.train_batch_size={batch!r} must be a positive integer (prompts per step)"]
+    roles = [("actor_rollout_ref.actor.ppo_mini_batch_size", cfg.actor_rollout_ref.actor.ppo_mini_batch_size)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # VERL warns that GRPO has no critic; validate_config says it once
+        critic = need_critic(cfg)
+    if critic:
+        roles.append(("critic.ppo_mini_batch_size", cfg.critic.ppo_mini_batch_size))
+    problems = []
+    for key, mini in roles:
+        if isinstance(mini, int) and 0 < mini <= batch and batch % mini:
+            fits = max(d for d in range(1, mini + 1) if batch % d == 0)
+            problems.append(f"data.train_batch_size={batch} is not a multiple of {key}={mini}: VERL would stop at the "
+                            f"first update (mini-batches must divide the batch); e.g. {key}={fits}")
+    return problems
+
+
 def check_prepared_data(cfg: Any) -> list[str]:
-    """The config's `prepare` block against the data it is given.
+    """The parquet files the config trains and validates on, read before anything starts.
 
-    Data prepared with another prompt than `prepare.template` would train on one prompt while
-    `gsm8k-rl run` evaluates on another; prepare_info.json (beside the parquet files, written by
-    `gsm8k-rl prepare`) says which prompt the rows carry.
+    Every row must carry the config's prompt (`prepare.template`, the prompt `gsm8k-rl run` evaluates
+    with): `gsm8k-rl prepare` writes it into each row's extra_info.prompt_template, which is checked
+    for all rows of each file (one column read). The training files must hold at least one batch:
+    VERL drops the incomplete last batch, and with none left its trainer divides by zero steps per
+    epoch after starting everything (verl/trainer/ppo/v1/trainer_base.py, fit).
     """
-    import json
-
+    import pyarrow.parquet as pq
     from omegaconf import OmegaConf
 
     from gsm8k_rl.data import DATASETS, PAPER_DATASETS
@@ -371,27 +596,47 @@ def check_prepared_data(cfg: Any) -> list[str]:
         problems.append(f"prepare.template={want!r} is not a prompt template: {sorted(PROMPTS)}")
     if dataset is not None and dataset not in DATASETS and dataset not in PAPER_DATASETS:
         problems.append(f"prepare.dataset={dataset!r} is not a dataset `gsm8k-rl prepare` knows: {sorted(DATASETS) + sorted(PAPER_DATASETS)}")
-    if want is None or problems:
-        return problems
-    seen: set[Path] = set()
     for key in ("data.train_files", "data.val_files"):
-        files = OmegaConf.select(cfg, key)
-        for f in [files] if isinstance(files, str) else list(files or []):
-            info = Path(f).parent / "prepare_info.json"
-            if info in seen or not info.is_file():
-                continue
-            seen.add(info)
+        rows = {}
+        for f in _files(cfg, key):
+            if not Path(f).is_file():
+                continue  # check_config names it
             try:
-                got = json.loads(info.read_text()).get("prompt_template")
-            except ValueError as exc:
-                problems.append(f"{info}: not valid JSON ({exc})")
+                parquet = pq.ParquetFile(f)
+            except Exception as exc:
+                problems.append(f"{key}: {f} is not a readable parquet file ({str(exc).splitlines()[0]})")
                 continue
-            if got is not None and got != want:
-                problems.append(
-                    f"{key}: {f} was prepared with --template {got} ({info}), but this config's prompt is "
-                    f"prepare.template={want}: run `gsm8k-rl prepare --template {want} --out DIR` and pass "
-                    f"--data DIR, or train with that prompt on purpose: prepare.template={got}")
+            rows[f] = parquet.metadata.num_rows
+            if want in PROMPTS:
+                problems += _template_problems(key, f, parquet, want)
+        batch = cfg.data.train_batch_size
+        if key == "data.train_files" and rows and isinstance(batch, int) and sum(rows.values()) < batch:
+            shown = ", ".join(f"{f} has {n} rows" for f, n in rows.items())
+            problems.append(f"data.train_files: {shown}, fewer than data.train_batch_size={batch}: not one training "
+                            "batch (VERL drops an incomplete one); prepare more rows or lower data.train_batch_size")
     return problems
+
+
+def _template_problems(key: str, f: str, parquet: Any, want: str) -> list[str]:
+    """The prompt templates the rows of one parquet file carry, against the config's."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    # the one nested field, not the whole extra_info (which holds every question and solution)
+    table = parquet.read(columns=["extra_info.prompt_template"]) if "extra_info" in parquet.schema_arrow.names else None
+    struct = table.column("extra_info").combine_chunks() if table is not None and table.num_columns else None
+    if struct is None or not pa.types.is_struct(struct.type) or struct.type.get_field_index("prompt_template") < 0:
+        return [f"{key}: {f} has no extra_info.prompt_template (it was not written by `gsm8k-rl prepare`): its prompt "
+                f"cannot be checked against prepare.template={want}; prepare it with `gsm8k-rl prepare --template "
+                f"{want}`, or set prepare.template=null to train on it unchecked"]
+    counts = {c["values"]: c["counts"] for c in pc.value_counts(struct.field("prompt_template")).to_pylist()}
+    if set(counts) == {want}:
+        return []
+    got = ", ".join(f"{t} ({n} of {len(struct)} rows)" for t, n in sorted(counts.items(), key=lambda c: str(c[0])))
+    other = next((t for t in counts if t not in (want, None)), want)
+    return [f"{key}: {f} holds rows prepared with --template {got} (extra_info.prompt_template), but this config's "
+            f"prompt is prepare.template={want}: run `gsm8k-rl prepare --template {want} --out DIR` and pass --data "
+            f"DIR, or train with that prompt on purpose: prepare.template={other}"]
 
 
 def check_reward_kwargs(cfg: Any) -> list[str]:

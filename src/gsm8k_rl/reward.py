@@ -14,7 +14,9 @@ Four small pure steps:
 3. normalise the number: commas, thin spaces and `{,}` between digit groups, currency symbols,
    `%`, units, markdown bold, `\\text{}` and the unicode minus are ignored; `\\frac{a}{b}` (with
    its sign: `-\\frac{1}{2}`) and `a/b` are read as fractions inside an answer marker, and in golds
-   (MATH's `\\frac{3}{4}`, `3/4`);
+   (MATH's `\\frac{3}{4}`, `3/4`); scientific notation is read as its value (`1e3` = 1000);
+   an answer that divides by zero (`3/0`) has no value and scores 0.0, also when it is the last
+   number: no other number of the response stands in for it;
 4. compare exactly as rational numbers, so 18 == 18.00 == 36/2 (GSM8K golds are integers).
 
 Sources: the official GSM8K normalisation (openai/grade-school-math, grade_school_math/dataset.py:
@@ -25,8 +27,8 @@ lm-evaluation-harness' flexible-extract (lm_eval/tasks/gsm8k/gsm8k.yaml:
 (boxed, answer phrases, thinking), compare numerically instead of as strings, and refuse the
 known traps: a markdown header `#### Step 1` is not an answer, `16-3` is not minus 3, `3,4,5`
 is three numbers, a number in a check line after an explicit answer is not the answer.
-Not handled (documented limits): numbers written in words, scientific notation (`1e3`),
-mixed numbers (`2 1/2`), European decimal commas (`12,5`).
+Not handled (documented limits): numbers written in words, mixed numbers (`2 1/2`), European
+decimal commas (`12,5`).
 
 Safety: never raises, returns 0.0 for None, non-str, empty or hostile input, and does linear
 work only (str.rfind/replace in C, regexes without nested quantifiers run on bounded windows),
@@ -50,14 +52,17 @@ ANSWER_MARKER = "####"
 
 MAX_CHARS = 10_000_000  # a 4096-token response is far shorter; anything longer is not an answer
 MAX_NUMBER_CHARS = 60  # longer digit runs are garbage, not answers (and Fraction() stays cheap)
+MAX_EXPONENT = 100  # 1e100 is already no answer; a longer exponent would make Fraction() build a huge integer
 WINDOW = 300  # characters read after a marker
 MAX_MARKERS = 16  # occurrences of each marker tried, from the last one backwards
 
 # A number: optional sign (a minus right after a digit, letter or closing bracket is subtraction:
 # "16-3" is 16 minus 3), digits with optional thousands groups "1,234,567" (exactly three digits
-# per group, so the list "3,4,5" stays three numbers), optional decimals, or ".5". ASCII digits
-# only. No nested quantifiers: every repetition is followed by a character it cannot match.
-_NUM = r"(?:(?<![\w)\]}])-)?(?:(?:[0-9]{1,3}(?:,[0-9]{3})+(?![0-9])|[0-9]+)(?:\.[0-9]+)?|(?<![0-9.])\.[0-9]+)"
+# per group, so the list "3,4,5" stays three numbers), optional decimals, or ".5", then an optional
+# exponent ("1e3", "2.5E-2": read whole, not as 1 and 3). ASCII digits only. No nested quantifiers:
+# every repetition is followed by a character it cannot match.
+_NUM = (r"(?:(?<![\w)\]}])-)?(?:(?:[0-9]{1,3}(?:,[0-9]{3})+(?![0-9])|[0-9]+)(?:\.[0-9]+)?|(?<![0-9.])\.[0-9]+)"
+        r"(?:[eE][-+]?[0-9]+)?")
 _NUMBER_RE = re.compile(_NUM)
 # The value after an answer marker: \frac{a}{b} (also \dfrac, \tfrac; a minus before it, as in
 # MATH's "-\frac{1}{2}", is the fraction's sign under the same rule as a number's), a/b, or a number.
@@ -112,26 +117,44 @@ def strip_thinking(text: str) -> str | None:
     return text
 
 
+# The value of an answer that divides by zero ("3/0"): the response states its answer, and it is no
+# number. Not None ("no answer here"), which would let an earlier or later number stand in for it.
+UNDEFINED: Any = object()
+
+
 def _to_fraction(token: str) -> Fraction | None:
     token = token.replace(",", "")
     if len(token) > MAX_NUMBER_CHARS:
         return None
+    _, e, exponent = token.lower().partition("e")
+    if e and abs(int(exponent)) > MAX_EXPONENT:
+        return None
     try:
-        return Fraction(token)
+        value = Fraction(token)
     except (ValueError, ZeroDivisionError):
         return None
+    # written out, an exponent's number must still be one an answer could be (and read back as itself)
+    return None if e and len(format_number(value)) > MAX_NUMBER_CHARS else value
 
 
 def _value(match: re.Match[str]) -> Fraction | None:
-    """The rational value of a _VALUE_RE match (a fraction or a plain number)."""
+    """The rational value of a _VALUE_RE match (a fraction or a plain number); UNDEFINED for x/0.
+
+    >>> _value(_VALUE_RE.match("3/4")), _value(_VALUE_RE.match("3/0")) is UNDEFINED, _value(_VALUE_RE.match("1e3"))
+    (Fraction(3, 4), True, Fraction(1000, 1))
+    """
     num, den = (match["fn"], match["fd"]) if match["fn"] is not None else (match["n"], match["d"])
     value = _to_fraction(num)
-    if value is not None and den is not None:
+    if value is None:
+        return None
+    if den is not None:
         d = _to_fraction(den)
-        value = value / d if d else None
-    if value is not None and match["fn"] is not None and match["fs"]:
-        value = -value
-    return value
+        if d is None:
+            return None
+        if d == 0:
+            return UNDEFINED
+        value = value / d
+    return -value if match["fn"] is not None and match["fs"] else value
 
 
 def _first_value(s: str) -> Fraction | None:
@@ -155,7 +178,7 @@ def _first_value(s: str) -> Fraction | None:
 def _window(text: str, pos: int, size: int = WINDOW) -> str:
     """text[pos:pos+size], minus a number cut in half at its end (a cut number is not a number)."""
     window = text[pos : pos + size]
-    return window.rstrip("0123456789,.-/") if pos + size < len(text) else window
+    return window.rstrip("0123456789,.-/eE+") if pos + size < len(text) else window
 
 
 def _sentence_after(text: str, pos: int) -> str:
@@ -243,7 +266,8 @@ def _phrase_marker(text: str) -> Fraction | None:
 
 
 def _last_number(text: str) -> Fraction | None:
-    """The last number in the text, found from its last digit without scanning the rest."""
+    """The last number in the text, found from its last digit without scanning the rest; UNDEFINED
+    when it is the zero of a division ("so it is 3/0")."""
     last_digit = max(text.rfind(d) for d in "0123456789")
     if last_digit < 0:
         return None
@@ -253,7 +277,11 @@ def _last_number(text: str) -> Fraction | None:
         pass
     if m is None or (lo > 0 and m.start() < lo + 8):
         return None  # the last number reaches back to the window's start: longer than any answer
-    return _to_fraction(m.group())
+    value = _to_fraction(m.group())
+    before = text[max(0, m.start() - 16) : m.start()].rstrip(" \t")
+    if value == 0 and before.endswith("/") and before[:-1].rstrip(" \t")[-1:].isdigit():
+        return UNDEFINED
+    return value
 
 
 def _find_answer(text: Any) -> tuple[Fraction | None, str | None]:
@@ -270,6 +298,8 @@ def _find_answer(text: Any) -> tuple[Fraction | None, str | None]:
         value, rule = _phrase_marker(text), "answer_is"
     if value is None:
         value, rule = _last_number(text), "last_number"
+    if value is UNDEFINED:
+        return None, rule  # the answer divides by zero: no number, and no other number replaces it
     return (value, rule) if value is not None else (None, None)
 
 
@@ -317,7 +347,7 @@ def _gold_value(gt: Any) -> Fraction:
     text = text.strip().rstrip(".")
     m = _VALUE_RE.fullmatch(text) if len(text) <= 2 * MAX_NUMBER_CHARS else None
     value = _value(m) if m else None
-    if value is None:
+    if value is None or value is UNDEFINED:
         raise ValueError(
             f"ground truth {str(gt)[:80]!r} is not a single number (expected e.g. 18, '1,234' or '... #### 18')"
         )

@@ -3,7 +3,7 @@
     gsm8k-rl train --data data/gsm8k --run-dir runs/ppo                # GPU, vLLM rollout
     gsm8k-rl train --run-dir runs/ppo actor_rollout_ref.actor.optim.lr=2e-6   # any VERL override
     gsm8k-rl train --backend local --smoke --run-dir runs/smoke       # CPU, tiny model, no download
-    gsm8k-rl train --dry-run --run-dir runs/x                         # write + validate, start nothing
+    gsm8k-rl train --dry-run --run-dir runs/x                         # validate + write, start nothing
 
 We configure and launch `verl.trainer.main_ppo`; VERL does the PPO. One run folder per
 experiment (see `RunDir`); a restart with the same command resumes from the last checkpoint
@@ -176,7 +176,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "GPU instead of host memory; pip install -e '.[adam8bit]'; numerics in docs/benchmarks.md, "
                         "'Adam states in 8 bits')")
     p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases")
-    p.add_argument("--dry-run", action="store_true", help="write resolved_config.yaml + command.sh, validate, start nothing")
+    p.add_argument("--dry-run", action="store_true", help="validate, write resolved_config.yaml + command.sh, start nothing")
     p.add_argument("--allow-config-change", action="store_true",
                    help="restart an existing run folder with a different config (default: refuse)")
     p.add_argument("overrides", nargs="*", default=[], help="VERL Hydra overrides key=value, passed through untouched")
@@ -191,6 +191,9 @@ def _backend(args: argparse.Namespace, hw: Hardware | None) -> str:
 
 def plan(args: argparse.Namespace) -> Launch:
     """Everything about the run, decided before anything starts."""
+    for flag, value in (("--gpus", args.gpus), ("--nnodes", args.nnodes), ("--gpu-memory-gb", args.gpu_memory_gb)):
+        if value is not None and value <= 0:  # 0 was taken as "not given" and sized for one GPU
+            raise UserError(f"{flag} must be positive, got {value}")
     hw = detect_hardware()
     if hw is not None:
         hw = dataclasses.replace(hw, n_gpus_per_node=args.gpus or hw.n_gpus_per_node, nnodes=args.nnodes,
@@ -603,8 +606,10 @@ def launch_training(launch: Launch) -> int:
 def run(args: argparse.Namespace) -> int:
     launch = plan(args)
     extra = ("hf",) if launch.backend == "local" else ()
-    write_run_files(launch, args.allow_config_change)
+    # validated before anything is written: a rejected config must not become the run folder's
+    # config, against which its own fix would then be refused as "a different config"
     validate_config(launch.cfg, extra_rollouts=extra)
+    write_run_files(launch, args.allow_config_change)
     print(f"resolved config: {launch.run.resolved_config}\ncommand:         {launch.run.command}")
     if args.dry_run:
         if launch.hardware is None and launch.backend == "vllm":

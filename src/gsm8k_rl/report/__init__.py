@@ -6,7 +6,8 @@ Run: `gsm8k-rl report --run runs/ppo --base-eval evals/base --trained-eval evals
 Inputs: a run folder written by `gsm8k-rl train` (metrics.jsonl from VERL's file logger,
 run_info.json, resolved_config.yaml) and eval folders written by `gsm8k-rl eval` (metrics.json,
 samples.jsonl, eval_settings.json). Every number in the report is read from these files or
-computed from them; anything absent is printed as "missing / not yet run", never guessed.
+computed from them; anything absent from them is printed as "missing / not yet run", never guessed.
+A folder given that does not exist, or inputs that hold nothing to report, is an error (exit 2).
 The base-vs-trained comparison is paired (same problems): exact McNemar test on the problems
 exactly one of the two models solves, with the fixed/broken counts and examples of each.
 Folders are named relative to the folder that holds --out when they lie under it (a report written
@@ -46,11 +47,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     evals: dict[str, str | None] = {"base": args.base_eval, "trained": args.trained_eval}
     for name, path in args.eval:
         if name in evals:
             raise UserError(f"--eval {name}={path}: the name {name!r} is already used; pick another")
         evals[name] = path
+    # a folder given must exist (a typo must not read as "not yet run"); what a folder lacks is reported
+    flags = {"--run": args.run, "--base-eval": args.base_eval, "--trained-eval": args.trained_eval,
+             **{f"--eval {name}=": path for name, path in args.eval}}
+    absent = [f"{flag}{'' if flag.endswith('=') else ' '}{path}" for flag, path in flags.items()
+              if path is not None and not Path(path).is_dir()]
+    if absent:
+        raise UserError(f"no such folder: {', '.join(absent)} (leave out what has not been run yet)")
+    if not load_run(args.run).found and not any(load_eval(n, p).found for n, p in evals.items() if p is not None):
+        given = [f"{flag}{'' if flag.endswith('=') else ' '}{path}" for flag, path in flags.items() if path is not None]
+        raise UserError("nothing to report: " + (
+            f"no training metrics, run_info.json or resolved_config.yaml and no finished eval (metrics.json) in "
+            f"{', '.join(given)}" if given else "give --run and/or --base-eval / --trained-eval / --eval NAME=DIR"))
     report = write_report(args.run, evals, args.out)
     print(report)
     return 0

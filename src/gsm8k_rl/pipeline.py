@@ -133,7 +133,7 @@ def size_response_length(samples: list[dict], cap: int, coverage: float = 0.99,
 
     >>> r = size_response_length([{"n_output_tokens": n, "finish_reason": "stop"} for n in range(1, 1001)], cap=1024)
     >>> r["quantile_tokens"], r["chosen"], r["covered"]
-    (990, 1024, 1.0)
+    (991, 1024, 1.0)
     >>> size_response_length([{"n_output_tokens": n, "finish_reason": "stop"} for n in (200, 300, 574)], 1024)["chosen"]
     640
     """

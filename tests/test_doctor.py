@@ -7,7 +7,7 @@ import json
 import pytest
 
 from gsm8k_rl.cli import main
-from gsm8k_rl.doctor import count_params
+from gsm8k_rl.recipe import count_params
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +156,17 @@ def test_memory_estimate_follows_the_config_and_the_model(qwen3_dir, tmp_path):
     # the H200 run without checkpointing (fused, 8192 tokens) peaked at 122.8 GiB allocated: the
     # estimate is calibrated on it, so it must say that such a run is near the card's edge
     assert no_ckpt["peak_estimate"] > 0.8 * 141.0 > fused["peak_estimate"]
+
+
+def test_count_params_is_exact_for_qwen2_and_llama(smollm2_dir):
+    """The parameter count that sizes the memory plan, against the real models' own counts: SmolLM2-135M
+    (Llama, tied head; its conversion record) and Qwen2.5-Coder-1.5B-Instruct (Qwen2: q/k/v biases, untied
+    head; its config as converted from the PyPI GGUF, tests/data/, and the count transformers gave)."""
+    from pathlib import Path
+
+    from transformers import AutoConfig
+
+    record = json.loads((smollm2_dir / "conversion.json").read_text())
+    assert count_params(AutoConfig.from_pretrained(smollm2_dir)) == record["parameters"] == 134_515_008
+    qwen = AutoConfig.from_pretrained(Path(__file__).parent / "data" / "qwen2.5-coder-1.5b-instruct-config")
+    assert count_params(qwen) == 1_777_088_000

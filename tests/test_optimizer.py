@@ -40,13 +40,14 @@ def test_state_bytes_follow_the_config():
     assert adam_state_bytes(compose_config("ppo", only_actor)) == 8.0
 
 
-def test_cli_flag_and_user_overrides(tmp_path, tiny_model_dir):
+def test_cli_flag_and_user_overrides(tmp_path, qwen3_dir):
+    """Planned for the recipe's model (the real Qwen3-1.7B config, no weights needed to plan) on one 80 GB GPU."""
     from gsm8k_rl.cli import build_parser
     from gsm8k_rl.train import plan
 
     def planned(*extra):
         args = build_parser().parse_args(["train", "--dry-run", "--backend", "vllm", "--gpus", "1", "--gpu-memory-gb",
-                                          "80", "--model", str(tiny_model_dir), "--run-dir", str(tmp_path / "r"), *extra])
+                                          "80", "--model", str(qwen3_dir), "--run-dir", str(tmp_path / "r"), *extra])
         return plan(args).cfg
 
     cfg = planned("--optimizer", "adamw8bit")

@@ -288,3 +288,20 @@ def test_training_set_smaller_than_one_batch_is_refused(tmp_path, gsm8k_dir, tin
     assert main(["doctor", *common]) == 1
     assert "has 10 rows, fewer than data.train_batch_size=128" in capsys.readouterr().out
     assert main(["train", "--dry-run", *common, "data.train_batch_size=10", "actor_rollout_ref.actor.ppo_mini_batch_size=5"]) == 0
+
+
+def test_memory_is_planned_for_the_model_that_trains(tmp_path, tiny_model_dir, qwen3_dir):
+    """On one 80 GB GPU the recipe's Qwen3-1.7B needs its Adam states on the host; a tiny model does
+    not, and the plan now says so (it used to size every model as Qwen3-1.7B). A model whose config
+    cannot be read here is planned as Qwen3-1.7B."""
+    from gsm8k_rl.cli import build_parser
+    from gsm8k_rl.train import plan
+
+    def offloaded(model: str) -> bool:
+        args = build_parser().parse_args(["train", "--dry-run", "--backend", "vllm", "--gpus", "1", "--gpu-memory-gb",
+                                          "80", "--model", model, "--run-dir", str(tmp_path / "r")])
+        return plan(args).cfg.actor_rollout_ref.actor.fsdp_config.optimizer_offload
+
+    assert offloaded(str(qwen3_dir)) is True
+    assert offloaded(str(tiny_model_dir)) is False
+    assert offloaded("no-such-org/no-such-model") is True

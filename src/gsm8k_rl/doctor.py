@@ -40,31 +40,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tokenizer", default=None, type=model_ref, help="tokenizer for the prompt-length check (default: the model's)")
 
 
-def count_params(model_config: Any) -> int:
-    """Parameters of a decoder-only HF config (Qwen3/Llama shape), without building the model.
-
-    >>> from types import SimpleNamespace as C
-    >>> count_params(C(vocab_size=10, hidden_size=4, num_hidden_layers=1, num_attention_heads=2,
-    ...     num_key_value_heads=1, head_dim=2, intermediate_size=8, tie_word_embeddings=True))
-    200
-    """
-    h, v, layers = model_config.hidden_size, model_config.vocab_size, model_config.num_hidden_layers
-    hd = getattr(model_config, "head_dim", None) or h // model_config.num_attention_heads
-    q = h * model_config.num_attention_heads * hd
-    kv = 2 * h * model_config.num_key_value_heads * hd
-    o = model_config.num_attention_heads * hd * h
-    mlp = 3 * h * model_config.intermediate_size
-    norms = 2 * h + 2 * hd  # input/post norms + Qwen3's q/k norms
-    embed = v * h * (1 if model_config.tie_word_embeddings else 2)
-    return embed + layers * (q + kv + o + mlp + norms) + h
-
-
 def memory_estimate(model_config: Any, cfg: Any, gpu_memory_gb: float) -> dict[str, float]:
     """recipe.estimate_memory_gb for a composed config and the model it trains: its architecture,
     token budget, fused log-probs and gradient checkpointing, as the run will have them."""
     from omegaconf import OmegaConf
 
-    from gsm8k_rl.recipe import adam_state_bytes, estimate_memory_gb
+    from gsm8k_rl.recipe import adam_state_bytes, estimate_memory_gb, model_shape
 
     arr = cfg.actor_rollout_ref
     if arr.actor.use_dynamic_bsz:
@@ -73,11 +54,11 @@ def memory_estimate(model_config: Any, cfg: Any, gpu_memory_gb: float) -> dict[s
         tokens = arr.actor.ppo_micro_batch_size_per_gpu * (cfg.data.max_prompt_length + cfg.data.max_response_length)
     # an offloaded reference still comes to the GPU for its forward pass: counted either way
     ref = bool(cfg.algorithm.use_kl_in_reward or arr.actor.use_kl_loss)
+    shape = model_shape(model_config)
     return estimate_memory_gb(
-        count_params(model_config), cfg.trainer.n_gpus_per_node * cfg.trainer.nnodes, gpu_memory_gb,
+        shape.n_params, cfg.trainer.n_gpus_per_node * cfg.trainer.nnodes, gpu_memory_gb,
         arr.rollout.gpu_memory_utilization, tokens, bool(arr.actor.fsdp_config.optimizer_offload),
-        with_ref=ref, vocab=model_config.vocab_size, hidden=model_config.hidden_size,
-        layers=model_config.num_hidden_layers, intermediate=model_config.intermediate_size,
+        with_ref=ref, vocab=shape.vocab, hidden=shape.hidden, layers=shape.layers, intermediate=shape.intermediate,
         fused=bool(OmegaConf.select(cfg, "actor_rollout_ref.model.use_fused_kernels", default=False)),
         checkpointing=bool(OmegaConf.select(cfg, "actor_rollout_ref.model.enable_gradient_checkpointing", default=True)),
         adam_bytes=adam_state_bytes(cfg),
@@ -299,6 +280,7 @@ def _check_driver(backend: str) -> Check:
 
 
 def _check_hardware(launch: Any) -> list[Check]:
+    from gsm8k_rl.recipe import count_params
     from gsm8k_rl.train import no_gpu_message
 
     cfg, hw = launch.cfg, launch.hardware

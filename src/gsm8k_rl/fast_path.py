@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import platform
+from typing import Any
 
 from gsm8k_rl import UserError
 from gsm8k_rl.local_backend import PLUGIN_MODULE
@@ -75,9 +76,9 @@ def _importable(name: str) -> bool:
         return False
 
 
-def hidden_size(model: str | None) -> int | None:
-    """The model's hidden size from its config (a local folder, or the hub's cached/fetched config);
-    None when it cannot be read here."""
+def model_config(model: str | None) -> Any | None:
+    """The model's config (a local folder, or the hub's cached/fetched config), its text part for a
+    multimodal one; None when it cannot be read here."""
     if not model:
         return None
     try:
@@ -86,8 +87,12 @@ def hidden_size(model: str | None) -> int | None:
         cfg = AutoConfig.from_pretrained(model)
     except Exception:  # offline hub id, missing folder: the caller falls back to the safe choice
         return None
-    cfg = getattr(cfg, "text_config", None) or cfg
-    return getattr(cfg, "hidden_size", None)
+    return getattr(cfg, "text_config", None) or cfg
+
+
+def hidden_size(model: str | None) -> int | None:
+    """The model's hidden size from its config; None when it cannot be read here."""
+    return getattr(model_config(model), "hidden_size", None)
 
 
 def _varlen_available() -> bool:

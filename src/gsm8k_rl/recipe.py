@@ -285,6 +285,50 @@ def detect_hardware() -> Hardware | None:
 QWEN3_1_7B_PARAMS = 1_720_574_976  # from ../shared/models/qwen3-1.7b/config.json (tied embeddings)
 
 
+@dataclasses.dataclass(frozen=True)
+class ModelShape:
+    """What the memory estimate needs of a model: its parameters and the sizes its activations scale with."""
+
+    n_params: int
+    vocab: int
+    hidden: int
+    layers: int
+    intermediate: int
+    name: str = ""
+
+
+QWEN3_1_7B = ModelShape(QWEN3_1_7B_PARAMS, 151936, 2048, 28, 6144, "Qwen3-1.7B (the recipe's model)")
+
+
+def count_params(model_config: Any) -> int:
+    """Parameters of a decoder-only HF config (Qwen2, Qwen3, Llama shapes), without building the model:
+    Qwen2 has q/k/v biases, Qwen3 per-head q/k norms, an untied LM head counts twice the embedding.
+
+    >>> from types import SimpleNamespace as C
+    >>> count_params(C(vocab_size=10, hidden_size=4, num_hidden_layers=1, num_attention_heads=2, model_type="qwen3",
+    ...     num_key_value_heads=1, head_dim=2, intermediate_size=8, tie_word_embeddings=True))
+    200
+    """
+    h, v, layers = model_config.hidden_size, model_config.vocab_size, model_config.num_hidden_layers
+    kind = getattr(model_config, "model_type", "")
+    hd = getattr(model_config, "head_dim", None) or h // model_config.num_attention_heads
+    q_dim, kv_dim = model_config.num_attention_heads * hd, model_config.num_key_value_heads * hd
+    attn = h * q_dim + 2 * h * kv_dim + q_dim * h
+    if getattr(model_config, "attention_bias", kind == "qwen2"):  # Qwen2: biases on q, k and v
+        attn += q_dim + 2 * kv_dim
+    mlp = 3 * h * model_config.intermediate_size
+    norms = 2 * h + (2 * hd if kind == "qwen3" else 0)  # input/post-attention norms (+ Qwen3's q/k norms)
+    embed = v * h * (1 if model_config.tie_word_embeddings else 2)
+    return embed + layers * (attn + mlp + norms) + h
+
+
+def model_shape(model_config: Any, name: str = "") -> ModelShape:
+    """The ModelShape of a HF config (its text part for a multimodal one)."""
+    cfg = getattr(model_config, "text_config", None) or model_config
+    return ModelShape(count_params(cfg), cfg.vocab_size, cfg.hidden_size, cfg.num_hidden_layers,
+                      cfg.intermediate_size, name)
+
+
 # Bytes of Adam moments per parameter for the optimizers VERL can build (`optim.optimizer_impl` +
 # `optim.optimizer`): fp32 m and v; torchao's block-quantized states (measured with
 # benchmarks/optimizer_numerics.py: small tensors such as norms stay fp32, hence a little above 2 and 1).
@@ -365,8 +409,9 @@ FAST_TRAIN_TOKENS, FAST_FORWARD_TOKENS = 32768, 65536
 
 
 def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = True,
-                     n_params: float = QWEN3_1_7B_PARAMS, backend: str = "vllm", fast: bool = False) -> list[str]:
-    """Overrides that fit the recipe to the hardware without editing files.
+                     shape: ModelShape = QWEN3_1_7B, backend: str = "vllm", fast: bool = False) -> list[str]:
+    """Overrides that fit the recipe to the hardware without editing files; `shape` is the model's
+    (the launcher reads it from the model's config; Qwen3-1.7B's when that cannot be read).
 
     - FSDP over all GPUs; one vLLM replica per GPU (tensor parallel 1: a 1.7B model fits any
       40 GB+ GPU, and independent replicas give the most rollout throughput).
@@ -415,8 +460,10 @@ def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = T
     else:
         vllm_fraction = 0.3 if hw.gpu_memory_gb >= 70 else 0.25
     adam_bytes = adam_state_bytes(cfg) if cfg is not None else 8.0
-    offload = estimate_memory_gb(n_params, n, hw.gpu_memory_gb, vllm_fraction, token_budget, optimizer_offload=False,
-                                 fused=fast, adam_bytes=adam_bytes)["peak_estimate"] > 0.9 * hw.gpu_memory_gb
+    offload = estimate_memory_gb(shape.n_params, n, hw.gpu_memory_gb, vllm_fraction, token_budget,
+                                 optimizer_offload=False, vocab=shape.vocab, hidden=shape.hidden, layers=shape.layers,
+                                 intermediate=shape.intermediate, fused=fast,
+                                 adam_bytes=adam_bytes)["peak_estimate"] > 0.9 * hw.gpu_memory_gb
     ov = [
         f"trainer.n_gpus_per_node={hw.n_gpus_per_node}",
         f"trainer.nnodes={hw.nnodes}",

@@ -30,12 +30,14 @@ from gsm8k_rl.local_backend import PLUGIN_MODULE
 from gsm8k_rl.self_aligned import SELF_ALIGNED_ENV, TRAINER_MODE as SELF_ALIGNED_MODE
 from gsm8k_rl.recipe import (
     DEFAULT_CONFIG,
+    QWEN3_1_7B,
     REWARD_FILE,
     Hardware,
     compose_config,
     config_names,
     detect_hardware,
     layout_overrides,
+    model_shape,
     optim_state_bytes,
     optimizer_overrides,
     validate_config,
@@ -217,12 +219,17 @@ def plan(args: argparse.Namespace) -> Launch:
     ranks_per_node = hw.n_gpus_per_node if hw else (args.gpus or 1)
     # a vLLM run always trains on GPUs, also when planned on a machine without them (--dry-run, doctor)
     on_gpu = hw is not None or backend == "vllm"
-    hidden = None if args.smoke else fast_path.hidden_size(model_path(args.model) if args.model
-                                                            else base.actor_rollout_ref.model.path)
-    kernels = fast_path.decide(args.fast_path, args.attn, backend, on_gpu=on_gpu, fused=args.fused, hidden_size=hidden,
-                               liger=args.liger)
+    planned_model = model_path(args.model) if args.model else base.actor_rollout_ref.model.path
+    config = None if args.smoke else fast_path.model_config(planned_model)
+    kernels = fast_path.decide(args.fast_path, args.attn, backend, on_gpu=on_gpu, fused=args.fused,
+                               hidden_size=getattr(config, "hidden_size", None), liger=args.liger)
     if backend == "vllm" or hw is not None:  # GPUs (present or planned for): size the layout
-        ov += layout_overrides(target, base, dynamic_bsz=not args.no_dynamic_bsz, backend=backend, fast=kernels.fast)
+        # for the model that trains (doctor's memory estimate reads the same config)
+        shape = model_shape(config, str(planned_model)) if config is not None else QWEN3_1_7B
+        if config is None and not args.smoke:
+            log.info("memory sized for %s: the config of %s cannot be read here", QWEN3_1_7B.name, planned_model)
+        ov += layout_overrides(target, base, dynamic_bsz=not args.no_dynamic_bsz, backend=backend, fast=kernels.fast,
+                               shape=shape)
     if backend == "local":
         from gsm8k_rl.local_backend import launch_spec
 

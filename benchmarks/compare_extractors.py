@@ -2,7 +2,7 @@
 
 Why: the headline accuracy depends on the checker as much as on the model (lm-eval's own GSM8K
 numbers differ by ~17 points between its strict and flexible extractors). This runs every entry
-of gsm8k_rl.extractors.EXTRACTORS on tests/data/reward_corpus.jsonl (realistic Qwen3-style
+of gsm8k_rl.task.extractors.EXTRACTORS on tests/data/reward_corpus.jsonl (realistic Qwen3-style
 outputs, each labelled 1 if its final answer is the gold answer) and, optionally, on the GSM8K
 gold solutions themselves, then writes docs/extractors.md.
 
@@ -157,7 +157,7 @@ def render(rows: list[dict], results: dict[str, dict], gold: dict | None, comman
     lines += [
         "## What the extractors are",
         "",
-        "- `ours`: `gsm8k_rl.reward.compute_score`, the training reward and the eval headline. Text after the last "
+        "- `ours`: `gsm8k_rl.task.reward.compute_score`, the training reward and the eval headline. Text after the last "
         "`</think>` (unclosed `<think>`: no answer); the last `#### N` or `\\boxed{N}`, else the last "
         "\"answer is N\" / \"Answer: N\" / \"**Final Answer**\" sentence, else the last number; commas, currency, "
         "units, `%`, LaTeX spacing and the unicode minus ignored; compared as exact rationals (18 == 18.00).",
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    from gsm8k_rl.extractors import EXTRACTORS
+    from gsm8k_rl.task.extractors import EXTRACTORS
 
     rows = load_jsonl(args.corpus)
     results = score_corpus(rows, EXTRACTORS)

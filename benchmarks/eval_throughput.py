@@ -7,7 +7,7 @@ time of a full GSM8K test pass (1319 prompts) can be projected before anyone wai
 The model is built with `AutoModelForCausalLM.from_config` (random weights, bf16, sdpa): speed
 and memory are those of the real model, the text is noise. Random weights never emit EOS on
 purpose, so every sequence is forced to exactly N new tokens (min_new_tokens = max_new_tokens).
-Prompts are the GSM8K test questions rendered by `gsm8k_rl.prompt` with the model's own chat
+Prompts are the GSM8K test questions rendered by `gsm8k_rl.task.prompt` with the model's own chat
 template (thinking off), left-padded, sorted by length as a batched evaluator would do.
 
 Run (GPU; MODEL_DIR holds config.json + tokenizer files, no weights needed):
@@ -93,7 +93,7 @@ def load_questions(path: Path) -> list[str]:
 
 def tokenize_prompts(tokenizer, questions: list[str], thinking: bool) -> list[list[int]]:
     """Token ids of each rendered prompt, exactly as the eval renders them."""
-    from gsm8k_rl.prompt import build_messages, render
+    from gsm8k_rl.task.prompt import build_messages, render
 
     texts = [render(tokenizer, build_messages(q), thinking=thinking) for q in questions]
     # The chat template already holds every special token; adding more would change the prompt.

@@ -7,7 +7,7 @@ forced lengths), and shows whether the vLLM build runs at all on a given machine
 The model folder must hold weights (random ones are fine: speed and memory are those of the real
 architecture). Random weights never emit EOS on purpose, so every sequence is forced to exactly N
 new tokens (`SamplingParams(ignore_eos=True, max_tokens=N)`). Prompts are the GSM8K test
-questions rendered by `gsm8k_rl.prompt` with the model's chat template (thinking off), passed as
+questions rendered by `gsm8k_rl.task.prompt` with the model's chat template (thinking off), passed as
 token ids in one `LLM.generate` call per length: vLLM schedules the batch itself.
 
 Run (GPU, vLLM installed):

@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 def build_batch(tokenizer: Any, questions: list[str], tokens: int, max_response: int, vocab: int, seed: int = 0):
     """Sequences (prompt + random response) until `tokens` are used: list of (ids, prompt_len)."""
-    from gsm8k_rl.prompt import build_messages, render
+    from gsm8k_rl.task.prompt import build_messages, render
 
     rng = random.Random(seed)
     seqs, used = [], 0

@@ -71,7 +71,7 @@ def _source(folder: Path, assets: Assets, splits=("train", "test"), rows: int = 
 
 
 def _prepared(folder: Path, assets: Assets, out: str = "data", rows: int = 128, **kw) -> None:
-    from gsm8k_rl.data import prepare
+    from gsm8k_rl.task.prepare import prepare
 
     prepare(folder / out, source=assets.gsm8k, limit=rows, **kw)
 

@@ -50,8 +50,8 @@ def gsm8k_dir() -> Path:
 def prepared_gsm8k(gsm8k_dir, tmp_path_factory) -> dict[str, Path]:
     """The real GSM8K as `gsm8k-rl prepare --limit 128 --template T` writes it, one folder per prompt
     template: one training batch of the recipe's 128 prompts, the least a config check accepts."""
-    from gsm8k_rl.data import prepare
-    from gsm8k_rl.prompt import TEMPLATES
+    from gsm8k_rl.task.prepare import prepare
+    from gsm8k_rl.task.prompt import TEMPLATES
 
     root = tmp_path_factory.mktemp("prepared")
     for template in TEMPLATES:

@@ -10,8 +10,9 @@ import pytest
 
 from gsm8k_rl import UserError
 from gsm8k_rl.cli import main
-from gsm8k_rl.data import gold_number, load_gsm8k_split, make_row, prepare, prompt_lengths
-from gsm8k_rl.prompt import SYSTEM_PROMPT, TEMPLATES
+from gsm8k_rl.task.gsm8k import gold_number, load_gsm8k_split
+from gsm8k_rl.task.prepare import make_row, prepare, prompt_lengths
+from gsm8k_rl.task.prompt import SYSTEM_PROMPT, TEMPLATES
 
 MAX_PROMPT_LENGTH = 512  # the recipe's data.max_prompt_length
 

@@ -40,10 +40,10 @@ def _lines(path: Path) -> list[dict]:
 
 
 def test_eval_writes_samples_and_metrics(tiny_qwen3_tok_model_dir, gsm8k_dir, qwen3_tokenizer, tmp_path):
-    from gsm8k_rl.data import gold_number, load_gsm8k_split
-    from gsm8k_rl.extractors import EXTRACTORS
-    from gsm8k_rl.prompt import build_messages, prompt_fingerprint, render
-    from gsm8k_rl.reward import compute_score, score_details
+    from gsm8k_rl.task.gsm8k import gold_number, load_gsm8k_split
+    from gsm8k_rl.task.extractors import EXTRACTORS
+    from gsm8k_rl.task.prompt import build_messages, prompt_fingerprint, render
+    from gsm8k_rl.task.reward import compute_score, score_details
 
     out = tmp_path / "eval"
     assert _eval(tiny_qwen3_tok_model_dir, gsm8k_dir, out, "--limit", "4") == 0
@@ -223,8 +223,8 @@ def test_engine_closed_when_a_batch_fails(tiny_qwen3_tok_model_dir, gsm8k_dir, t
 
 def test_left_padding_matches_unpadded(tiny_qwen3_tok_model_dir, qwen3_tokenizer, gsm8k_dir):
     """Greedy outputs of a left-padded batch equal those of each prompt alone (padding is masked)."""
-    from gsm8k_rl.data import load_gsm8k_split
-    from gsm8k_rl.prompt import build_messages, render
+    from gsm8k_rl.task.gsm8k import load_gsm8k_split
+    from gsm8k_rl.task.prompt import build_messages, render
 
     rows = load_gsm8k_split(gsm8k_dir, "test")[:3]
     prompts = [qwen3_tokenizer(render(qwen3_tokenizer, build_messages(r["question"])), add_special_tokens=False)["input_ids"]

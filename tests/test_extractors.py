@@ -1,4 +1,4 @@
-"""The comparison extractors (gsm8k_rl/extractors.py) on cases whose verdict is not in doubt,
+"""The comparison extractors (gsm8k_rl/task/extractors.py) on cases whose verdict is not in doubt,
 plus the cases where their published rules are known to differ."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from gsm8k_rl.extractors import EXTRACTORS, lm_eval_flexible_extract, paper_extract
+from gsm8k_rl.task.extractors import EXTRACTORS, lm_eval_flexible_extract, paper_extract
 
 NAMES = ["ours", "verl_strict", "lm_eval_flexible", "math_verify", "paper"]
 
@@ -125,7 +125,7 @@ def test_check_installed_imports_nothing():
     # `gsm8k-rl eval` calls it before starting vLLM; importing verl there (it runs
     # torch.cuda.is_available()) made vLLM's forked engine core fail on an H100:
     # "Cannot re-initialize CUDA in forked subprocess".
-    code = ("import sys; from gsm8k_rl.extractors import check_installed; missing = check_installed(); "
+    code = ("import sys; from gsm8k_rl.task.extractors import check_installed; missing = check_installed(); "
             "print(missing, sorted(m for m in ('verl', 'math_verify', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[] []"

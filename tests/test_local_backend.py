@@ -322,7 +322,7 @@ REWARD_WRAPPER = '''
 """Test reward: the project's compute_score, recording every call it gets (VERL passes reward_kwargs)."""
 import json
 
-from gsm8k_rl.reward import compute_score as _project_score
+from gsm8k_rl.task.reward import compute_score as _project_score
 
 
 def compute_score(data_source, solution_str, ground_truth, extra_info=None, calls_file=None, **kwargs):

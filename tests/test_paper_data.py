@@ -1,4 +1,4 @@
-"""`gsm8k-rl prepare --dataset math / paper_mix / gsm_symbolic_p1 / gsm_symbolic_p2` (gsm8k_rl/paper_data.py)
+"""`gsm8k-rl prepare --dataset math / paper_mix / gsm_symbolic_p1 / gsm_symbolic_p2` (gsm8k_rl/task/paper_data.py)
 on small fixtures in the hub's formats (tests/data/paper_sources/: MATH-lighteval's and OpenR1-Math's
 columns, GSM-Symbolic's and GSM8K's jsonl), each holding rows the paper's filters keep and rows they
 drop; the parquet is read back by VERL's own RLHFDataset with the real Qwen3 tokenizer."""
@@ -14,8 +14,8 @@ import pytest
 
 from gsm8k_rl import UserError
 from gsm8k_rl.cli import build_parser, main
-from gsm8k_rl.paper_data import build
-from gsm8k_rl.reward import compute_score
+from gsm8k_rl.task.paper_data import build
+from gsm8k_rl.task.reward import compute_score
 
 SOURCES = Path(__file__).parent / "data" / "paper_sources"
 PAPER_SYSTEM = "You are a reasoning expert assistant. Given a question, you will use your reasoning skills to solve the problem."
@@ -129,7 +129,7 @@ def test_gsm_symbolic_eval_sets(tmp_path, name, golds):
     assert [r["reward_model"]["ground_truth"] for r in rows] == golds
     assert rows[0]["data_source"] == f"apple/GSM-Symbolic/{name[-2:]}"
     with pytest.raises(UserError, match=f"{name} has no train split"):
-        from gsm8k_rl.data import prepare
+        from gsm8k_rl.task.prepare import prepare
 
         prepare(tmp_path / "x", SOURCES / name, name, ("train",))
     args = build_parser().parse_args(["eval", "--model", str(tmp_path), "--out", "o", "--dataset", name])

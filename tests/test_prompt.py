@@ -1,4 +1,4 @@
-"""The named prompts (gsm8k_rl/prompt.py): the spec's two render as they always did, the Self-Aligned
+"""The named prompts (gsm8k_rl/task/prompt.py): the spec's two render as they always did, the Self-Aligned
 Reward paper's renders its own system turn and suffix with the real Qwen3 chat template, and every
 consumer (prepare, eval, the SA-PPO answer-only prompt) takes the name."""
 
@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from gsm8k_rl.cli import main
-from gsm8k_rl.prompt import PROMPTS, SYSTEM_PROMPT, TEMPLATES, build_messages, prompt_fingerprint, render
+from gsm8k_rl.task.prompt import PROMPTS, SYSTEM_PROMPT, TEMPLATES, build_messages, prompt_fingerprint, render
 from gsm8k_rl.self_aligned import answer_only_messages, fallback_messages
 
 PAPER_SYSTEM = "You are a reasoning expert assistant. Given a question, you will use your reasoning skills to solve the problem."

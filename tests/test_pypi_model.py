@@ -128,7 +128,7 @@ def test_qwen_tokenizer_fix_survives_save_and_is_what_eval_stops_on(tool, qwen_t
 def test_project_prompt_on_the_qwen25_template(qwen_tokenizer):
     """The GGUF's ChatML template takes the project's system turn as is (with none it injects its own
     'You are Qwen, created by Alibaba Cloud' turn), and has no thinking mode: the flag changes nothing."""
-    from gsm8k_rl.prompt import SYSTEM_PROMPT, build_messages, render
+    from gsm8k_rl.task.prompt import SYSTEM_PROMPT, build_messages, render
 
     question = "Natalia sold clips to 48 of her friends in April. How many clips did she sell?"
     text = render(qwen_tokenizer, build_messages(question), thinking=False)

@@ -97,7 +97,7 @@ def test_prompt_on_smollm2_template(smollm2_dir, gsm8k_dir):
     from transformers import AutoTokenizer
     from verl.utils.tokenizer.continuous_token_wiring import create_continuous_token_builder
 
-    from gsm8k_rl.prompt import SYSTEM_PROMPT, build_messages, chat_template_kwargs, render
+    from gsm8k_rl.task.prompt import SYSTEM_PROMPT, build_messages, chat_template_kwargs, render
 
     tok = AutoTokenizer.from_pretrained(smollm2_dir)
     question = _gsm8k_rows(gsm8k_dir, 1)[0]["question"]
@@ -125,9 +125,9 @@ def test_prompt_on_smollm2_template(smollm2_dir, gsm8k_dir):
 def test_eval_transformers_backend_stops_on_im_end_and_scores_with_the_reward(smollm2_dir, gsm8k_dir, tmp_path):
     from transformers import AutoTokenizer
 
-    from gsm8k_rl.data import gold_number
+    from gsm8k_rl.task.gsm8k import gold_number
     from gsm8k_rl.evaluate import stop_token_ids
-    from gsm8k_rl.reward import compute_score
+    from gsm8k_rl.task.reward import compute_score
 
     assert stop_token_ids(str(smollm2_dir), AutoTokenizer.from_pretrained(smollm2_dir)) == [2]
     out = tmp_path / "eval"

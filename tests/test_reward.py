@@ -1,8 +1,9 @@
-"""The verifiable reward (gsm8k_rl/reward.py): rule table, labelled corpus, properties, every GSM8K
+"""The verifiable reward (gsm8k_rl/task/reward.py): rule table, labelled corpus, properties, every GSM8K
 gold solution, adversarial timing, stdlib-only loading, VERL's own reward worker, the CLI."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -13,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gsm8k_rl import prompt, reward
-from gsm8k_rl.reward import compute_score, extract_answer, parse_ground_truth, score_details
+from gsm8k_rl.task import prompt, reward
+from gsm8k_rl.task.reward import compute_score, extract_answer, parse_ground_truth, score_details
 
 REPO = Path(__file__).resolve().parents[1]
 REWARD_FILE = Path(reward.__file__)
@@ -374,6 +375,17 @@ print(json.dumps({{"score": module.compute_score("openai/gsm8k", "#### 18", "18"
     non_stdlib = [m for m in result["new"] if m not in set(result["stdlib"]) and m != "gsm8k_reward_by_path"]
     assert not non_stdlib, f"reward.py imported non-stdlib modules: {non_stdlib}"
     assert not {"torch", "numpy", "verl", "gsm8k_rl", "sympy", "math_verify"} & set(result["new"])
+
+
+def test_the_old_path_still_loads_for_runs_made_before_the_move():
+    """Run folders made before the layered tree name gsm8k_rl/reward.py as VERL's reward path: loaded
+    by path as VERL does, the alias gives the same scorer."""
+    alias = REWARD_FILE.parents[1] / "reward.py"
+    spec = importlib.util.spec_from_file_location("gsm8k_reward_alias", alias)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.compute_score is compute_score
+    assert module.compute_score("openai/gsm8k", "#### 18", "18") == 1.0
 
 
 def test_verl_reward_loop_scores_a_batch_with_our_reward(qwen3_dir):

@@ -31,7 +31,7 @@ def test_reward_on_a_hand_checked_batch():
 
 
 def test_answer_only_prompt_keeps_the_system_turn_and_the_template(qwen3_tokenizer):
-    from gsm8k_rl.prompt import build_messages, chat_template_kwargs
+    from gsm8k_rl.task.prompt import build_messages, chat_template_kwargs
 
     messages = build_messages("Natalia sold clips to 48 of her friends. How many?")
     full = qwen3_tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **chat_template_kwargs())

@@ -36,7 +36,7 @@ def test_dry_run_writes_resolved_config_and_command(tmp_path, data_dir, tiny_mod
     assert cfg["trainer"]["test_freq"] == 10
     # the launcher's decisions: data, reward, run folder, hardware layout (no GPU here: sized for 1 x 80 GB)
     assert cfg["data"]["train_files"] == str(data_dir / "train.parquet")
-    assert cfg["reward"]["custom_reward_function"]["path"].endswith("gsm8k_rl/reward.py")
+    assert cfg["reward"]["custom_reward_function"]["path"].endswith("gsm8k_rl/task/reward.py")
     assert cfg["trainer"]["default_local_dir"] == str(run / "checkpoints")
     assert cfg["trainer"]["n_gpus_per_node"] == 1
     assert cfg["actor_rollout_ref"]["model"]["path"] == str(tiny_model_dir)

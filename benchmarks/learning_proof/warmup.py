@@ -5,7 +5,7 @@
 The warm-up is not the product; it only makes a starting point that PPO can improve: a model
 that knows the answer format and some arithmetic but is often wrong. It is a plain PyTorch loop
 over `sft.jsonl` (see make_data.py), with the prompt rendered exactly as training and eval render
-it (gsm8k_rl.prompt: same messages, Qwen3 chat template, thinking off) and the loss on the
+it (gsm8k_rl.task.prompt: same messages, Qwen3 chat template, thinking off) and the loss on the
 response tokens only. The tokenizer is a byte-level BPE trained on the synthetic text, with every
 digit its own token (arithmetic is easier to learn digit by digit) and Qwen3's special tokens and
 chat template. Everything is seeded; on 2 CPU cores it takes a few minutes.
@@ -68,7 +68,7 @@ def build_tokenizer(texts: list[str], out: Path, vocab_size: int = 512):
 
 def encode(tokenizer, question: str, answer: str | None = None) -> tuple[list[int], list[int]]:
     """(prompt ids, response ids + <|im_end|>) as VERL builds them: the prompt rendered with the chat template."""
-    from gsm8k_rl.prompt import build_messages, render
+    from gsm8k_rl.task.prompt import build_messages, render
 
     prompt = tokenizer.encode(render(tokenizer, build_messages(question)), add_special_tokens=False)
     if answer is None:
@@ -96,7 +96,7 @@ def style_check(model, tokenizer, rows: list[dict], sample: bool, max_new_tokens
     """
     import torch
 
-    from gsm8k_rl.reward import compute_score
+    from gsm8k_rl.task.reward import compute_score
 
     model.eval()
     gen = torch.Generator().manual_seed(seed)
@@ -135,7 +135,7 @@ def show_work_accuracy(model_dir: str | Path, rows: list[dict], max_new_tokens: 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList
 
-    from gsm8k_rl.reward import compute_score
+    from gsm8k_rl.task.reward import compute_score
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
@@ -188,7 +188,7 @@ def warmup(data: Path, out: Path, steps: int = 1500, batch_size: int = 64, lr: f
     monitor = read_jsonl(data / "train.jsonl")[:monitor_rows]
     started = time.time()
 
-    from gsm8k_rl.prompt import SYSTEM_PROMPT
+    from gsm8k_rl.task.prompt import SYSTEM_PROMPT
     texts = [r["question"] for r in sft] + [r["answer"] for r in sft] + [SYSTEM_PROMPT + " system user assistant"]
     tokenizer = build_tokenizer(texts, out)
     pairs = [encode(tokenizer, r["question"], r["answer"]) for r in sft]

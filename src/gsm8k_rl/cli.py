@@ -16,8 +16,8 @@ from gsm8k_rl import UserError, __version__
 
 # subcommand -> (module, one-line help). Order = pipeline order.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "prepare": ("gsm8k_rl.data", "GSM8K (hub or local jsonl) -> VERL RL parquet"),
-    "reward": ("gsm8k_rl.reward_cli", "score one model output against a gold answer"),
+    "prepare": ("gsm8k_rl.task.prepare", "GSM8K (hub or local jsonl) -> VERL RL parquet"),
+    "reward": ("gsm8k_rl.task.reward_cli", "score one model output against a gold answer"),
     "doctor": ("gsm8k_rl.doctor", "preflight: config, data, reward, GPUs, memory, disk"),
     "train": ("gsm8k_rl.train", "PPO on VERL (verl.trainer.main_ppo) with the project recipe"),
     "export": ("gsm8k_rl.export", "VERL checkpoint -> HuggingFace model folder"),

@@ -87,7 +87,7 @@ def _check_config(args: argparse.Namespace) -> tuple[list[Check], Any]:
 def _check_data(cfg: Any, tokenizer_path: str) -> list[Check]:
     import pyarrow.parquet as pq
 
-    from gsm8k_rl.data import prompt_lengths
+    from gsm8k_rl.task.prepare import prompt_lengths
 
     checks = []
     thinking = bool(cfg.data.apply_chat_template_kwargs.get("enable_thinking", True))

@@ -4,10 +4,10 @@ Run: `gsm8k-rl eval --model Qwen/Qwen3-1.7B --source ../shared/data/gsm8k --out 
 (`--dataset platinum --source ../shared/data/gsm8k_platinum` for GSM8K-Platinum,
 `--dataset gsm_symbolic_p1` / `gsm_symbolic_p2` for GSM-Symbolic; no --source downloads the hub copy).
 
-The prompt is rendered exactly as VERL renders it in training (gsm8k_rl.prompt: same messages,
+The prompt is rendered exactly as VERL renders it in training (gsm8k_rl.task.prompt: same messages,
 same chat-template kwargs, thinking flag included) and every output is scored by the training
-reward (gsm8k_rl.reward), so eval accuracy and training reward mean the same thing.
-Also scored, side by side, under every extractor in gsm8k_rl.extractors (headline = "ours").
+reward (gsm8k_rl.task.reward), so eval accuracy and training reward mean the same thing.
+Also scored, side by side, under every extractor in gsm8k_rl.task.extractors (headline = "ours").
 
 `--samples K --temperature T --seed S` samples K answers per problem instead (one line per problem
 holding all K) and reports pass@k for k = 1..K (the unbiased estimator from K samples) and maj@k
@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from gsm8k_rl import UserError, __version__, model_ref, write_atomic
-from gsm8k_rl.prompt import (
+from gsm8k_rl.task.datasets import gsm8k_format
+from gsm8k_rl.task.prompt import (
     DEFAULT_TEMPLATE,
     DEFAULT_THINKING,
     PROMPT_VERSION,
@@ -54,8 +55,8 @@ from gsm8k_rl.prompt import (
 
 log = logging.getLogger(__name__)
 
-# GSM8K-format sets (gsm8k_rl.data.DATASETS): GSM8K, GSM8K-Platinum, GSM-Symbolic P1 / P2 (apple/GSM-Symbolic)
-DATASETS = ("gsm8k", "platinum", "gsm_symbolic_p1", "gsm_symbolic_p2")
+# the sets in GSM8K's format (task/datasets.py): GSM8K, GSM8K-Platinum, GSM-Symbolic P1 / P2
+DATASETS = gsm8k_format()
 BACKENDS = ("auto", "vllm", "transformers")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 HEADLINE_EXTRACTOR = "ours"
@@ -278,7 +279,7 @@ def resolve_backend(name: str) -> str:
 @functools.lru_cache(maxsize=1)
 def scoring_fingerprint() -> str:
     """Hash of the scoring code (reward + extractors): samples scored by older code are rescored."""
-    from gsm8k_rl import extractors, reward
+    from gsm8k_rl.task import extractors, reward
 
     src = inspect.getsource(reward) + inspect.getsource(extractors)
     return hashlib.sha256(src.encode()).hexdigest()[:12]
@@ -286,8 +287,8 @@ def scoring_fingerprint() -> str:
 
 def score_output(output: str, gold: str) -> dict[str, Any]:
     """Training-reward score of one output plus its score under every named extractor."""
-    from gsm8k_rl.extractors import EXTRACTORS
-    from gsm8k_rl.reward import score_details
+    from gsm8k_rl.task.extractors import EXTRACTORS
+    from gsm8k_rl.task.reward import score_details
 
     details = score_details(output, gold)
     return {
@@ -584,8 +585,8 @@ def evaluate(
     from tqdm import tqdm
     from transformers import AutoTokenizer
 
-    from gsm8k_rl.data import load_gsm8k_split
-    from gsm8k_rl.extractors import check_installed
+    from gsm8k_rl.task.gsm8k import load_gsm8k_split
+    from gsm8k_rl.task.extractors import check_installed
 
     started = time.time()
     out = Path(out)
@@ -736,7 +737,7 @@ def _generate_batch(
     engine: TransformersBackend | VLLMBackend, batch: list[int], prompts: list[list[int]], rows: list[dict], out: Path
 ) -> dict[int, dict]:
     """Generate and score one batch; append its samples and timing to the folder, flushed (the resume point)."""
-    from gsm8k_rl.data import gold_number
+    from gsm8k_rl.task.gsm8k import gold_number
 
     t0 = time.time()
     answers = engine.generate([prompts[i] for i in batch], first_index=batch[0])

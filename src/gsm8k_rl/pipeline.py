@@ -26,7 +26,8 @@ import yaml
 
 from gsm8k_rl import UserError, model_ref, write_atomic
 from gsm8k_rl.cli import main as cli
-from gsm8k_rl.prompt import DEFAULT_TEMPLATE
+from gsm8k_rl.task.datasets import DATASETS
+from gsm8k_rl.task.prompt import DEFAULT_TEMPLATE
 from gsm8k_rl.recipe import DEFAULT_CONFIG, compose_config, config_names, detect_hardware
 from gsm8k_rl.export import EXPORT_INFO
 from gsm8k_rl.train import (RunDir, default_run_dir, file_logged, latest_checkpoint, model_path, no_gpu_message,
@@ -92,7 +93,8 @@ def default_data_dir(dataset: str, template: str) -> str:
 
 
 def eval_source(dataset: str, source: str | None) -> list[str]:
-    """`gsm8k-rl eval --source` for the GSM8K test split of a run whose training data is `dataset`.
+    """`gsm8k-rl eval --source` for the GSM8K test split of a run whose training data is `dataset`
+    (task/datasets.py says where that split lies under the training data's --source).
 
     The paper's mix is read from one folder holding gsm8k/, math/ and openr1/ (`prepare --dataset
     paper_mix --source`); its test split is GSM8K's, which eval reads from gsm8k/. A MATH-only run
@@ -100,12 +102,11 @@ def eval_source(dataset: str, source: str | None) -> list[str]:
     """
     if source is None:
         return []
-    if dataset == "paper_mix":
-        return ["--source", str(Path(source) / "gsm8k")]
-    if dataset == "math":
-        log.warning("--source %s holds MATH; the GSM8K evals read GSM8K from the hub", source)
+    where = DATASETS[dataset].gsm8k_test_in if dataset in DATASETS else ""
+    if where is None:
+        log.warning("--source %s holds %s, not GSM8K; the GSM8K evals read GSM8K from the hub", source, dataset)
         return []
-    return ["--source", source]
+    return ["--source", str(Path(source) / where) if where else source]
 
 
 def eval_options(args: argparse.Namespace, cfg: Any, dataset: str, template: str) -> tuple[list[str], list[str]]:

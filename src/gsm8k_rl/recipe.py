@@ -19,7 +19,7 @@ from gsm8k_rl import UserError
 
 CONFIG_DIR = Path(str(resources.files("gsm8k_rl") / "configs"))
 DEFAULT_CONFIG = "ppo"
-REWARD_FILE = Path(str(resources.files("gsm8k_rl") / "reward.py"))
+REWARD_FILE = Path(str(resources.files("gsm8k_rl") / "task" / "reward.py"))
 # The metric VERL 0.9.1 logs for validation accuracy on our data_source (a float reward is
 # logged as `acc` under val-core; `reward` moves to val-aux).
 VAL_ACC_METRIC = "val-core/openai/gsm8k/acc/mean@1"
@@ -634,15 +634,15 @@ def check_prepared_data(cfg: Any) -> list[str]:
     import pyarrow.parquet as pq
     from omegaconf import OmegaConf
 
-    from gsm8k_rl.data import DATASETS, PAPER_DATASETS
-    from gsm8k_rl.prompt import PROMPTS
+    from gsm8k_rl.task.datasets import DATASETS, preparable
+    from gsm8k_rl.task.prompt import PROMPTS
 
     want, dataset = OmegaConf.select(cfg, "prepare.template", default=None), OmegaConf.select(cfg, "prepare.dataset", default=None)
     problems = []
     if want is not None and want not in PROMPTS:
         problems.append(f"prepare.template={want!r} is not a prompt template: {sorted(PROMPTS)}")
-    if dataset is not None and dataset not in DATASETS and dataset not in PAPER_DATASETS:
-        problems.append(f"prepare.dataset={dataset!r} is not a dataset `gsm8k-rl prepare` knows: {sorted(DATASETS) + sorted(PAPER_DATASETS)}")
+    if dataset is not None and dataset not in DATASETS:
+        problems.append(f"prepare.dataset={dataset!r} is not a dataset `gsm8k-rl prepare` knows: {preparable()}")
     for key in ("data.train_files", "data.val_files"):
         rows = {}
         for f in _files(cfg, key):
@@ -693,13 +693,13 @@ def check_reward_kwargs(cfg: Any) -> list[str]:
     partial_credit a number in [0, 1)."""
     from omegaconf import OmegaConf
 
-    from gsm8k_rl.reward import REWARD_KWARGS
+    from gsm8k_rl.task.reward import REWARD_KWARGS
 
     reward = cfg.reward.custom_reward_function
     if not reward.path or Path(str(reward.path)).resolve() != REWARD_FILE.resolve():
         return []  # a user's own reward function: its keyword arguments are its own business
     kwargs = OmegaConf.to_container(reward.get("reward_kwargs") or {}, resolve=True)
-    problems = [f"reward.custom_reward_function.reward_kwargs.{k} is not an option of gsm8k_rl/reward.py "
+    problems = [f"reward.custom_reward_function.reward_kwargs.{k} is not an option of gsm8k_rl/task/reward.py "
                 f"(it reads {list(REWARD_KWARGS)}): VERL would pass it and compute_score would ignore it"
                 for k in kwargs if k not in REWARD_KWARGS]
     value = kwargs.get("partial_credit", 0.0)

@@ -79,7 +79,7 @@ def fallback_messages(extra_info: Any = None) -> list[dict[str, str]]:
     >>> fallback_messages(None)[1]
     {'role': 'user', 'content': ''}
     """
-    from gsm8k_rl.prompt import DEFAULT_TEMPLATE, build_messages
+    from gsm8k_rl.task.prompt import DEFAULT_TEMPLATE, build_messages
 
     name = extra_info.get("prompt_template") if isinstance(extra_info, dict) else None
     return answer_only_messages(build_messages("", name or DEFAULT_TEMPLATE))
@@ -128,7 +128,7 @@ def add_self_aligned_reward(trainer: Any, batch: Any, metrics: dict) -> None:
     from tensordict import TensorDict
     from transfer_queue import KVBatchMeta
 
-    from gsm8k_rl.prompt import chat_template_kwargs
+    from gsm8k_rl.task.prompt import chat_template_kwargs
     from verl.workers.utils.padding import response_from_nested
 
     alpha, clip = _options(trainer.config)

@@ -261,7 +261,7 @@ def plan(args: argparse.Namespace) -> Launch:
     if args.smoke:
         from omegaconf import OmegaConf
 
-        from gsm8k_rl.prompt import DEFAULT_TEMPLATE
+        from gsm8k_rl.task.prompt import DEFAULT_TEMPLATE
 
         template = OmegaConf.select(base, "prepare.template", default=DEFAULT_TEMPLATE)
         data, model = smoke_assets(run, args.smoke_tokenizer, model, template)
@@ -349,7 +349,7 @@ def model_path(model: str) -> str:
 
 
 def smoke_assets(run: RunDir, tokenizer: str | None, model: str | None, template: str) -> tuple[Path, str]:
-    from gsm8k_rl.data import prepare
+    from gsm8k_rl.task.prepare import prepare
     from gsm8k_rl.smoke import SMOKE_DATA, build_tiny_model
 
     data = run.smoke / "data"

@@ -2,7 +2,7 @@
 
 What runs: `python -m verl.trainer.main_ppo` (VERL 0.9.1) with the project's CPU backend
 (gsm8k_rl.local_backend), GAE + critic, KL penalty in the reward, the project reward file, on the
-shipped GSM8K slice prepared by `gsm8k_rl.data.prepare`, with a random toy Qwen3
+shipped GSM8K slice prepared by `gsm8k_rl.task.prepare.prepare`, with a random toy Qwen3
 (gsm8k_rl.smoke.build_tiny_model, 0.1M parameters, its own small tokenizer). The metrics are real
 VERL file-logger output; the numbers mean nothing about GSM8K (a random toy model scores 0).
 Kept: metrics.jsonl (VERL's own lines), run_info.json (written here, from what was run),
@@ -32,7 +32,7 @@ def main() -> None:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from gsm8k_rl.data import prepare
+    from gsm8k_rl.task.prepare import prepare
     from gsm8k_rl.local_backend import launch_spec
     from gsm8k_rl.recipe import REWARD_FILE
     from gsm8k_rl.smoke import SMOKE_DATA, build_tiny_model

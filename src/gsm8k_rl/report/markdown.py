@@ -62,7 +62,7 @@ def truncation_setting(cfg: dict[str, Any]) -> str:
 
 
 def partial_credit_setting(cfg: dict[str, Any]) -> str:
-    """The reward of a wrong final number the response marked as its answer (gsm8k_rl/reward.py).
+    """The reward of a wrong final number the response marked as its answer (gsm8k_rl/task/reward.py).
 
     >>> partial_credit_setting({"reward": {"custom_reward_function": {"reward_kwargs": {"partial_credit": 0.0}}}})
     '0 (off: correct -> 1.0, else 0.0; the spec)'

@@ -1,4 +1,4 @@
-"""Score one model output against a gold answer with the training reward (gsm8k_rl/reward.py).
+"""Score one model output against a gold answer with the training reward (gsm8k_rl/task/reward.py).
 
     gsm8k-rl reward "Janet makes **$18** a day." --gt 18
     gsm8k-rl reward - --gt 18 --json < output.txt
@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gsm8k_rl.reward import parse_ground_truth, score_details
+    from gsm8k_rl.task.reward import parse_ground_truth, score_details
 
     text = sys.stdin.read() if args.text == "-" else args.text
     try:

@@ -26,16 +26,16 @@ import logging
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from gsm8k_rl import UserError
+from gsm8k_rl.task.datasets import DATASETS, MATH_HUB, OPENR1_HUB
+from gsm8k_rl.task.gsm8k import BadRow, gold_number, jsonl_records, load_gsm8k_split_and_skipped
+from gsm8k_rl.task.reward import parse_ground_truth
 
 log = logging.getLogger(__name__)
 
-# part -> (hub id, hub config, data_source written into the parquet)
-# (MATH: no config, as the paper loads it; OpenR1: "default", its 94k problems, as the paper)
-MATH_HUB = ("DigitalLearningGmbH/MATH-lighteval", None, "DigitalLearningGmbH/MATH-lighteval")
-OPENR1_HUB = ("open-r1/OpenR1-Math-220k", "default", "open-r1/OpenR1-Math-220k")
 MIX_PARTS = ("math", "openr1", "gsm8k")  # the paper's merge order (preconfig.sh --input-dirs)
 
 # The paper's answer filter (math_data.py and openr1.py, `filter_data`): signs, digits, dots,
@@ -73,10 +73,6 @@ class Tally:
             log.info("%s: dropped %d: %s (first: %s)", self.name, n, reason, self.first[reason])
 
 
-class BadRow(ValueError):
-    pass
-
-
 def _local_files(folder: Path, split: str) -> list[Path]:
     if not folder.is_dir():
         raise UserError(f"{folder} not found: --source must be a folder with the dataset's files")
@@ -94,10 +90,8 @@ def read_records(source: Path | None, hub: tuple[str, str | None, str], split: s
     if source is not None:
         for path in _local_files(Path(source), split):
             if path.suffix == ".jsonl":
-                from gsm8k_rl import data
-
-                for lineno, record in data.jsonl_records(path):  # a line not UTF-8 or not JSON: a BadRow
-                    yield f"{path}:{lineno}", BadRow(str(record)) if isinstance(record, data.BadRow) else record
+                for lineno, record in jsonl_records(path):  # a line not UTF-8 or not JSON: a BadRow
+                    yield f"{path}:{lineno}", record
             else:
                 import pyarrow.parquet as pq
 
@@ -168,8 +162,6 @@ def reward_problem(answer: str) -> str | None:
     >>> reward_problem("-\\\\frac{1}{2}"), reward_problem("2\\\\frac{1}{2}")
     (None, 'answer not one number the reward reads')
     """
-    from gsm8k_rl.reward import parse_ground_truth
-
     try:
         parse_ground_truth(answer)
     except ValueError:
@@ -257,16 +249,14 @@ def load_openr1(source: Path | None, skip_invalid: bool = False, test_size: floa
 
 def load_gsm8k(source: Path | None, split: str, skip_invalid: bool = False) -> tuple[list[dict], Tally]:
     """GSM8K rows as the mix's problems (gold: the number after "####"), through the GSM8K loader."""
-    from gsm8k_rl.data import DATASETS, gold_number, load_gsm8k_split_and_skipped
-
     rows, skipped = load_gsm8k_split_and_skipped(source, split, "gsm8k", skip_invalid)
     tally = Tally(f"gsm8k/{split}")
     tally.read = len(rows) + len(skipped)
     for where in skipped:  # already logged by the GSM8K loader
         tally.drop("invalid row", where)
-    origin = f"{source}/{split}.jsonl" if source is not None else f"hub:{DATASETS['gsm8k'][0]}/{split}"
+    origin = f"{source}/{split}.jsonl" if source is not None else f"hub:{DATASETS['gsm8k'].hub}/{split}"
     return [{"question": r["question"], "answer": r["answer"], "ground_truth": gold_number(r["answer"]),
-             "data_source": DATASETS["gsm8k"][2], "source_index": i, "where": f"{origin}, valid row {i}"}
+             "data_source": DATASETS["gsm8k"].data_source, "source_index": i, "where": f"{origin}, valid row {i}"}
             for i, r in enumerate(rows)], tally
 
 

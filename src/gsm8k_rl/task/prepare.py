@@ -4,7 +4,7 @@ Run: `gsm8k-rl prepare --source ../shared/data/gsm8k --out data/gsm8k`
 (no --source: downloads `openai/gsm8k`, config `main`, with `datasets`).
 Also: `--dataset platinum`, the GSM-Symbolic eval sets `gsm_symbolic_p1` / `gsm_symbolic_p2`
 (`apple/GSM-Symbolic`, test only, GSM8K's format), and the Self-Aligned Reward paper's
-training data `math` and `paper_mix` (gsm8k_rl/paper_data.py: filters, caps, deduplication;
+training data `math` and `paper_mix` (gsm8k_rl/task/paper_data.py: filters, caps, deduplication;
 every dropped row counted in prepare_info.json's "filter").
 
 Rows follow VERL's RL schema (verl/utils/dataset/rl_dataset.py, examples/data_preprocess/gsm8k.py):
@@ -19,164 +19,22 @@ import argparse
 import hashlib
 import json
 import logging
-import re
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from gsm8k_rl import UserError, write_atomic
-from gsm8k_rl.prompt import DEFAULT_TEMPLATE, PROMPT_VERSION, TEMPLATES, build_messages
+from gsm8k_rl.task import paper_data
+from gsm8k_rl.task.datasets import DATASETS, SPLITS, preparable
+from gsm8k_rl.task.gsm8k import gold_number, load_gsm8k_split
+from gsm8k_rl.task.prompt import DEFAULT_TEMPLATE, PROMPT_VERSION, TEMPLATES, build_messages
 
 log = logging.getLogger(__name__)
-
-# name -> (hub id, hub config, data_source written into the parquet = VERL metric prefix)
-# (GSM8K's {question, answer "... #### N"} format; --source DIR holds {split}.jsonl)
-DATASETS = {
-    "gsm8k": ("openai/gsm8k", "main", "openai/gsm8k"),
-    "platinum": ("madrylab/gsm8k-platinum", "main", "madrylab/gsm8k-platinum"),
-    "gsm_symbolic_p1": ("apple/GSM-Symbolic", "p1", "apple/GSM-Symbolic/p1"),
-    "gsm_symbolic_p2": ("apple/GSM-Symbolic", "p2", "apple/GSM-Symbolic/p2"),
-}
-# the Self-Aligned Reward paper's training data, built by gsm8k_rl/paper_data.py
-PAPER_DATASETS = ("math", "paper_mix")
-SPLITS = ("train", "test")
-# splits a dataset has, when not both (GSM-Symbolic publishes a test split only: an eval set)
-DATASET_SPLITS = {"platinum": ("test",), "gsm_symbolic_p1": ("test",), "gsm_symbolic_p2": ("test",)}
-EXPECTED_ROWS = {("gsm8k", "train"): 7473, ("gsm8k", "test"): 1319, ("platinum", "test"): 1209}
-
-# GSM8K's gold answer ends with "#### <integer>" (openai/grade-school-math, dataset.py).
-_GOLD = re.compile(r"####\s*(-?[\d,]*\d(?:\.\d+)?)\s*$")
-
-
-class BadRow(ValueError):
-    pass
-
-
-def gold_number(answer: str) -> str:
-    """The number after the final "####" of a GSM8K solution, commas removed.
-
-    >>> gold_number("Natalia sold 48/2 = 24 clips in May.\\n#### 1,072")
-    '1072'
-    """
-    if not isinstance(answer, str) or not answer.strip():
-        raise BadRow("empty 'answer'")
-    m = _GOLD.search(answer.strip())
-    if m is None:
-        tail = answer.strip().splitlines()[-1][:80]
-        raise BadRow(f"'answer' does not end with '#### <number>' (last line: {tail!r})")
-    return m.group(1).replace(",", "")
-
-
-def _check_row(row: Any) -> tuple[str, str]:
-    if not isinstance(row, dict):
-        raise BadRow(f"expected a JSON object, got {type(row).__name__}")
-    question, answer = row.get("question"), row.get("answer")
-    if not isinstance(question, str) or not question.strip():
-        raise BadRow("missing or empty 'question'")
-    gold_number(answer)
-    return question, answer
-
-
-def jsonl_records(path: Path) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed JSON) for each non-blank line of a jsonl file; a line that is not UTF-8
-    text or not JSON comes as a BadRow saying so, for the caller to raise or skip with its place."""
-    with path.open("rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                yield lineno, BadRow(f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})")
-                continue
-            if not line.strip():
-                continue
-            try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield lineno, BadRow(f"not JSON ({exc.msg})")
-
-
-def _read_jsonl(path: Path, skip_invalid: bool) -> tuple[list[dict], list[str]]:
-    rows, skipped = [], []
-    for lineno, record in jsonl_records(path):
-        try:
-            if isinstance(record, BadRow):
-                raise record
-            question, answer = _check_row(record)
-        except BadRow as exc:
-            where = f"{path}:{lineno}: {exc}"
-            if not skip_invalid:
-                raise UserError(f"bad GSM8K row at {where} (use --skip-invalid to skip such rows)") from exc
-            skipped.append(where)
-            continue
-        rows.append({"question": question, "answer": answer})
-    return rows, skipped
-
-
-def load_gsm8k_split(
-    source: str | Path | None, split: str, dataset: str = "gsm8k", skip_invalid: bool = False
-) -> list[dict]:
-    """Validated {question, answer} rows of one split, from a local folder or the hub.
-
-    Args:
-        source: a folder holding `{split}.jsonl`, or None to download `DATASETS[dataset]`.
-        split: "train" or "test".
-        dataset: a name of DATASETS (GSM8K's format).
-        skip_invalid: skip bad rows (logged with file:line) instead of failing.
-    """
-    return load_gsm8k_split_and_skipped(source, split, dataset, skip_invalid)[0]
-
-
-def load_gsm8k_split_and_skipped(
-    source: str | Path | None, split: str, dataset: str = "gsm8k", skip_invalid: bool = False
-) -> tuple[list[dict], list[str]]:
-    """load_gsm8k_split, plus where each skipped row was and why (for the caller's counts)."""
-    if dataset not in DATASETS:
-        raise UserError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASETS)}")
-    if source is not None:
-        path = Path(source) / f"{split}.jsonl"
-        if not path.is_file():
-            raise UserError(f"{path} not found: --source must be a folder with {split}.jsonl")
-        rows, skipped = _read_jsonl(path, skip_invalid)
-        origin = str(path)
-    else:
-        rows, skipped, origin = _load_hub(dataset, split, skip_invalid)
-    for where in skipped:
-        log.warning("skipped %s", where)
-    if skipped:
-        log.warning("%s: skipped %d invalid rows of %d", origin, len(skipped), len(rows) + len(skipped))
-    expected = EXPECTED_ROWS.get((dataset, split))
-    if expected is not None and len(rows) + len(skipped) != expected:
-        log.warning("%s has %d rows; the official %s %s split has %d", origin, len(rows) + len(skipped), dataset, split, expected)
-    if not rows:
-        raise UserError(f"{origin}: no valid rows")
-    return rows, skipped
-
-
-def _load_hub(dataset: str, split: str, skip_invalid: bool) -> tuple[list[dict], list[str], str]:
-    import datasets
-
-    hub_id, config, _ = DATASETS[dataset]
-    origin = f"hub:{hub_id}[{config}]/{split}"
-    try:
-        ds = datasets.load_dataset(hub_id, config, split=split)
-    except Exception as exc:  # network, auth, renamed dataset: all need the user's action
-        raise UserError(f"could not load {origin} ({exc}); pass --source DIR with a local {split}.jsonl") from exc
-    rows, skipped = [], []
-    for i, row in enumerate(ds):
-        try:
-            question, answer = _check_row(dict(row))
-        except BadRow as exc:
-            if not skip_invalid:
-                raise UserError(f"bad GSM8K row at {origin} row {i}: {exc}") from exc
-            skipped.append(f"{origin} row {i}: {exc}")
-            continue
-        rows.append({"question": question, "answer": answer})
-    return rows, skipped, origin
 
 
 def make_row(question: str, answer: str, split: str, index: int, dataset: str = "gsm8k",
              template: str = DEFAULT_TEMPLATE, *, ground_truth: str | None = None,
              data_source: str | None = None, source_index: int | None = None) -> dict:
-    """One VERL RL row; the prompt comes from gsm8k_rl.prompt, the only place it is defined.
+    """One VERL RL row; the prompt comes from gsm8k_rl.task.prompt, the only place it is defined.
 
     `answer` is the gold solution; the ground truth is the number after its "####" unless given
     (MATH, OpenR1: the source's answer). `source_index`: the row's position in its source split.
@@ -192,7 +50,7 @@ def make_row(question: str, answer: str, split: str, index: int, dataset: str = 
     if source_index is not None:
         extra["source_index"] = source_index
     return {
-        "data_source": data_source or DATASETS[dataset][2],
+        "data_source": data_source or DATASETS[dataset].data_source,
         "prompt": build_messages(question, template),
         "ability": "math",
         "reward_model": {"style": "rule", "ground_truth": gold_number(answer) if ground_truth is None else ground_truth},
@@ -283,25 +141,21 @@ def prepare(
     import pyarrow.parquet as pq
     from tqdm import tqdm
 
-    if dataset not in DATASETS and dataset not in PAPER_DATASETS:
-        raise UserError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASETS) + list(PAPER_DATASETS)}")
+    if dataset not in DATASETS:
+        raise UserError(f"unknown dataset {dataset!r}; choose one of {preparable()}")
     if template not in TEMPLATES:
         raise UserError(f"unknown prompt template {template!r}; choose one of {sorted(TEMPLATES)}")
     if limit is not None and limit < 1:  # 0 would write empty files; a negative one would drop the last rows
         raise UserError(f"--limit must be >= 1, got {limit}")
-    available = DATASET_SPLITS.get(dataset, SPLITS)
+    available = DATASETS[dataset].splits
     splits = tuple(splits) if splits else available
     missing = [s for s in splits if s not in available]
     if missing:
         raise UserError(f"{dataset} has no {', '.join(missing)} split (it has {', '.join(available)})")
     out = Path(out)
     records = read_info(out)  # read (and checked) before anything is written
-    if dataset in PAPER_DATASETS:
-        from gsm8k_rl.paper_data import MATH_HUB, OPENR1_HUB
-
-        hub = {"math": MATH_HUB[0], "paper_mix": f"{MATH_HUB[0]} + {OPENR1_HUB[0]} + {DATASETS['gsm8k'][0]}"}[dataset]
-    else:
-        hub = DATASETS[dataset][0]
+    built_from_parts = DATASETS[dataset].kind == "paper"
+    hub = DATASETS[dataset].hub
     settings = {"source": str(source) if source else f"hub:{hub}", "dataset": dataset, "prompt_template": template,
                 "prompt_version": PROMPT_VERSION, "limit": limit}
 
@@ -309,9 +163,7 @@ def prepare(
     built: dict[str, tuple[list[dict], dict | None]] = {}
     for split in splits:
         filters = None
-        if dataset in PAPER_DATASETS:
-            from gsm8k_rl import paper_data
-
+        if built_from_parts:
             problems, filters = paper_data.build(dataset, source, split, skip_invalid)
         else:
             problems = load_gsm8k_split(source, split, dataset, skip_invalid)
@@ -339,8 +191,8 @@ def prepare(
         for split, (rows, filters) in built.items():
             target = out / f"{split}.parquet"
             done = target.exists() and split not in differ
-            record = {**settings, "data_source": sorted({r["data_source"] for r in rows}) if dataset in PAPER_DATASETS
-                      else DATASETS[dataset][2], "rows": len(rows),
+            record = {**settings, "data_source": sorted({r["data_source"] for r in rows}) if built_from_parts
+                      else DATASETS[dataset].data_source, "rows": len(rows),
                       "sha256": hashlib.sha256((target if done else tmps[split]).read_bytes()).hexdigest()}
             if filters is not None:
                 record["filter"] = filters
@@ -365,11 +217,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="local folder with train.jsonl/test.jsonl (default: download from the hub); "
                         "math: the hub's files; paper_mix: a folder holding gsm8k/, math/ and openr1/")
     p.add_argument("--out", default="data/gsm8k", help="output folder for train.parquet/test.parquet")
-    p.add_argument("--dataset", choices=sorted(DATASETS) + list(PAPER_DATASETS), default="gsm8k",
+    p.add_argument("--dataset", choices=preparable(), default="gsm8k",
                    help="gsm8k, platinum, gsm_symbolic_p1/p2 (eval sets), or the SAR paper's math / paper_mix")
     p.add_argument("--splits", nargs="+", choices=SPLITS, default=None, help="default: every split the dataset has")
     p.add_argument("--template", choices=sorted(TEMPLATES), default=DEFAULT_TEMPLATE,
-                   help="prompt template: system and user turn (gsm8k_rl/prompt.py)")
+                   help="prompt template: system and user turn (gsm8k_rl/task/prompt.py)")
     p.add_argument("--limit", type=int, default=None, help="keep only the first N rows of each split")
     p.add_argument("--skip-invalid", action="store_true", help="skip bad rows (reported) instead of failing")
     p.add_argument("--overwrite", action="store_true",
@@ -388,7 +240,7 @@ def prompt_lengths(parquet: str | Path, tokenizer: Any, thinking: bool) -> list[
     """Token count of every rendered prompt in a prepared parquet, as VERL's agent loop renders it."""
     import pyarrow.parquet as pq
 
-    from gsm8k_rl.prompt import chat_template_kwargs
+    from gsm8k_rl.task.prompt import chat_template_kwargs
 
     prompts = pq.read_table(parquet, columns=["prompt"]).column("prompt").to_pylist()
     texts = [tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True,

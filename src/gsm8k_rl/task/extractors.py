@@ -4,7 +4,7 @@ Each entry of EXTRACTORS is `fn(solution_str, ground_truth) -> float` (1.0 / 0.0
 published code or rule on the *raw* response, as those tools do by default (none of them strips
 a <think> block):
 
-- ours: gsm8k_rl.reward.compute_score, the training reward.
+- ours: gsm8k_rl.task.reward.compute_score, the training reward.
 - verl_strict: VERL's built-in GSM8K scorer, `verl.utils.reward_score.gsm8k.compute_score`
   (the real function, imported lazily): `#### N` in the last 300 characters, string equality
   with the gold as VERL's examples/data_preprocess/gsm8k.py stores it (commas removed).
@@ -33,7 +33,7 @@ import re
 import threading
 from typing import Any, Callable
 
-from gsm8k_rl.reward import ANSWER_MARKER, compute_score, parse_ground_truth
+from gsm8k_rl.task.reward import compute_score, final_answer_text, parse_ground_truth
 
 Extractor = Callable[[Any, Any], float]
 
@@ -65,7 +65,8 @@ def ours(solution_str: Any, ground_truth: Any) -> float:
 def _gold_text(ground_truth: Any) -> str:
     """The gold as its text: a bare number, or the number after "####" of a full solution."""
     text = str(ground_truth)
-    return text.split(ANSWER_MARKER)[-1].strip() if ANSWER_MARKER in text else text.strip()
+    tail = final_answer_text(text)
+    return (text if tail is None else tail).strip()
 
 
 def verl_strict(solution_str: Any, ground_truth: Any) -> float:

@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from gsm8k_rl import varlen_attention
+    from gsm8k_rl.verl_ext import varlen_attention
 
     varlen_attention.register()
     dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32}.get(

@@ -1,4 +1,4 @@
-"""VERL's 2-second replay-buffer poll against the launcher's 0.1 s one (gsm8k_rl.replay_buffer), on CPU.
+"""VERL's 2-second replay-buffer poll against the launcher's 0.1 s one (gsm8k_rl.verl_ext.replay_buffer), on CPU.
 
 Two `gsm8k-rl train --smoke` runs (VERL's real trainer, the local rollout, the tiny random Qwen3), the
 same in everything but the replay buffer: `--fast-path off` keeps VERL's own buffer; on a machine without

@@ -12,7 +12,8 @@ import json
 
 import pytest
 
-from gsm8k_rl import fast_path, varlen_attention
+from gsm8k_rl import fast_path
+from gsm8k_rl.verl_ext import varlen_attention
 
 
 def _tiny(model_type: str, attn: str):
@@ -203,7 +204,7 @@ def test_hidden_size_read_from_the_model_folder(tiny_model_dir, smollm2_dir):
 def test_apply_writes_every_switch_and_loads_the_plugin():
     k = fast_path.Kernels(attn="torch_varlen", fused="triton", source="test", fast=True)
     env, ov = fast_path.apply(k, {}, [], on_gpu=True)
-    assert env["VERL_USE_EXTERNAL_MODULES"] == "gsm8k_rl.local_backend.plugin"
+    assert env["VERL_USE_EXTERNAL_MODULES"] == "gsm8k_rl.verl_ext.plugin"
     for line in ("++actor_rollout_ref.model.override_config.attn_implementation=torch_varlen",
                  "++critic.model.override_config.attn_implementation=torch_varlen",
                  "actor_rollout_ref.model.use_remove_padding=True", "critic.model.use_remove_padding=True",

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from gsm8k_rl import UserError
-from gsm8k_rl.local_backend import VERL_VERSION, check_verl_version, launch_spec
+from gsm8k_rl.verl_ext import VERL_VERSION, check_verl_version
+from gsm8k_rl.launch.local_backend import launch_spec
 
 
 
@@ -41,7 +42,7 @@ def test_launch_spec_composes_with_verl_config(device, tiny_model_dir):
     """Every override names a real key of VERL 0.9.1's ppo_trainer (struct mode rejects typos)."""
     spec = launch_spec(2, device)
     assert spec["python_module"] == "verl.trainer.main_ppo"
-    assert spec["env"]["VERL_USE_EXTERNAL_MODULES"] == "gsm8k_rl.local_backend.plugin"
+    assert spec["env"]["VERL_USE_EXTERNAL_MODULES"] == "gsm8k_rl.verl_ext.plugin"
     cfg = _compose(spec["overrides"] + [f"actor_rollout_ref.model.path={tiny_model_dir}"])
     rollout = cfg.actor_rollout_ref.rollout
     assert (rollout.name, rollout.tensor_model_parallel_size, rollout.mode) == ("hf", 1, "async")
@@ -190,7 +191,7 @@ def test_plugin_registers_everything_in_a_fresh_verl_process():
 def test_cpu_platform_device_module_answers_what_verl_asks():
     import torch
 
-    from gsm8k_rl.local_backend.platform import PlatformCPU
+    from gsm8k_rl.verl_ext.cpu_platform import PlatformCPU
 
     platform = PlatformCPU()
     mod = platform.device_module
@@ -245,7 +246,7 @@ def test_greedy_batch_matches_transformers_one_by_one(tiny_lm):
     """Temperature 0 (VERL's val_kwargs) is greedy; left-padded batching changes nothing."""
     import torch
 
-    from gsm8k_rl.local_backend.hf_rollout import generate_batch
+    from gsm8k_rl.verl_ext.hf_rollout import generate_batch
 
     model, tok, prompts = tiny_lm
     outs = generate_batch(model, prompts, {"temperature": 0, "logprobs": True}, 16, _stop_ids(tok), tok.pad_token_id)
@@ -268,7 +269,7 @@ def test_greedy_batch_matches_transformers_one_by_one(tiny_lm):
 def test_sampling_is_seeded_and_logprobs_follow_temperature(tiny_lm):
     import torch
 
-    from gsm8k_rl.local_backend.hf_rollout import generate_batch
+    from gsm8k_rl.verl_ext.hf_rollout import generate_batch
 
     model, tok, prompts = tiny_lm
     params = {"temperature": 0.7, "top_p": 1.0, "top_k": -1, "logprobs": True}
@@ -286,7 +287,7 @@ def test_sampling_is_seeded_and_logprobs_follow_temperature(tiny_lm):
 
 
 def test_top_k_one_sampling_is_greedy_and_top_p_masks(tiny_lm):
-    from gsm8k_rl.local_backend.hf_rollout import generate_batch
+    from gsm8k_rl.verl_ext.hf_rollout import generate_batch
 
     model, tok, prompts = tiny_lm
     stop = _stop_ids(tok)
@@ -300,7 +301,7 @@ def test_top_k_one_sampling_is_greedy_and_top_p_masks(tiny_lm):
 
 def test_stop_token_ends_the_response_and_is_kept(tiny_lm):
     """A stop id the model is sure to emit (its own greedy 3rd token) cuts the response there."""
-    from gsm8k_rl.local_backend.hf_rollout import generate_batch
+    from gsm8k_rl.verl_ext.hf_rollout import generate_batch
 
     model, tok, prompts = tiny_lm
     free = generate_batch(model, prompts[:1], {"temperature": 0}, 10, _stop_ids(tok), tok.pad_token_id)[0]

@@ -172,7 +172,7 @@ def test_eval_transformers_backend_stops_on_im_end_and_scores_with_the_reward(sm
 def test_train_smoke_two_ppo_steps_on_smollm2(smollm2_dir, tmp_path):
     import math
 
-    from gsm8k_rl.batch_order import read
+    from gsm8k_rl.verl_ext.batch_order import read
     from gsm8k_rl.train import SMOKE_OVERRIDES
 
     run = tmp_path / "train"

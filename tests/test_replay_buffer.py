@@ -1,4 +1,4 @@
-"""The rollout wait: VERL's replay buffer polled every 0.1 s (gsm8k_rl.replay_buffer), installed by the
+"""The rollout wait: VERL's replay buffer polled every 0.1 s (gsm8k_rl.verl_ext.replay_buffer), installed by the
 launcher through VERL's custom_sampler config and loaded by VERL's own loader, and left out where VERL
 would hand its built-in buffer settings a custom one does not get."""
 

@@ -201,7 +201,7 @@ def test_report_shows_the_truncation_option(tmp_path):
     cfg = (run / "resolved_config.yaml").read_text().replace(
         "reward: {reward_manager: {source: register, name: naive}}",
         "reward: {reward_manager: {source: importlib, name: TruncationRewardManager, "
-        "module: {path: 'pkg://gsm8k_rl.reward_manager'}}, reward_kwargs: {truncated_reward: -0.5}}")
+        "module: {path: 'pkg://gsm8k_rl.verl_ext.reward_manager'}}, reward_kwargs: {truncated_reward: -0.5}}")
     assert "TruncationRewardManager" in cfg
     (run / "resolved_config.yaml").write_text(cfg)
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
@@ -218,7 +218,7 @@ def test_report_shows_the_truncation_option(tmp_path):
 
 def test_report_names_the_truncation_manager_as_it_is_defined():
     from gsm8k_rl.report import TRUNCATION_MANAGER
-    from gsm8k_rl.reward_manager import CLASS_NAME
+    from gsm8k_rl.verl_ext.reward_manager import CLASS_NAME
 
     assert TRUNCATION_MANAGER == CLASS_NAME
 

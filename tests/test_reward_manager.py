@@ -18,13 +18,13 @@ from verl.experimental.reward_loop.reward_loop import RewardLoopWorker
 from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
 
 from gsm8k_rl.recipe import REWARD_FILE, check_config, compose_config
-from gsm8k_rl.reward_manager import OPTION, TruncationRewardManager, check_truncation_option
+from gsm8k_rl.verl_ext.reward_manager import OPTION, TruncationRewardManager, check_truncation_option
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "config.md"
 # what docs/config.md tells a user to add to any config
 ENABLE = [
     "reward.reward_manager.source=importlib",
-    "reward.reward_manager.module.path=pkg://gsm8k_rl.reward_manager",
+    "reward.reward_manager.module.path=pkg://gsm8k_rl.verl_ext.reward_manager",
     "reward.reward_manager.name=TruncationRewardManager",
 ]
 LONG = "She sold 48 clips, then 24 more: 48 + 24 = 72"

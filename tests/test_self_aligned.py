@@ -13,7 +13,7 @@ import math
 import pytest
 import torch
 
-from gsm8k_rl.self_aligned import answer_only_messages, perplexity, self_aligned_reward
+from gsm8k_rl.verl_ext.self_aligned import answer_only_messages, perplexity, self_aligned_reward
 
 
 def test_reward_on_a_hand_checked_batch():

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Plot a run's batch-order record (gsm8k_rl.batch_order): is the trainer's batch sorted by
+"""Plot a run's batch-order record (gsm8k_rl.verl_ext.batch_order): is the trainer's batch sorted by
 response length, and what would unshuffled mini-batches have held?
 
     python benchmarks/real_model/plot_batch_order.py RUN/logs/batch_order.jsonl OUT.png [MINI_BATCHES]
@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from gsm8k_rl.batch_order import read, summarise  # noqa: E402
+from gsm8k_rl.verl_ext.batch_order import read, summarise  # noqa: E402
 
 
 def main(path: str, out: str, mini_batches: int = 2) -> None:

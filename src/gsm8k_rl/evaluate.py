@@ -125,7 +125,7 @@ class TransformersBackend:
             dtype = "bfloat16" if self.device == "cuda" else "float32"
         self.dtype = dtype
         if self.device == "cuda":
-            from gsm8k_rl.local_backend.hf_rollout import disable_cudnn_sdpa
+            from gsm8k_rl.verl_ext.hf_rollout import disable_cudnn_sdpa
 
             disable_cudnn_sdpa()
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype)).to(self.device).eval()

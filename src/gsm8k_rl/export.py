@@ -177,7 +177,7 @@ def export_checkpoint(run_dir: str | Path, step: int | None = None, out: str | P
         shutil.rmtree(partial)
     partial.parent.mkdir(parents=True, exist_ok=True)
     # VERL's merger, with the project's attention registered (a fast-path checkpoint names it)
-    cmd = [sys.executable, "-m", "gsm8k_rl.merge", "merge", "--backend", "fsdp",
+    cmd = [sys.executable, "-m", "gsm8k_rl.verl_ext.merge", "merge", "--backend", "fsdp",
            "--local_dir", str(ckpt / "actor"), "--target_dir", str(partial)]
     log.info("merging %s -> %s", ckpt / "actor", target)
     proc = subprocess.run(cmd, capture_output=True, text=True)

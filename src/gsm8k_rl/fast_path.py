@@ -12,7 +12,7 @@ transformers' own extension points:
   `liger` (liger-kernel) is accepted with --fused liger; liger-kernel 0.8.5 needs NVIDIA's CuTe
   DSL for it on Hopper, which failed where it was tried (docs/benchmarks.md);
 - packed micro-batches (`use_remove_padding=True`) with attention = `flash_attention_2` when
-  flash-attn is installed, else `torch_varlen` (gsm8k_rl.varlen_attention: PyTorch's own
+  flash-attn is installed, else `torch_varlen` (gsm8k_rl.verl_ext.varlen_attention: PyTorch's own
   variable-length FlashAttention kernels), else SDPA on padded batches;
 - liger-kernel's Triton RMSNorm, SwiGLU and RoPE in actor, reference and critic
   (`actor_rollout_ref.model.use_liger=True`, `critic.model.use_liger=True`: VERL puts them in with
@@ -35,7 +35,7 @@ import platform
 from typing import Any
 
 from gsm8k_rl import UserError
-from gsm8k_rl.local_backend import PLUGIN_MODULE
+from gsm8k_rl.verl_ext import PLUGIN_MODULE
 
 FUSED_BACKENDS = ("liger", "triton", "torch")
 LIGER_VERSION = "0.8.5"  # measured on the H200 (docs/benchmarks.md); pinned in pyproject's gpu extra
@@ -96,7 +96,7 @@ def hidden_size(model: str | None) -> int | None:
 
 
 def _varlen_available() -> bool:
-    from gsm8k_rl.varlen_attention import available
+    from gsm8k_rl.verl_ext.varlen_attention import available
 
     return available()
 
@@ -200,7 +200,7 @@ def decide(mode: str, attn: str, backend: str, on_gpu: bool, fused: str = "auto"
 def apply(kernels: Kernels, env: dict[str, str], ov: list[str], on_gpu: bool) -> tuple[dict[str, str], list[str]]:
     """Environment and Hydra overrides for these kernels.
 
-    The project's VERL plugin (gsm8k_rl.local_backend.plugin) is loaded in every worker whenever
+    The project's VERL plugin (gsm8k_rl.verl_ext.plugin) is loaded in every worker whenever
     something of the project's is needed there: an attention other than flash_attention_2 (the
     critic's loader and the torch_varlen registration), or a GPU run (the reference-offload switch).
     """

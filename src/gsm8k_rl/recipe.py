@@ -484,7 +484,7 @@ def layout_overrides(hw: Hardware, cfg: Any | None = None, dynamic_bsz: bool = T
             f"critic.ppo_max_token_len_per_gpu={token_budget}",
             f"critic.forward_max_token_len_per_gpu={forward_budget}",
         ]
-    # the project's engine honours this key (local_backend/engines.py); true = VERL's own behaviour
+    # the project's engine honours this key (verl_ext/engines.py); true = VERL's own behaviour
     ov += [f"actor_rollout_ref.ref.fsdp_config.param_offload={str(not resident).lower()}"]
     if offload:
         ov += ["actor_rollout_ref.actor.fsdp_config.optimizer_offload=true", "critic.fsdp.optimizer_offload=true"]
@@ -547,7 +547,7 @@ def check_config(cfg: Any, extra_rollouts: tuple[str, ...] = ()) -> list[str]:
     from omegaconf import OmegaConf
     from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, AdvantageEstimator
 
-    from gsm8k_rl.reward_manager import check_truncation_option
+    from gsm8k_rl.verl_ext.reward_manager import check_truncation_option
 
     problems = []
     missing = sorted(OmegaConf.missing_keys(cfg))
@@ -714,7 +714,7 @@ def check_attention(cfg: Any) -> list[str]:
     all-to-all around it (VERL patches only flash-attn's function for that)."""
     from omegaconf import OmegaConf
 
-    from gsm8k_rl.varlen_attention import NAME
+    from gsm8k_rl.verl_ext.varlen_attention import NAME
 
     problems = []
     for role, sp_key in (("actor_rollout_ref", "actor_rollout_ref.actor.ulysses_sequence_parallel_size"),

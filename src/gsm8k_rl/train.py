@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from gsm8k_rl import UserError, __version__, fast_path, model_ref, write_atomic
-from gsm8k_rl.local_backend import PLUGIN_MODULE
-from gsm8k_rl.self_aligned import SELF_ALIGNED_ENV, TRAINER_MODE as SELF_ALIGNED_MODE
+from gsm8k_rl.verl_ext import PLUGIN_MODULE
+from gsm8k_rl.verl_ext.self_aligned import SELF_ALIGNED_ENV, TRAINER_MODE as SELF_ALIGNED_MODE
 from gsm8k_rl.recipe import (
     DEFAULT_CONFIG,
     QWEN3_1_7B,
@@ -231,7 +231,7 @@ def plan(args: argparse.Namespace) -> Launch:
         ov += layout_overrides(target, base, dynamic_bsz=not args.no_dynamic_bsz, backend=backend, fast=kernels.fast,
                                shape=shape)
     if backend == "local":
-        from gsm8k_rl.local_backend import launch_spec
+        from gsm8k_rl.launch.local_backend import launch_spec
 
         spec = launch_spec(n_gpus=ranks_per_node, device="cuda" if hw else "cpu",
                            nnodes=args.nnodes, join_cluster=bool(os.environ.get("RAY_ADDRESS")) or args.nnodes > 1)
@@ -251,7 +251,7 @@ def plan(args: argparse.Namespace) -> Launch:
         ov += [f"++ray_kwargs.ray_init.runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES='{PLUGIN_MODULE}'",
                f"++ray_kwargs.ray_init.runtime_env.env_vars.{SELF_ALIGNED_ENV}='1'"]
     if "VERL_USE_EXTERNAL_MODULES" in env:  # the project's critic engine runs: record the batch order
-        from gsm8k_rl.batch_order import ENV as ORDER_ENV
+        from gsm8k_rl.verl_ext.batch_order import ENV as ORDER_ENV
 
         env[ORDER_ENV] = str(run.logs / "batch_order.jsonl")
         ov.append(f"++ray_kwargs.ray_init.runtime_env.env_vars.{ORDER_ENV}='{env[ORDER_ENV]}'")
@@ -306,11 +306,11 @@ def _note_optimizer(cfg: Any) -> None:
                         "(pip install %s there)", role, impl, impl.split(".")[0])
 
 
-QUICK_POLL_S = 0.1  # gsm8k_rl.replay_buffer.POLL_INTERVAL_S; that module imports VERL's trainer, this one must not
+QUICK_POLL_S = 0.1  # gsm8k_rl.verl_ext.replay_buffer.POLL_INTERVAL_S; that module imports VERL's trainer, this one must not
 
 
 def replay_buffer_overrides(cfg: Any, quick: bool = True, poll_interval: float = QUICK_POLL_S) -> tuple[list[str], str]:
-    """Overrides that make VERL sample the rollout from `gsm8k_rl.replay_buffer` (its own buffer, polled
+    """Overrides that make VERL sample the rollout from `gsm8k_rl.verl_ext.replay_buffer` (its own buffer, polled
     every 0.1 s instead of 2 s), and a line for the log saying which buffer runs.
 
     VERL's own buffer stays (no overrides) with --fast-path off (VERL's plain path), when the config names a
@@ -332,10 +332,10 @@ def replay_buffer_overrides(cfg: Any, quick: bool = True, poll_interval: float =
     if on:
         return [], vanilla + f" ({' and '.join(on)} is on: VERL passes it to its built-in buffer only)"
     name = "QuickPollReplayBuffer" if sel("trainer.v1.trainer_mode", "sync") == "sync" else "QuickPollReplayBufferAsync"
-    return (["trainer.v1.sampler.custom_sampler.path=pkg://gsm8k_rl.replay_buffer",
+    return (["trainer.v1.sampler.custom_sampler.path=pkg://gsm8k_rl.verl_ext.replay_buffer",
              f"trainer.v1.sampler.custom_sampler.name={name}",
              f"++trainer.v1.sampler.sampler_kwargs.poll_interval={poll_interval}"],
-            f"replay buffer: VERL's, polled every {poll_interval} s instead of 2 s (gsm8k_rl.replay_buffer.{name})")
+            f"replay buffer: VERL's, polled every {poll_interval} s instead of 2 s (gsm8k_rl.verl_ext.replay_buffer.{name})")
 
 
 def default_run_dir(cfg: Any) -> Path:

@@ -33,7 +33,7 @@ def main() -> None:
     from omegaconf import OmegaConf
 
     from gsm8k_rl.task.prepare import prepare
-    from gsm8k_rl.local_backend import launch_spec
+    from gsm8k_rl.launch.local_backend import launch_spec
     from gsm8k_rl.recipe import REWARD_FILE
     from gsm8k_rl.smoke import SMOKE_DATA, build_tiny_model
 

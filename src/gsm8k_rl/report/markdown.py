@@ -33,7 +33,7 @@ from gsm8k_rl.report.plots import TRAINING_PANELS, plot_accuracy, plot_pass_at_k
 
 log = logging.getLogger(__name__)
 
-# gsm8k_rl.reward_manager.CLASS_NAME, not imported: that module imports VERL
+# gsm8k_rl.verl_ext.reward_manager.CLASS_NAME, not imported: that module imports VERL
 TRUNCATION_MANAGER = "TruncationRewardManager"
 N_EXAMPLES = 3
 EXAMPLE_TAIL_CHARS = 700

@@ -4,7 +4,7 @@ Why: VERL 0.9.1's v1 trainer puts each response into its TransferQueue when it f
 batch keeps that order; without `shuffle`, the mini-batches of a step are consecutive slices of
 it. With a continuous-batching rollout (vLLM) short answers finish first, so mini-batch 1 would
 hold the short answers and mini-batch 2 the long ones. The recipe shuffles; this module records
-the evidence. The project's critic engine (local_backend/engines.py, used by the local backend and
+the evidence. The project's critic engine (verl_ext/engines.py, used by the local backend and
 on GPUs without flash-attn) appends one JSON line per call to GSM8K_RL_BATCH_ORDER_LOG:
 
     {"role": "values", "rank": 0, "n": 128, "response_lengths": [...]}         # whole batch, trainer order

@@ -2,14 +2,14 @@
 
 A run trained on the fast path names `torch_varlen` as its attention in the checkpoint's model
 config (VERL saves the config as trained). transformers knows that name only once
-`gsm8k_rl.varlen_attention` has registered it, so VERL's merger, started as its own process,
+`gsm8k_rl.verl_ext.varlen_attention` has registered it, so VERL's merger, started as its own process,
 cannot build the model without this. Arguments are VERL's, unchanged:
-`python -m gsm8k_rl.merge merge --backend fsdp --local_dir CKPT/actor --target_dir OUT`.
+`python -m gsm8k_rl.verl_ext.merge merge --backend fsdp --local_dir CKPT/actor --target_dir OUT`.
 """
 
 from __future__ import annotations
 
-from gsm8k_rl import varlen_attention
+from gsm8k_rl.verl_ext import varlen_attention
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ every reference pass (fp32 Qwen3-1.7B: 6.9 GB each time). `LanguageEngine` honou
 
 from __future__ import annotations
 
-from gsm8k_rl import batch_order
+from gsm8k_rl.verl_ext import batch_order
 from verl.utils.device import get_device_name
 from verl.workers.engine.base import EngineRegistry
 from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead, FSDPEngineWithValueHead
@@ -47,7 +47,7 @@ def _token_classification_arch(architectures: list[str] | None) -> list[str]:
 class ValueEngine(FSDPEngineWithValueHead):
     """VERL's FSDP critic engine, loading the value model with the configured attention.
 
-    It also records the batch order it sees (gsm8k_rl.batch_order): the values pass gets the
+    It also records the batch order it sees (gsm8k_rl.verl_ext.batch_order): the values pass gets the
     whole batch in the trainer's order, each critic update one mini-batch.
     """
 

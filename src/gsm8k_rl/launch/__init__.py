@@ -1,0 +1,1 @@
+"""Launch: configure, check, start and supervise a VERL run; turn its checkpoint into a model."""

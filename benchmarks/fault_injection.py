@@ -205,7 +205,7 @@ def plan_kills(rng: random.Random, n: int, times: dict[int, float], wall: float)
 def check(run_dir: Path, reference: dict, work: Path, env: dict[str, str]) -> dict:
     """The end state of the fault run, checked; returns {check: ok or a message}."""
     sys.path.insert(0, str(ROOT / "src"))
-    from gsm8k_rl.train import STEP_KEY, RunDir, latest_checkpoint
+    from gsm8k_rl.launch.run_dir import STEP_KEY, RunDir, latest_checkpoint
 
     import yaml
 

@@ -24,7 +24,7 @@ import json
 import time
 from pathlib import Path
 
-from gsm8k_rl.recipe import ADAM_STATE_BYTES
+from gsm8k_rl.launch.layout import ADAM_STATE_BYTES
 
 # name -> VERL optim config keys, for every optimizer the launcher sizes (adamw, adamw8bit, adamw4bit)
 OPTIMIZERS = {name.lower(): {"optimizer_impl": impl, "optimizer": name} for impl, name in ADAM_STATE_BYTES}

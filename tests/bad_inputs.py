@@ -323,7 +323,7 @@ def doc_rows(text: str) -> list[str]:
 def main() -> None:
     import tempfile
 
-    from gsm8k_rl.smoke import build_tiny_model
+    from gsm8k_rl.launch.smoke import build_tiny_model
 
     shared = Path(os.environ.get("GSM8K_RL_SHARED", REPO.parent / "shared"))
     with tempfile.TemporaryDirectory() as tmp:

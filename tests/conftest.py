@@ -80,7 +80,7 @@ def qwen3_tokenizer(qwen3_dir):
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A random toy Qwen3 with a small tokenizer trained on the shipped GSM8K slice (no ../shared needed)."""
-    from gsm8k_rl.smoke import build_tiny_model
+    from gsm8k_rl.launch.smoke import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny_model"))
 
@@ -88,7 +88,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_qwen3_tok_model_dir(tmp_path_factory, qwen3_dir) -> Path:
     """A random toy Qwen3 carrying the real Qwen3 tokenizer and chat template."""
-    from gsm8k_rl.smoke import build_tiny_model
+    from gsm8k_rl.launch.smoke import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny_qwen3tok"), tokenizer_dir=qwen3_dir)
 

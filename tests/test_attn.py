@@ -8,7 +8,7 @@ import platform
 import pytest
 
 from gsm8k_rl.cli import main
-from gsm8k_rl.smoke import SMOKE_DATA
+from gsm8k_rl.launch.smoke import SMOKE_DATA
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_attn_flag_is_applied_and_recorded(tmp_path, smoke_data, tiny_model_dir,
 def test_attn_auto_names_the_machine_that_decided(tmp_path, smoke_data, tiny_model_dir, caplog):
     import logging
 
-    caplog.set_level(logging.INFO, logger="gsm8k_rl.train")
+    caplog.set_level(logging.INFO, logger="gsm8k_rl.launch.plan")
     run, command = _plan(tmp_path, smoke_data, tiny_model_dir)
     # planned for a vLLM run (GPUs), here without flash-attn: PyTorch's varlen kernels are the fallback
     expected = "flash_attention_2" if importlib.util.find_spec("flash_attn") else "torch_varlen"
@@ -63,8 +63,11 @@ def test_attn_recorded_in_run_info(tmp_path):
     """launch_training writes run_info.json first; a VERL that exits at once is enough to see it."""
     import sys
 
-    from gsm8k_rl.recipe import Hardware, compose_config
-    from gsm8k_rl.train import Launch, RunDir, launch_training
+    from gsm8k_rl.launch.layout import Hardware
+    from gsm8k_rl.launch.compose import compose_config
+    from gsm8k_rl.launch.plan import Launch
+    from gsm8k_rl.launch.run_dir import RunDir
+    from gsm8k_rl.launch.supervisor import launch_training
 
     run = RunDir(tmp_path / "run")
     run.logs.mkdir(parents=True)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from gsm8k_rl.cli import main
-from gsm8k_rl.recipe import count_params
+from gsm8k_rl.launch.layout import count_params
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_count_params_matches_real_qwen3_architecture(qwen3_dir):
     ("470.82.01", "12.1", "FAIL"),
 ])
 def test_driver_against_the_wheels_cuda(driver, cuda, status):
-    from gsm8k_rl.doctor import check_driver
+    from gsm8k_rl.launch.doctor import check_driver
 
     check = check_driver(driver, cuda, "torch 2.11.0")
     assert check.status == status
@@ -106,7 +106,7 @@ def test_driver_against_the_wheels_cuda(driver, cuda, status):
 
 
 def test_driver_below_a_cuda12_minors_own_driver_says_so():
-    from gsm8k_rl.doctor import check_driver
+    from gsm8k_rl.launch.doctor import check_driver
 
     check = check_driver("535.104.05", "12.8", "torch 2.7.0+cu128")  # passes on 12.x's minimum
     assert check.status == "PASS" and "minor-version compatibility" in check.detail and ">= 570.26" in check.detail
@@ -114,7 +114,7 @@ def test_driver_below_a_cuda12_minors_own_driver_says_so():
 
 
 def test_driver_version_parsed_from_nvidia_smi():
-    from gsm8k_rl.doctor import parse_driver_version
+    from gsm8k_rl.launch.doctor import parse_driver_version
 
     assert parse_driver_version("580.159.04\n") == "580.159.04"
     assert parse_driver_version("550.54.15\n550.54.15\n") == "550.54.15"  # one line per GPU
@@ -128,7 +128,7 @@ def test_driver_version_parsed_from_nvidia_smi():
     ("0.10.1+cu118", "11.8", "11.8"),
 ])
 def test_vllm_cuda_from_its_version(version, torch_cuda, cuda):
-    from gsm8k_rl.doctor import check_driver, vllm_cuda
+    from gsm8k_rl.launch.doctor import check_driver, vllm_cuda
 
     assert vllm_cuda(version, torch_cuda) == cuda
     if cuda == "12.6":  # a CUDA 12 vLLM on a CUDA 12 driver passes where the CUDA 13 torch fails
@@ -140,8 +140,9 @@ def test_memory_estimate_follows_the_config_and_the_model(qwen3_dir, tmp_path):
     log-probs (no full-vocabulary logits) and gradient checkpointing (off: every layer's activations)."""
     from transformers import AutoConfig
 
-    from gsm8k_rl.doctor import memory_estimate
-    from gsm8k_rl.recipe import Hardware, compose_config, layout_overrides
+    from gsm8k_rl.launch.layout import memory_estimate
+    from gsm8k_rl.launch.layout import Hardware, layout_overrides
+    from gsm8k_rl.launch.compose import compose_config
 
     model = AutoConfig.from_pretrained(qwen3_dir)
     base = layout_overrides(Hardware(1, 141.0))

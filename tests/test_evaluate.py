@@ -129,7 +129,7 @@ def test_changed_settings_refused(tiny_qwen3_tok_model_dir, gsm8k_dir, tmp_path,
 
 
 def test_other_model_refused(tiny_qwen3_tok_model_dir, gsm8k_dir, tmp_path, capsys):
-    from gsm8k_rl.smoke import build_tiny_model
+    from gsm8k_rl.launch.smoke import build_tiny_model
 
     out = tmp_path / "eval"
     assert _eval(tiny_qwen3_tok_model_dir, gsm8k_dir, out, "--limit", "2") == 0

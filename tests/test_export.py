@@ -18,7 +18,13 @@ import pytest
 
 from gsm8k_rl import UserError
 from gsm8k_rl.cli import main
-from gsm8k_rl.export import GENERATION_CONFIG, TEMPLATE_FILE, TOKENIZER_CONFIG, keep_base_attention, keep_base_files
+from gsm8k_rl.launch.export import (
+    GENERATION_CONFIG,
+    TEMPLATE_FILE,
+    TOKENIZER_CONFIG,
+    keep_base_attention,
+    keep_base_files,
+)
 
 HUB_GENERATION_CONFIG = """{
     "bos_token_id": 0,
@@ -171,7 +177,7 @@ def test_interrupted_export_is_replaced_by_a_complete_one(tiny_model_dir, tmp_pa
     done by its files: a kill mid-merge left config.json without weights, the stage was skipped and
     the trained eval failed. Now the export is built in a sibling folder and renamed when verified;
     what an interrupted export leaves (that folder, or an older in-place one) is replaced."""
-    from gsm8k_rl.export import EXPORT_INFO, partial_dir
+    from gsm8k_rl.launch.export import EXPORT_INFO, partial_dir
 
     base = _base(tiny_model_dir, tmp_path / "base", inline_template=False, generation_config=True)
     run = tmp_path / "run"

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from gsm8k_rl import fast_path
+from gsm8k_rl.launch import kernels as fast_path
 from gsm8k_rl.verl_ext import varlen_attention
 
 
@@ -167,7 +167,8 @@ def test_liger_on_refused_on_cpu_and_its_keys_pass_verls_validation(prepared_gsm
     from verl.utils.config import omega_conf_to_dataclass
 
     from gsm8k_rl import UserError
-    from gsm8k_rl.recipe import REWARD_FILE, compose_config, validate_config
+    from gsm8k_rl.launch.compose import REWARD_FILE, compose_config
+    from gsm8k_rl.launch.validate import validate_config
 
     with pytest.raises(UserError, match="--liger on"):
         fast_path.decide("on", "auto", "local", on_gpu=False, liger="on")
@@ -196,9 +197,10 @@ def test_triton_refused_for_a_model_its_kernel_cannot_run():
 def test_hidden_size_read_from_the_model_folder(tiny_model_dir, smollm2_dir):
     import json as _json
 
-    assert fast_path.hidden_size(str(tiny_model_dir)) == _json.loads((tiny_model_dir / "config.json").read_text())["hidden_size"]
-    assert fast_path.hidden_size(str(smollm2_dir)) == 576
-    assert fast_path.hidden_size("/no/such/folder") is None
+    hidden = _json.loads((tiny_model_dir / "config.json").read_text())["hidden_size"]
+    assert fast_path.model_config(str(tiny_model_dir)).hidden_size == hidden
+    assert fast_path.model_config(str(smollm2_dir)).hidden_size == 576
+    assert fast_path.model_config("/no/such/folder") is None
 
 
 def test_apply_writes_every_switch_and_loads_the_plugin():
@@ -214,7 +216,8 @@ def test_apply_writes_every_switch_and_loads_the_plugin():
 
 
 def test_varlen_with_sequence_parallel_is_refused(tmp_path, tiny_model_dir):
-    from gsm8k_rl.recipe import compose_config, check_attention
+    from gsm8k_rl.launch.compose import compose_config
+    from gsm8k_rl.launch.validate import check_attention
 
     cfg = compose_config("ppo", ["++actor_rollout_ref.model.override_config.attn_implementation=torch_varlen",
                                  "actor_rollout_ref.actor.ulysses_sequence_parallel_size=2"])
@@ -249,7 +252,8 @@ def test_two_ppo_steps_on_the_fast_path_through_verls_trainer(tmp_path):
     assert main(["export", "--run-dir", str(run)]) == 0
     exported = run / "export" / "global_step_2"
     cfg = json.loads((exported / "config.json").read_text())
-    from gsm8k_rl.export import RunDir, base_model_dir, run_base_model
+    from gsm8k_rl.launch.run_dir import RunDir
+    from gsm8k_rl.launch.export import base_model_dir, run_base_model
 
     base_cfg = json.loads((base_model_dir(run_base_model(RunDir(run))) / "config.json").read_text())
     assert cfg.get("attn_implementation") == base_cfg.get("attn_implementation")

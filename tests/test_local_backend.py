@@ -338,7 +338,7 @@ def _write_gsm8k_parquet(out: Path, n_train: int, n_test: int) -> None:
     """VERL RL parquet rows in the schema `gsm8k-rl prepare` writes, from the shipped slice."""
     import pandas as pd
 
-    from gsm8k_rl.smoke import SMOKE_DATA
+    from gsm8k_rl.launch.smoke import SMOKE_DATA
 
     out.mkdir(parents=True, exist_ok=True)
     for split, n in (("train", n_train), ("test", n_test)):

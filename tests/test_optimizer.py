@@ -7,13 +7,8 @@ import importlib.util
 
 import pytest
 
-from gsm8k_rl.recipe import (
-    Hardware,
-    adam_state_bytes,
-    compose_config,
-    layout_overrides,
-    optimizer_overrides,
-)
+from gsm8k_rl.launch.layout import Hardware, adam_state_bytes, layout_overrides, optimizer_overrides
+from gsm8k_rl.launch.compose import compose_config
 
 needs_torchao = pytest.mark.skipif(importlib.util.find_spec("torchao") is None,
                                    reason="torchao not installed (pip install -e '.[adam8bit]'; make setup-test does)")
@@ -43,7 +38,7 @@ def test_state_bytes_follow_the_config():
 def test_cli_flag_and_user_overrides(tmp_path, qwen3_dir):
     """Planned for the recipe's model (the real Qwen3-1.7B config, no weights needed to plan) on one 80 GB GPU."""
     from gsm8k_rl.cli import build_parser
-    from gsm8k_rl.train import plan
+    from gsm8k_rl.launch.plan import plan
 
     def planned(*extra):
         args = build_parser().parse_args(["train", "--dry-run", "--backend", "vllm", "--gpus", "1", "--gpu-memory-gb",

@@ -173,7 +173,7 @@ def test_train_smoke_two_ppo_steps_on_smollm2(smollm2_dir, tmp_path):
     import math
 
     from gsm8k_rl.verl_ext.batch_order import read
-    from gsm8k_rl.train import SMOKE_OVERRIDES
+    from gsm8k_rl.launch.plan import SMOKE_OVERRIDES
 
     run = tmp_path / "train"
     assert main(["train", "--backend", "local", "--smoke", "--model", str(smollm2_dir), "--run-dir", str(run)]) == 0

@@ -9,18 +9,9 @@ from pathlib import Path
 import pytest
 
 from gsm8k_rl import UserError
-from gsm8k_rl.recipe import (
-    REWARD_FILE,
-    Hardware,
-    check_config,
-    check_overrides,
-    compose_config,
-    config_names,
-    layout_overrides,
-    max_sequence_length,
-    token_budgets,
-    validate_config,
-)
+from gsm8k_rl.launch.compose import REWARD_FILE, check_overrides, compose_config, config_names
+from gsm8k_rl.launch.layout import Hardware, layout_overrides, max_sequence_length
+from gsm8k_rl.launch.validate import check_config, token_budgets, validate_config
 
 
 def _ready(data, model_dir, extra=()):
@@ -364,7 +355,7 @@ def test_fast_layout_on_the_h200_is_the_one_measured():
 def test_every_fast_layout_satisfies_verls_rules(prepared_gsm8k, tiny_model_dir, gpus, gpu_gb):
     """The fast path's layouts (forward budgets x2, the reference resident on >= 120 GB) pass VERL's
     validation and ours, with the fast path's own overrides (packed torch_varlen, fused kernels)."""
-    from gsm8k_rl import fast_path
+    from gsm8k_rl.launch import kernels as fast_path
 
     kernels = fast_path.Kernels(attn="torch_varlen", fused="torch", source="test", fast=True)
     for label in LENGTHS:

@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 
 from gsm8k_rl.cli import build_parser, main
-from gsm8k_rl.recipe import compose_config, validate_config
-from gsm8k_rl.train import QUICK_POLL_S, plan, replay_buffer_overrides
+from gsm8k_rl.launch.compose import compose_config
+from gsm8k_rl.launch.validate import validate_config
+from gsm8k_rl.launch.plan import QUICK_POLL_S, plan, replay_buffer_overrides
 
 
 @pytest.fixture(scope="module")

@@ -286,7 +286,7 @@ def test_report_eval_flag_needs_name(tmp_path):
 
 def test_report_on_real_evals(tiny_qwen3_tok_model_dir, gsm8k_dir, tmp_path):
     """Real `gsm8k-rl eval` folders (two tiny random models, 3 problems) -> a paired report."""
-    from gsm8k_rl.smoke import build_tiny_model
+    from gsm8k_rl.launch.smoke import build_tiny_model
 
     other = build_tiny_model(tmp_path / "other_model", tokenizer_dir=tiny_qwen3_tok_model_dir, seed=1)
     common = ["--source", str(gsm8k_dir), "--backend", "transformers", "--limit", "3", "--max-new-tokens", "6"]

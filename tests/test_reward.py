@@ -400,7 +400,7 @@ def test_verl_reward_loop_scores_a_batch_with_our_reward(qwen3_dir):
     from verl import DataProto
     from verl.experimental.reward_loop.reward_loop import RewardLoopWorker
 
-    from gsm8k_rl.recipe import compose_config
+    from gsm8k_rl.launch.compose import compose_config
 
     tok = AutoTokenizer.from_pretrained(qwen3_dir)
     cfg = compose_config(

@@ -17,7 +17,8 @@ from verl import DataProto
 from verl.experimental.reward_loop.reward_loop import RewardLoopWorker
 from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
 
-from gsm8k_rl.recipe import REWARD_FILE, check_config, compose_config
+from gsm8k_rl.launch.compose import REWARD_FILE, compose_config
+from gsm8k_rl.launch.validate import check_config
 from gsm8k_rl.verl_ext.reward_manager import OPTION, TruncationRewardManager, check_truncation_option
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "config.md"

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from gsm8k_rl.cli import main
-from gsm8k_rl.train import (
+from gsm8k_rl.launch.run_dir import (
     STEP_KEY,
     RunDir,
     latest_checkpoint,
@@ -117,7 +117,9 @@ def test_interrupted_launch_is_recorded_and_its_metrics_kept(tmp_path, data_dir,
         "signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])\n"
         "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from gsm8k_rl.cli import build_parser\n"
-        "from gsm8k_rl.train import launch_training, plan, write_run_files\n"
+        "from gsm8k_rl.launch.plan import plan\n"
+        "from gsm8k_rl.launch.run_dir import write_run_files\n"
+        "from gsm8k_rl.launch.supervisor import launch_training\n"
         "launch = plan(build_parser().parse_args(json.loads(sys.argv[1])))\n"
         "write_run_files(launch)\n"
         "env = {**launch.env, 'PYTHONPATH': sys.argv[2] + os.pathsep + os.environ.get('PYTHONPATH', '')}\n"
@@ -221,7 +223,9 @@ def test_without_the_file_logger_checkpoints_are_never_rolled_back(tmp_path, dat
     import dataclasses
 
     from gsm8k_rl.cli import build_parser
-    from gsm8k_rl.train import file_logged, launch_training, plan, write_run_files
+    from gsm8k_rl.launch.run_dir import file_logged, write_run_files
+    from gsm8k_rl.launch.supervisor import launch_training
+    from gsm8k_rl.launch.plan import plan
 
     run_dir = tmp_path / "run"
     args = build_parser().parse_args(["train", "--run-dir", str(run_dir), "--data", str(data_dir), "--model",
@@ -295,7 +299,7 @@ def test_memory_is_planned_for_the_model_that_trains(tmp_path, tiny_model_dir, q
     not, and the plan now says so (it used to size every model as Qwen3-1.7B). A model whose config
     cannot be read here is planned as Qwen3-1.7B."""
     from gsm8k_rl.cli import build_parser
-    from gsm8k_rl.train import plan
+    from gsm8k_rl.launch.plan import plan
 
     def offloaded(model: str) -> bool:
         args = build_parser().parse_args(["train", "--dry-run", "--backend", "vllm", "--gpus", "1", "--gpu-memory-gb",

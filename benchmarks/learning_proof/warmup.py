@@ -47,7 +47,7 @@ def build_tokenizer(texts: list[str], out: Path, vocab_size: int = 512):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from gsm8k_rl.smoke import QWEN3_CHAT_TEMPLATE, SPECIAL_TOKENS
+    from gsm8k_rl.launch.smoke import QWEN3_CHAT_TEMPLATE, SPECIAL_TOKENS
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence([

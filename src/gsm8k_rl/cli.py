@@ -18,9 +18,9 @@ from gsm8k_rl import UserError, __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("gsm8k_rl.task.prepare", "GSM8K (hub or local jsonl) -> VERL RL parquet"),
     "reward": ("gsm8k_rl.task.reward_cli", "score one model output against a gold answer"),
-    "doctor": ("gsm8k_rl.doctor", "preflight: config, data, reward, GPUs, memory, disk"),
-    "train": ("gsm8k_rl.train", "PPO on VERL (verl.trainer.main_ppo) with the project recipe"),
-    "export": ("gsm8k_rl.export", "VERL checkpoint -> HuggingFace model folder"),
+    "doctor": ("gsm8k_rl.launch.doctor", "preflight: config, data, reward, GPUs, memory, disk"),
+    "train": ("gsm8k_rl.launch.train", "PPO on VERL (verl.trainer.main_ppo) with the project recipe"),
+    "export": ("gsm8k_rl.launch.export", "VERL checkpoint -> HuggingFace model folder"),
     "eval": ("gsm8k_rl.evaluate", "greedy GSM8K evaluation with the training prompt"),
     "report": ("gsm8k_rl.report", "accuracy report with plots from runs and evals"),
     "compare": ("gsm8k_rl.report.compare_runs", "finished runs side by side: budgets, accuracy, paired tests, curves"),

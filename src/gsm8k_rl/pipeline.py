@@ -28,10 +28,11 @@ from gsm8k_rl import UserError, model_ref, write_atomic
 from gsm8k_rl.cli import main as cli
 from gsm8k_rl.task.datasets import DATASETS
 from gsm8k_rl.task.prompt import DEFAULT_TEMPLATE
-from gsm8k_rl.recipe import DEFAULT_CONFIG, compose_config, config_names, detect_hardware
-from gsm8k_rl.export import EXPORT_INFO
-from gsm8k_rl.train import (RunDir, default_run_dir, file_logged, latest_checkpoint, model_path, no_gpu_message,
-                             smoke_assets, training_complete)
+from gsm8k_rl.launch.compose import DEFAULT_CONFIG, compose_config, config_names
+from gsm8k_rl.launch.layout import detect_hardware
+from gsm8k_rl.launch.export import EXPORT_INFO
+from gsm8k_rl.launch.run_dir import RunDir, default_run_dir, file_logged, latest_checkpoint, training_complete
+from gsm8k_rl.launch.plan import model_path, no_gpu_message, smoke_assets
 
 log = logging.getLogger(__name__)
 ACCEPTS_OVERRIDES = True
@@ -115,7 +116,7 @@ def eval_options(args: argparse.Namespace, cfg: Any, dataset: str, template: str
     thinking = bool(cfg["data"]["apply_chat_template_kwargs"].get("enable_thinking", True))
     opts = ["--thinking" if thinking else "--no-thinking", "--template", template]
     if args.smoke:
-        from gsm8k_rl.smoke import SMOKE_DATA
+        from gsm8k_rl.launch.smoke import SMOKE_DATA
 
         return opts + SMOKE_EVAL, ["--source", str(SMOKE_DATA)]
     opts += ["--backend", args.eval_backend, "--max-new-tokens", str(cfg["data"]["max_response_length"]),

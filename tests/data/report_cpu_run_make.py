@@ -3,7 +3,7 @@
 What runs: `python -m verl.trainer.main_ppo` (VERL 0.9.1) with the project's CPU backend
 (gsm8k_rl.local_backend), GAE + critic, KL penalty in the reward, the project reward file, on the
 shipped GSM8K slice prepared by `gsm8k_rl.task.prepare.prepare`, with a random toy Qwen3
-(gsm8k_rl.smoke.build_tiny_model, 0.1M parameters, its own small tokenizer). The metrics are real
+(gsm8k_rl.launch.smoke.build_tiny_model, 0.1M parameters, its own small tokenizer). The metrics are real
 VERL file-logger output; the numbers mean nothing about GSM8K (a random toy model scores 0).
 Kept: metrics.jsonl (VERL's own lines), run_info.json (written here, from what was run),
 resolved_config.yaml (the composed config, resolved). Takes a few minutes and ~4 GB on 2 cores.
@@ -34,8 +34,8 @@ def main() -> None:
 
     from gsm8k_rl.task.prepare import prepare
     from gsm8k_rl.launch.local_backend import launch_spec
-    from gsm8k_rl.recipe import REWARD_FILE
-    from gsm8k_rl.smoke import SMOKE_DATA, build_tiny_model
+    from gsm8k_rl.launch.compose import REWARD_FILE
+    from gsm8k_rl.launch.smoke import SMOKE_DATA, build_tiny_model
 
     work = Path(tempfile.mkdtemp(prefix="report_cpu_run_"))
     data = work / "data"
@@ -101,7 +101,7 @@ def main() -> None:
         "# Composed from VERL 0.9.1's ppo_trainer.yaml with the overrides report_cpu_run_make.py passed to main_ppo.\n" + text)
     (OUT / "run_info.json").write_text(json.dumps({
         "what": "real VERL main_ppo run on CPU, random toy Qwen3 (report fixture; accuracy meaningless)",
-        "model": "toy Qwen3 (gsm8k_rl.smoke.build_tiny_model, random weights)",
+        "model": "toy Qwen3 (gsm8k_rl.launch.smoke.build_tiny_model, random weights)",
         "config": "VERL ppo_trainer + tests/data/report_cpu_run_make.py overrides",
         "n_gpus": 0,
         "hardware": f"CPU only: {os.cpu_count()} cores, {platform.machine()} ({platform.platform()})",

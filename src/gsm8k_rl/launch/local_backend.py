@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 
 from gsm8k_rl import UserError
+from gsm8k_rl.launch.ray_env import runtime_env_override
 from gsm8k_rl.verl_ext import PLUGIN_MODULE, ROLLOUT_NAME, check_verl_version
 
 log = logging.getLogger(__name__)
@@ -49,15 +50,6 @@ def cpu_precision_overrides() -> list[str]:
         out += [f"++{role}.mixed_precision.{key}=fp32" for key in ("param_dtype", "reduce_dtype", "buffer_dtype")]
         out.append(f"{role}.dtype=float32")
     return out
-
-
-def _env_override(key: str, value: str) -> str:
-    """Hydra override adding an env var to VERL's Ray runtime env (quoted: Ray wants strings).
-
-    >>> _env_override("VERL_PLATFORM", "cpu")
-    "++ray_kwargs.ray_init.runtime_env.env_vars.VERL_PLATFORM='cpu'"
-    """
-    return f"++ray_kwargs.ray_init.runtime_env.env_vars.{key}='{value}'"
 
 
 def launch_spec(n_gpus: int = 1, device: str = "cpu", nnodes: int = 1, join_cluster: bool = False) -> dict:
@@ -112,11 +104,11 @@ def launch_spec(n_gpus: int = 1, device: str = "cpu", nnodes: int = 1, join_clus
     ]
     for key, value in env.items():
         # also through VERL's Ray runtime env, so workers on other nodes of a cluster get them
-        overrides.append(_env_override(key, value))
+        overrides.append(runtime_env_override(key, value))
     if device == "cpu":
         cpu_env = {"VERL_PLATFORM": "cpu"}
         env.update(cpu_env)
-        overrides += [_env_override(k, v) for k, v in cpu_env.items()]
+        overrides += [runtime_env_override(k, v) for k, v in cpu_env.items()]
         overrides += [
             # FSDP1 needs an accelerator; FSDP2 runs on gloo
             "actor_rollout_ref.actor.strategy=fsdp2",

@@ -18,7 +18,7 @@ accelerator ("Cannot access accelerator device") and does nothing useful, so the
 it without offload. On a GPU it copies all reference weights host -> GPU for every micro-batch of
 every reference pass (fp32 Qwen3-1.7B: 6.9 GB each time). `LanguageEngine` honours
 `ref.fsdp_config.param_offload`: true keeps VERL's behaviour, false keeps the reference on the GPU
-(the launcher decides from the GPU memory, recipe.layout_overrides).
+(the launcher decides from the GPU memory, layout.layout_overrides).
 """
 
 from __future__ import annotations

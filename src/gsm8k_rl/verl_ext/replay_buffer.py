@@ -9,7 +9,7 @@ is seen at 4 s: every `timing_s/gen` measured for this project is a multiple of 
 300-token step in 1.67 s. Validation waits the same way.
 
 How: VERL's own extension point, `trainer.v1.sampler.custom_sampler.{path,name}`, loads a subclass of
-its buffer; the launcher (`gsm8k_rl.train.replay_buffer_overrides`) points it here with
+its buffer; the launcher (`gsm8k_rl.launch.plan.replay_buffer_overrides`) points it here with
 `trainer.v1.sampler.sampler_kwargs.poll_interval` (seconds, default 0.1). Nothing else changes: the same class
 VERL would pick (the sync buffer for `trainer_mode=sync`, the async one otherwise), the same
 sampling code. VERL passes a custom sampler only its base arguments, not the DAPO group filter's

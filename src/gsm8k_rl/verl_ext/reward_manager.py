@@ -66,7 +66,7 @@ def uses_truncation_manager(cfg: Any) -> bool:
 
 
 def check_truncation_option(cfg: Any) -> list[str]:
-    """Config problems, for `recipe.check_config`: a bad value, or a value that no manager reads."""
+    """Config problems, for `launch/validate.py`: a bad value, or a value that no manager reads."""
     try:
         value = truncated_reward_option(cfg)
     except ValueError as exc:

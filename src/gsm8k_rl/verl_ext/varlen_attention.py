@@ -18,7 +18,7 @@ Behaviour of `attention_forward`, by input:
   built for it.
 
 Ulysses sequence parallelism is not supported (it needs VERL's all-to-all around the kernel);
-`recipe.check_config` refuses the combination.
+`launch/validate.py` refuses the combination.
 """
 
 from __future__ import annotations

@@ -34,43 +34,18 @@ class Check:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from gsm8k_rl import train
+    from gsm8k_rl.launch import train
 
     train.add_arguments(p)
     p.add_argument("--tokenizer", default=None, type=model_ref, help="tokenizer for the prompt-length check (default: the model's)")
 
 
-def memory_estimate(model_config: Any, cfg: Any, gpu_memory_gb: float) -> dict[str, float]:
-    """recipe.estimate_memory_gb for a composed config and the model it trains: its architecture,
-    token budget, fused log-probs and gradient checkpointing, as the run will have them."""
-    from omegaconf import OmegaConf
-
-    from gsm8k_rl.recipe import adam_state_bytes, estimate_memory_gb, model_shape
-
-    arr = cfg.actor_rollout_ref
-    if arr.actor.use_dynamic_bsz:
-        tokens = arr.actor.ppo_max_token_len_per_gpu
-    else:
-        tokens = arr.actor.ppo_micro_batch_size_per_gpu * (cfg.data.max_prompt_length + cfg.data.max_response_length)
-    # an offloaded reference still comes to the GPU for its forward pass: counted either way
-    ref = bool(cfg.algorithm.use_kl_in_reward or arr.actor.use_kl_loss)
-    shape = model_shape(model_config)
-    return estimate_memory_gb(
-        shape.n_params, cfg.trainer.n_gpus_per_node * cfg.trainer.nnodes, gpu_memory_gb,
-        arr.rollout.gpu_memory_utilization, tokens, bool(arr.actor.fsdp_config.optimizer_offload),
-        with_ref=ref, vocab=shape.vocab, hidden=shape.hidden, layers=shape.layers, intermediate=shape.intermediate,
-        fused=bool(OmegaConf.select(cfg, "actor_rollout_ref.model.use_fused_kernels", default=False)),
-        checkpointing=bool(OmegaConf.select(cfg, "actor_rollout_ref.model.enable_gradient_checkpointing", default=True)),
-        adam_bytes=adam_state_bytes(cfg),
-    )
-
-
 def _check_config(args: argparse.Namespace) -> tuple[list[Check], Any]:
-    from gsm8k_rl import train
-    from gsm8k_rl.recipe import validate_config
+    from gsm8k_rl.launch.plan import plan
+    from gsm8k_rl.launch.validate import validate_config
 
     try:
-        launch = train.plan(args)
+        launch = plan(args)
         validate_config(launch.cfg, extra_rollouts=("hf",) if launch.backend == "local" else ())
     except UserError as exc:
         return [Check("config", "FAIL", str(exc))], None
@@ -150,26 +125,6 @@ def _check_reward(cfg: Any) -> Check:
     if failures:
         detail += f"; first failures: {failures} (the reward or the ground truth is broken)"
     return Check("reward", status, detail)
-
-
-# Host RAM in use during the 1-GPU PPO runs (VERL's perf/cpu_memory_used_gb, docs/benchmarks.md):
-# ~49-51 GiB with everything on the GPU, ~85-87 GiB with the Adam states of actor and critic
-# offloaded (Qwen3-1.7B): ~18.5 GiB per offloaded model, i.e. ~11.5 bytes per parameter.
-HOST_BASE_GIB = 50.0
-HOST_BYTES_PER_OFFLOADED_PARAM = 11.5
-
-
-def host_ram_needed_gib(n_params: int, cfg: Any) -> float:
-    """Host memory the run will have in use, scaled from the measured 1-GPU runs.
-
-    >>> from types import SimpleNamespace as C
-    >>> off = lambda on: C(optimizer_offload=on)
-    >>> cfg = C(actor_rollout_ref=C(actor=C(fsdp_config=off(True))), critic=C(fsdp=off(True)))
-    >>> round(host_ram_needed_gib(1_720_574_976, cfg))
-    87
-    """
-    offloaded = int(bool(cfg.actor_rollout_ref.actor.fsdp_config.optimizer_offload)) + int(bool(cfg.critic.fsdp.optimizer_offload))
-    return HOST_BASE_GIB + offloaded * n_params * HOST_BYTES_PER_OFFLOADED_PARAM / 2**30
 
 
 # Minimum Linux driver per CUDA major version of the installed wheels (NVIDIA's CUDA Toolkit release
@@ -280,8 +235,8 @@ def _check_driver(backend: str) -> Check:
 
 
 def _check_hardware(launch: Any) -> list[Check]:
-    from gsm8k_rl.recipe import count_params
-    from gsm8k_rl.train import no_gpu_message
+    from gsm8k_rl.launch.layout import count_params, host_ram_needed_gib, memory_estimate
+    from gsm8k_rl.launch.plan import no_gpu_message
 
     cfg, hw = launch.cfg, launch.hardware
     checks = []

@@ -21,7 +21,7 @@ transformers' own extension points:
   forward+backward of a 32K-token micro-batch by 32% (docs/benchmarks.md, "liger-kernel").
 
 The memory-dependent levers (reference kept on the GPU, larger
-forward-pass budgets) are the layout's: recipe.layout_overrides(fast=True).
+forward-pass budgets) are the layout's: layout.layout_overrides(fast=True).
 
 `decide` is called by `gsm8k-rl train` (and `doctor`) on the machine that plans the run; it looks
 for the packages there and says so in the log, command.sh and run_info.json.
@@ -35,6 +35,7 @@ import platform
 from typing import Any
 
 from gsm8k_rl import UserError
+from gsm8k_rl.launch.ray_env import with_ray_env
 from gsm8k_rl.verl_ext import PLUGIN_MODULE
 
 FUSED_BACKENDS = ("liger", "triton", "torch")
@@ -49,7 +50,7 @@ class Kernels:
     attn: str
     fused: str | None  # FUSED_BACKENDS member, or None: VERL's unfused log-probs
     source: str  # how it was decided
-    fast: bool  # the layout's memory levers apply too (recipe.layout_overrides(fast=True))
+    fast: bool  # the layout's memory levers apply too (layout.layout_overrides(fast=True))
     liger: bool = False  # liger-kernel's RMSNorm/SwiGLU/RoPE in actor, reference and critic (VERL's use_liger)
 
     @property
@@ -88,11 +89,6 @@ def model_config(model: str | None) -> Any | None:
     except Exception:  # offline hub id, missing folder: the caller falls back to the safe choice
         return None
     return getattr(cfg, "text_config", None) or cfg
-
-
-def hidden_size(model: str | None) -> int | None:
-    """The model's hidden size from its config; None when it cannot be read here."""
-    return getattr(model_config(model), "hidden_size", None)
 
 
 def _varlen_available() -> bool:
@@ -206,8 +202,7 @@ def apply(kernels: Kernels, env: dict[str, str], ov: list[str], on_gpu: bool) ->
     """
     ov = list(ov)
     if kernels.attn != "flash_attention_2" or on_gpu:
-        env = {**env, "VERL_USE_EXTERNAL_MODULES": PLUGIN_MODULE}
-        ov.append(f"++ray_kwargs.ray_init.runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES='{PLUGIN_MODULE}'")
+        env, ov = with_ray_env(env, ov, VERL_USE_EXTERNAL_MODULES=PLUGIN_MODULE)
     if kernels.attn != "flash_attention_2":  # flash_attention_2 is VERL's own default: leave it unset
         ov += [f"++actor_rollout_ref.model.override_config.attn_implementation={kernels.attn}",
                f"++critic.model.override_config.attn_implementation={kernels.attn}"]

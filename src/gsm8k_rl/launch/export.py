@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gsm8k_rl import UserError
-from gsm8k_rl.train import RunDir, latest_checkpoint
+from gsm8k_rl.launch.run_dir import RunDir, latest_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ import pytest
 
 from gsm8k_rl import UserError
 from gsm8k_rl.cli import main
-from gsm8k_rl.evaluate import BATCHES, METRICS, SAMPLES, SETTINGS, TransformersBackend, read_samples, stop_token_ids
+from gsm8k_rl.evaluation.run import BATCHES, METRICS, SAMPLES, SETTINGS, read_samples
+from gsm8k_rl.evaluation.backends import TransformersBackend, stop_token_ids
 
 SAMPLE_FIELDS = {
     "index", "question", "gold", "output", "extracted", "score", "rule", "extractor_scores",
@@ -211,7 +212,7 @@ def test_missing_scorer_package_fails_before_generating(tiny_qwen3_tok_model_dir
 def test_engine_closed_when_a_batch_fails(tiny_qwen3_tok_model_dir, gsm8k_dir, tmp_path, monkeypatch):
     # vLLM's engine-core process must be stopped even when scoring raises (left to interpreter exit,
     # its shutdown hung); checked with the real transformers engine and a scorer that raises.
-    import gsm8k_rl.evaluate as ev
+    import gsm8k_rl.evaluation.run as ev
 
     closed = []
     monkeypatch.setattr(TransformersBackend, "close", lambda self: closed.append(self.name))
@@ -252,8 +253,8 @@ def test_sampled_eval_writes_k_answers_and_pass_at_k(tiny_qwen3_tok_model_dir, g
     """--samples K: one row per problem with its K answers; metrics hold pass@k and maj@k for k = 1..K,
     computed from those rows; the seed makes a run repeatable, and a resume with another seed or
     temperature is refused by name."""
-    from gsm8k_rl.evaluate import majority_vote
-    from gsm8k_rl.stats import pass_at_k
+    from gsm8k_rl.evaluation.metrics import majority_vote
+    from gsm8k_rl.evaluation.stats import pass_at_k
 
     out = tmp_path / "s"
     sampled = ["--limit", "3", "--samples", "4", "--temperature", "1.0", "--seed", "7"]

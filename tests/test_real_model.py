@@ -110,7 +110,7 @@ def test_prompt_on_smollm2_template(smollm2_dir, gsm8k_dir):
     assert text.count(f"{IM_START}system") == 1 and "SmolLM" not in text
     assert render(tok, messages, thinking=True) == text
 
-    ids = tok(text, add_special_tokens=False)["input_ids"]  # as gsm8k_rl.evaluate tokenizes it
+    ids = tok(text, add_special_tokens=False)["input_ids"]  # as gsm8k_rl.evaluation.run tokenizes it
     assert tok(text)["input_ids"] == ids  # the tokenizer adds no BOS of its own
     assert ids[0] == 1 and ids[-4:] == tok(f"{IM_START}assistant\n", add_special_tokens=False)["input_ids"]
     for thinking in (False, True):
@@ -126,7 +126,7 @@ def test_eval_transformers_backend_stops_on_im_end_and_scores_with_the_reward(sm
     from transformers import AutoTokenizer
 
     from gsm8k_rl.task.gsm8k import gold_number
-    from gsm8k_rl.evaluate import stop_token_ids
+    from gsm8k_rl.evaluation.backends import stop_token_ids
     from gsm8k_rl.task.reward import compute_score
 
     assert stop_token_ids(str(smollm2_dir), AutoTokenizer.from_pretrained(smollm2_dir)) == [2]
@@ -276,7 +276,7 @@ def test_qwen_ppo_run_headline_recomputed_from_its_files(tmp_path):
     validation of the same weights disagrees with the eval on 17 (base) and 24 (step 16) problems."""
     from scipy.stats import binomtest
 
-    from gsm8k_rl.evaluate import read_samples
+    from gsm8k_rl.evaluation.run import read_samples
 
     def right(folder: str) -> dict[int, bool]:
         return {i: s["score"] >= 0.5 for i, s in read_samples(QWEN_RUN / "eval" / folder / "samples.jsonl").items()}
@@ -302,7 +302,7 @@ def test_qwen_ppo_run_headline_recomputed_from_its_files(tmp_path):
 def test_qwen_ppo_run_trained_at_the_length_its_base_eval_gave():
     """--response-length auto: the committed base eval's answers give 640 tokens (their 99th
     percentile, 580, rounded up to a multiple of 128), and that is what VERL ran with."""
-    from gsm8k_rl.evaluate import read_samples
+    from gsm8k_rl.evaluation.run import read_samples
     from gsm8k_rl.pipeline import size_response_length
 
     samples = list(read_samples(QWEN_RUN / "eval" / "base" / "samples.jsonl").values())

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gsm8k_rl.stats import mcnemar_exact, paired_counts, wilson_interval
+from gsm8k_rl.evaluation.stats import mcnemar_exact, paired_counts, wilson_interval
 
 # (k, n, conf, low, high), worked out with the formulas above
 WILSON_CASES = [

@@ -131,7 +131,7 @@ def breakdown(samples: list[dict], test_rows: list[dict]) -> dict:
 
 def summarize(out: Path, timings: dict[str, float]) -> dict:
     """Accuracies of both evals, the paired exact McNemar test, breakdowns, and where the time went."""
-    from gsm8k_rl.stats import mcnemar_exact, wilson_interval
+    from gsm8k_rl.evaluation.stats import mcnemar_exact, wilson_interval
 
     test_rows = [json.loads(x) for x in (out / "data" / "test.jsonl").read_text().splitlines() if x.strip()]
     samples = {}

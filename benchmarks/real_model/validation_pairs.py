@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gsm8k_rl.evaluate import SAMPLES, read_samples
-from gsm8k_rl.stats import mcnemar_exact, paired_counts, wilson_interval
+from gsm8k_rl.evaluation.run import SAMPLES, read_samples
+from gsm8k_rl.evaluation.stats import mcnemar_exact, paired_counts, wilson_interval
 
 
 def _open(path: Path):

@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("gsm8k_rl.launch.doctor", "preflight: config, data, reward, GPUs, memory, disk"),
     "train": ("gsm8k_rl.launch.train", "PPO on VERL (verl.trainer.main_ppo) with the project recipe"),
     "export": ("gsm8k_rl.launch.export", "VERL checkpoint -> HuggingFace model folder"),
-    "eval": ("gsm8k_rl.evaluate", "greedy GSM8K evaluation with the training prompt"),
+    "eval": ("gsm8k_rl.evaluation.run", "greedy GSM8K evaluation with the training prompt"),
     "report": ("gsm8k_rl.report", "accuracy report with plots from runs and evals"),
     "compare": ("gsm8k_rl.report.compare_runs", "finished runs side by side: budgets, accuracy, paired tests, curves"),
     "run": ("gsm8k_rl.pipeline", "the whole chain: prepare, eval, train, export, eval, report"),

@@ -164,7 +164,7 @@ def size_response_length(samples: list[dict], cap: int, coverage: float = 0.99,
 
 def sized_response_length(run: RunDir, base_eval: Path, cap: int, coverage: float) -> int:
     """Size from the finished base eval, record it in RUN/response_length.json, return the length."""
-    from gsm8k_rl.evaluate import SAMPLES, read_samples
+    from gsm8k_rl.evaluation.run import SAMPLES, read_samples
 
     record = size_response_length(list(read_samples(base_eval / SAMPLES).values()), cap, coverage)
     record["base_eval"] = str(base_eval)

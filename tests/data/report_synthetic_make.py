@@ -4,8 +4,8 @@ Nothing here was measured: the training curves are smooth functions plus seeded 
 "model outputs" are template sentences that give the gold answer or a wrong one with chosen
 probabilities. They exist so `gsm8k-rl report` can be tested on a run with every metric, on a
 base/trained pair with known fixed/broken problems, and on partial inputs. The outputs are
-scored by the real scorer (gsm8k_rl.evaluate.score_output = gsm8k_rl.task.reward + extractors) and
-summarised by the real gsm8k_rl.evaluate.summarize, so the fixture has the shape a real eval writes.
+scored by the real scorer (gsm8k_rl.evaluation.metrics.score_output = gsm8k_rl.task.reward + extractors) and
+summarised by the real gsm8k_rl.evaluation.metrics.summarize, so the fixture has the shape a real eval writes.
 
     .venv/bin/python tests/data/report_synthetic_make.py
 """
@@ -98,7 +98,7 @@ def _output(rng: random.Random, gold: str, correct: bool) -> tuple[str, str]:
 
 def make_evals(rng: random.Random) -> None:
     from gsm8k_rl.task.gsm8k import gold_number
-    from gsm8k_rl.evaluate import INTERVAL_METHOD, score_output, summarize
+    from gsm8k_rl.evaluation.metrics import INTERVAL_METHOD, score_output, summarize
     from gsm8k_rl.task.prompt import DEFAULT_TEMPLATE, DEFAULT_THINKING, PROMPT_VERSION, prompt_fingerprint
 
     rows = [json.loads(x) for x in (resources.files("gsm8k_rl") / "assets" / "gsm8k_smoke" / "test.jsonl").read_text().splitlines()]

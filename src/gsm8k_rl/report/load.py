@@ -123,7 +123,7 @@ class EvalData:
 
 
 def load_eval(name: str, path: str | Path | None) -> EvalData:
-    from gsm8k_rl.evaluate import METRICS, SAMPLES, SETTINGS, read_samples
+    from gsm8k_rl.evaluation.run import METRICS, SAMPLES, SETTINGS, read_samples
 
     if path is None:
         return EvalData(name, None, problem="not given")
@@ -227,7 +227,7 @@ def data_label(m: dict, short: bool = False) -> str:
 def generation_conditions(ev: EvalData) -> dict[str, Any]:
     """What, besides the model, decides an eval's outputs; None where the eval folder does not record it.
 
-    The rendered prompts' hash covers the chat template and the tokenizer (evaluate.py hashes the
+    The rendered prompts' hash covers the chat template and the tokenizer (evaluation/run.py hashes the
     token ids of every prompt of the split); the dtype is the one the backend resolved "auto" to.
     """
     s, m = ev.settings, ev.metrics or {}
@@ -244,7 +244,7 @@ def generation_conditions(ev: EvalData) -> dict[str, Any]:
 
 def compare(base: EvalData, trained: EvalData) -> tuple[Paired | None, str | None]:
     """Paired comparison on the problems both evals scored; (None, reason) when not comparable."""
-    from gsm8k_rl.stats import mcnemar_exact, paired_counts
+    from gsm8k_rl.evaluation.stats import mcnemar_exact, paired_counts
 
     if not (base.found and trained.found):
         return None, "needs both the base and the trained eval"

@@ -23,24 +23,30 @@ are skipped; a folder made with different settings is refused.
 from __future__ import annotations
 
 import argparse
-import functools
 import hashlib
 import importlib.metadata
 import importlib.util
-import inspect
 import json
 import logging
 import os
 import platform
 import time
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from gsm8k_rl import UserError, __version__, model_ref, write_atomic
+from gsm8k_rl.evaluation.backends import (
+    BACKENDS,
+    DEFAULT_HF_BATCH_SIZE,
+    DTYPES,
+    TransformersBackend,
+    VLLMBackend,
+    resolve_backend,
+    sampling_of,
+    stop_token_ids,
+)
+from gsm8k_rl.evaluation.metrics import sample_summary, score_output, scoring_fingerprint, summarize
 from gsm8k_rl.task.datasets import gsm8k_format
 from gsm8k_rl.task.prompt import (
     DEFAULT_TEMPLATE,
@@ -57,320 +63,13 @@ log = logging.getLogger(__name__)
 
 # the sets in GSM8K's format (task/datasets.py): GSM8K, GSM8K-Platinum, GSM-Symbolic P1 / P2
 DATASETS = gsm8k_format()
-BACKENDS = ("auto", "vllm", "transformers")
-DTYPES = ("auto", "bfloat16", "float16", "float32")
-HEADLINE_EXTRACTOR = "ours"
-CONFIDENCE = 0.95
-INTERVAL_METHOD = "Wilson score interval, 95%"
 DEFAULT_MAX_NEW_TOKENS = 4096
-# transformers backend: problems per generate call (a batch runs until its longest output ends).
-DEFAULT_HF_BATCH_SIZE = {"cpu": 8, "cuda": 64}
 
 SAMPLES = "samples.jsonl"
 BATCHES = "batches.jsonl"
 SETTINGS = "eval_settings.json"
 METRICS = "metrics.json"
 
-
-# ---------------------------------------------------------------- generation backends
-
-
-@dataclass(frozen=True)
-class Generation:
-    text: str  # decoded with special tokens skipped, as VERL decodes responses for the reward
-    n_tokens: int  # generated tokens, the stop token included
-    finish_reason: str  # "stop" (a stop token) or "length" (max_new_tokens reached)
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """Sampled decoding: `n` answers per problem (None everywhere means greedy, one answer)."""
-
-    n: int
-    temperature: float
-    top_p: float = 1.0
-    seed: int = 0
-
-
-def stop_token_ids(model: str, tokenizer: Any) -> list[int]:
-    """EOS ids of the model's generation_config plus the tokenizer's EOS (Qwen3: <|im_end|>, <|endoftext|>)."""
-    from transformers import GenerationConfig
-
-    ids: set[int] = set()
-    try:
-        eos = GenerationConfig.from_pretrained(model).eos_token_id
-    except OSError:  # no generation_config.json (some exported checkpoints)
-        eos = None
-    if eos is not None:
-        ids.update([eos] if isinstance(eos, int) else eos)
-    if tokenizer.eos_token_id is not None:
-        ids.add(tokenizer.eos_token_id)
-    if not ids:
-        raise UserError(f"{model}: no EOS token in generation_config.json or the tokenizer; cannot tell when to stop")
-    return sorted(ids)
-
-
-class TransformersBackend:
-    """Batched `generate` with left padding, greedy. Runs anywhere torch runs (tests use CPU)."""
-
-    name = "transformers"
-
-    def __init__(self, model: str, tokenizer: Any, dtype: str, max_new_tokens: int, stop_ids: list[int],
-                 sampling: Sampling | None = None):
-        import torch
-        from transformers import AutoModelForCausalLM, GenerationConfig
-
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        if dtype == "auto":
-            dtype = "bfloat16" if self.device == "cuda" else "float32"
-        self.dtype = dtype
-        if self.device == "cuda":
-            from gsm8k_rl.verl_ext.hf_rollout import disable_cudnn_sdpa
-
-            disable_cudnn_sdpa()
-        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype)).to(self.device).eval()
-        # A clean generation config: the checkpoint's sampling defaults (Qwen3 ships temperature 0.6,
-        # top_k 20) would otherwise be merged in; greedy needs none of them.
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
-        self.model.generation_config = GenerationConfig(eos_token_id=stop_ids, pad_token_id=self.pad_id)
-        self.tokenizer = tokenizer
-        self.max_new_tokens = max_new_tokens
-        self.stop_ids = set(stop_ids)
-        self.sampling = sampling
-
-    def close(self) -> None:
-        """Nothing runs outside this process; the model is freed with the object."""
-
-    def generate(self, prompts: Sequence[list[int]], first_index: int = 0) -> list[list[Generation]]:
-        """One list of answers per prompt: one greedy answer, or `sampling.n` samples (seeded by
-        `sampling.seed` and the batch's first problem index: reproducible for the same batches)."""
-        import torch
-
-        width = max(len(p) for p in prompts)
-        input_ids = torch.tensor([[self.pad_id] * (width - len(p)) + list(p) for p in prompts], device=self.device)
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
-        decoding: dict[str, Any] = {"do_sample": False}
-        n = 1
-        if self.sampling is not None:
-            n = self.sampling.n
-            decoding = {"do_sample": True, "temperature": self.sampling.temperature, "top_p": self.sampling.top_p,
-                        "top_k": 0, "num_return_sequences": n}
-            torch.manual_seed(self.sampling.seed * 1_000_003 + first_index)
-        with torch.inference_mode():
-            out = self.model.generate(
-                input_ids=input_ids, attention_mask=mask, max_new_tokens=self.max_new_tokens, **decoding
-            )
-        results = []
-        for row in out[:, width:].tolist():
-            stop_at = next((i for i, t in enumerate(row) if t in self.stop_ids), None)
-            tokens = row if stop_at is None else row[: stop_at + 1]
-            results.append(
-                Generation(
-                    text=self.tokenizer.decode(tokens, skip_special_tokens=True),
-                    n_tokens=len(tokens),
-                    finish_reason="length" if stop_at is None else "stop",
-                )
-            )
-        return [results[k : k + n] for k in range(0, len(results), n)]  # generate() keeps a prompt's samples together
-
-
-VLLM_MP_ENV = "VLLM_WORKER_MULTIPROC_METHOD"
-
-
-def use_spawned_engine(environ: dict | None = None) -> str:
-    """Start vLLM's engine core with `spawn`, unless the user chose otherwise.
-
-    vLLM forks its engine core by default, and a forked child cannot use CUDA once the parent has
-    touched it. Inside `gsm8k-rl run` the parent has: the plan stage imports VERL, which initialises
-    CUDA, before the base eval starts vLLM in the same process ("Cannot re-initialize CUDA in forked
-    subprocess", seen on an H200).
-
-    >>> env = {}
-    >>> use_spawned_engine(env), env
-    ('spawn', {'VLLM_WORKER_MULTIPROC_METHOD': 'spawn'})
-    >>> use_spawned_engine({"VLLM_WORKER_MULTIPROC_METHOD": "fork"})
-    'fork'
-    """
-    environ = os.environ if environ is None else environ
-    return environ.setdefault(VLLM_MP_ENV, "spawn")
-
-
-class VLLMBackend:
-    """vLLM offline engine; one `generate` call per batch (by default the whole set)."""
-
-    name = "vllm"
-
-    def __init__(
-        self,
-        model: str,
-        tokenizer_path: str,
-        dtype: str,
-        max_new_tokens: int,
-        stop_ids: list[int],
-        tensor_parallel_size: int,
-        gpu_memory_utilization: float,
-        max_model_len: int | None,
-        sampling: Sampling | None = None,
-    ):
-        try:
-            from vllm import LLM, SamplingParams
-        except ImportError as exc:
-            raise UserError(
-                f"--backend vllm needs vLLM, which is not importable here ({exc}); install the GPU extra "
-                "(pip install 'gsm8k-rl[gpu]') or pass --backend transformers"
-            ) from exc
-        self.dtype = dtype
-        use_spawned_engine()
-        kwargs: dict[str, Any] = dict(
-            model=model,
-            tokenizer=tokenizer_path,
-            dtype=dtype,
-            tensor_parallel_size=tensor_parallel_size,
-            gpu_memory_utilization=gpu_memory_utilization,
-            seed=0,
-        )
-        if max_model_len is not None:
-            kwargs["max_model_len"] = max_model_len
-        self.llm = LLM(**kwargs)
-        # the dtype vLLM resolved "auto" to (the checkpoint's torch_dtype), for metrics.json
-        resolved = getattr(getattr(self.llm.llm_engine, "model_config", None), "dtype", None)
-        self.dtype = str(resolved).removeprefix("torch.") if resolved is not None else dtype
-        if sampling is None:
-            self.params = SamplingParams(
-                temperature=0.0, max_tokens=max_new_tokens, stop_token_ids=stop_ids, skip_special_tokens=True
-            )
-        else:  # a seed per request: each problem's samples do not depend on what else is in the batch
-            self.params = SamplingParams(
-                n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed,
-                max_tokens=max_new_tokens, stop_token_ids=stop_ids, skip_special_tokens=True,
-            )
-
-    def close(self) -> None:
-        """Stop vLLM's engine-core process now. Left to interpreter exit after an exception, its
-        shutdown hung until killed (vLLM 0.24.0 on an H200; docs/benchmarks.md)."""
-        core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
-        if core is not None and hasattr(core, "shutdown"):
-            core.shutdown()
-
-    def generate(self, prompts: Sequence[list[int]], first_index: int = 0) -> list[list[Generation]]:
-        outs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts], self.params, use_tqdm=True)
-        # "stop" (EOS / stop token) or "length"; anything else (an abort) is kept as vLLM said it
-        return [[Generation(text=c.text, n_tokens=len(c.token_ids), finish_reason=str(c.finish_reason))
-                 for c in o.outputs] for o in outs]
-
-
-def resolve_backend(name: str) -> str:
-    """auto -> vllm when CUDA and vLLM are both present, else transformers."""
-    if name != "auto":
-        return name
-    import torch
-
-    if not torch.cuda.is_available():
-        return "transformers"
-    if importlib.util.find_spec("vllm") is None:
-        log.warning("CUDA is present but vLLM is not installed: falling back to the (slow) transformers backend")
-        return "transformers"
-    return "vllm"
-
-
-# ---------------------------------------------------------------- scoring
-
-
-@functools.lru_cache(maxsize=1)
-def scoring_fingerprint() -> str:
-    """Hash of the scoring code (reward + extractors): samples scored by older code are rescored."""
-    from gsm8k_rl.task import extractors, reward
-
-    src = inspect.getsource(reward) + inspect.getsource(extractors)
-    return hashlib.sha256(src.encode()).hexdigest()[:12]
-
-
-def score_output(output: str, gold: str) -> dict[str, Any]:
-    """Training-reward score of one output plus its score under every named extractor."""
-    from gsm8k_rl.task.extractors import EXTRACTORS
-    from gsm8k_rl.task.reward import score_details
-
-    details = score_details(output, gold)
-    return {
-        "extracted": details["extracted"],
-        "score": float(details["score"]),
-        "rule": details["rule"],
-        "extractor_scores": {name: float(fn(output, gold)) for name, fn in EXTRACTORS.items()},
-    }
-
-
-def majority_vote(answers: Sequence[dict]) -> dict[str, Any]:
-    """The most frequent extracted answer among `answers` (ties: the one that came first) and its
-    score under the same checker; answers with no number do not vote.
-
-    >>> a = [{"extracted": "3", "score": 0.0}, {"extracted": "5", "score": 1.0}, {"extracted": "5", "score": 1.0},
-    ...      {"extracted": None, "score": 0.0}]
-    >>> majority_vote(a)
-    {'answer': '5', 'votes': 2, 'score': 1.0}
-    >>> majority_vote(a[:2])["answer"], majority_vote([{"extracted": None, "score": 0.0}])
-    ('3', {'answer': None, 'votes': 0, 'score': 0.0})
-    """
-    counts = Counter(a["extracted"] for a in answers if a["extracted"] is not None)
-    if not counts:
-        return {"answer": None, "votes": 0, "score": 0.0}
-    top = max(counts.values())
-    answer = next(a["extracted"] for a in answers if counts.get(a["extracted"]) == top)
-    score = next(a["score"] for a in answers if a["extracted"] == answer)
-    return {"answer": answer, "votes": top, "score": float(score)}
-
-
-def sample_summary(drawn: Sequence[dict]) -> dict[str, Any]:
-    """What a problem's sampled answers add up to: correct count, the mean score (its pass@1) and the
-    majority vote of all of them."""
-    n_correct = sum(1 for a in drawn if a["score"] >= 0.5)
-    return {"n_samples": len(drawn), "n_correct": n_correct, "score": n_correct / len(drawn),
-            "majority": majority_vote(drawn)}
-
-
-def sampling_of(samples: int, temperature: float | None, top_p: float, seed: int) -> Sampling | None:
-    """The decoding asked for: None for greedy (one answer, temperature 0), else a Sampling.
-
-    >>> sampling_of(1, None, 1.0, 0) is None, sampling_of(16, None, 1.0, 0)
-    (True, Sampling(n=16, temperature=1.0, top_p=1.0, seed=0))
-    """
-    if samples < 1:
-        raise UserError(f"--samples must be >= 1, got {samples}")
-    if temperature is None:
-        temperature = 0.0 if samples == 1 else 1.0
-    if temperature < 0 or not 0 < top_p <= 1:
-        raise UserError(f"--temperature must be >= 0 and --top-p in (0, 1], got {temperature} and {top_p}")
-    if temperature == 0:
-        if samples > 1:
-            raise UserError(f"--samples {samples} with --temperature 0: greedy decoding gives the same answer "
-                            "every time; pass a temperature > 0 (e.g. 1.0, the training rollout's)")
-        return None
-    return Sampling(samples, float(temperature), float(top_p), int(seed))
-
-
-def pass_at_k_table(rows: Sequence[dict], ks: Sequence[int] | None = None) -> dict[str, Any]:
-    """pass@k (unbiased, from each problem's n samples) and maj@k (majority vote of its first k
-    samples) averaged over the problems, for k = 1..n.
-
-    >>> rows = [{"samples": [{"extracted": "1", "score": 1.0}, {"extracted": "2", "score": 0.0}]},
-    ...         {"samples": [{"extracted": "2", "score": 0.0}, {"extracted": "2", "score": 0.0}]}]
-    >>> t = pass_at_k_table(rows)
-    >>> t["pass_at_k"], t["maj_at_k"]
-    ({'1': 0.25, '2': 0.5}, {'1': 0.5, '2': 0.5})
-    """
-    from gsm8k_rl.stats import pass_at_k
-
-    n = min(len(r["samples"]) for r in rows)
-    ks = list(ks or range(1, n + 1))
-    correct = [sum(1 for a in r["samples"][:n] if a["score"] >= 0.5) for r in rows]
-    return {
-        "samples_per_problem": n,
-        "pass_at_k": {str(k): sum(pass_at_k(n, c, k) for c in correct) / len(rows) for k in ks},
-        "maj_at_k": {str(k): sum(majority_vote(r["samples"][:k])["score"] for r in rows) / len(rows) for k in ks},
-        "solved_by_any": sum(c > 0 for c in correct) / len(rows),
-    }
-
-
-# ---------------------------------------------------------------- settings and resume
 
 
 def _sha(obj: Any) -> str:
@@ -437,100 +136,6 @@ def check_settings(out: Path, settings: dict[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     # whole or absent: a torn header would make every restart refuse the folder as "unreadable"
     write_atomic(header, json.dumps({"settings": settings, "settings_hash": digest}, indent=2) + "\n")
-
-
-# ---------------------------------------------------------------- metrics
-
-
-def _quantile(values: Sequence[float], q: float) -> float:
-    import numpy as np
-
-    return float(np.percentile(values, q))
-
-
-def _accuracy(scores: Sequence[float]) -> dict[str, Any]:
-    from gsm8k_rl.stats import wilson_interval
-
-    k = sum(1 for s in scores if s >= 0.5)
-    lo, hi = wilson_interval(k, len(scores), CONFIDENCE)
-    return {"correct": k, "n": len(scores), "accuracy": k / len(scores), "ci95": [lo, hi]}
-
-
-def summarize(samples: Sequence[dict], batches: Sequence[dict] = ()) -> dict[str, Any]:
-    """Accuracy and output statistics of scored samples (+ throughput from the batch log).
-
-    >>> s = [{"score": 1.0, "extracted": "3", "finish_reason": "stop", "n_output_tokens": 10,
-    ...       "extractor_scores": {"ours": 1.0}},
-    ...      {"score": 0.0, "extracted": None, "finish_reason": "length", "n_output_tokens": 30,
-    ...       "extractor_scores": {"ours": 0.0}}]
-    >>> m = summarize(s)
-    >>> m["accuracy"], m["no_answer_rate"], m["truncation_rate"], m["output_tokens"]["max"]
-    (0.5, 0.5, 0.5, 30)
-    """
-    if not samples:
-        raise ValueError("no samples to summarize")
-    if "samples" in samples[0]:
-        return _summarize_sampled(samples, batches)
-    headline = _accuracy([s["score"] for s in samples])
-    lengths = [s["n_output_tokens"] for s in samples]
-    names = list(samples[0]["extractor_scores"])
-    gen_time = sum(b["gen_time_s"] for b in batches)
-    gen_tokens = sum(b["output_tokens"] for b in batches)
-    return {
-        "accuracy": headline["accuracy"],
-        "accuracy_ci95": headline["ci95"],
-        "interval": INTERVAL_METHOD,
-        "correct": headline["correct"],
-        "n": len(samples),
-        "no_answer_rate": sum(s["extracted"] is None for s in samples) / len(samples),
-        "truncation_rate": sum(s["finish_reason"] == "length" for s in samples) / len(samples),
-        "output_tokens": {
-            "mean": sum(lengths) / len(lengths),
-            "p50": _quantile(lengths, 50),
-            "p90": _quantile(lengths, 90),
-            "max": max(lengths),
-        },
-        "rules": dict(Counter(str(s.get("rule")) for s in samples).most_common()),
-        "headline_extractor": HEADLINE_EXTRACTOR,
-        "extractors": {name: _accuracy([s["extractor_scores"][name] for s in samples]) for name in names},
-        "generation_time_s": gen_time if batches else None,
-        "generated_tokens": gen_tokens if batches else None,
-        "tokens_per_s": gen_tokens / gen_time if gen_time > 0 else None,
-    }
-
-
-def _summarize_sampled(rows: Sequence[dict], batches: Sequence[dict] = ()) -> dict[str, Any]:
-    """summarize() for sampled evals: the headline accuracy is pass@1 (each problem's share of correct
-    samples, averaged), with a t-interval over problems; pass@k and maj@k for k = 1..n beside it;
-    lengths, truncation and no-answer rates over every sample."""
-    from gsm8k_rl.stats import mean_interval
-
-    drawn = [a for r in rows for a in r["samples"]]
-    per_problem = [r["n_correct"] / r["n_samples"] for r in rows]
-    lengths = [a["n_output_tokens"] for a in drawn]
-    names = list(drawn[0]["extractor_scores"])
-    gen_time = sum(b["gen_time_s"] for b in batches)
-    gen_tokens = sum(b["output_tokens"] for b in batches)
-    mean = sum(per_problem) / len(per_problem)
-    return {
-        "accuracy": mean,
-        "accuracy_ci95": list(mean_interval(per_problem)) if len(rows) > 1 else [mean, mean],
-        "interval": "t-interval of the mean over problems of each problem's share of correct samples, 95%",
-        "correct": sum(r["n_correct"] for r in rows),
-        "n": len(rows),
-        "n_answers": len(drawn),
-        **pass_at_k_table(rows),
-        "no_answer_rate": sum(a["extracted"] is None for a in drawn) / len(drawn),
-        "truncation_rate": sum(a["finish_reason"] == "length" for a in drawn) / len(drawn),
-        "output_tokens": {"mean": sum(lengths) / len(lengths), "p50": _quantile(lengths, 50),
-                          "p90": _quantile(lengths, 90), "max": max(lengths)},
-        "rules": dict(Counter(str(a.get("rule")) for a in drawn).most_common()),
-        "headline_extractor": HEADLINE_EXTRACTOR,
-        "extractors": {name: {"accuracy": sum(a["extractor_scores"][name] for a in drawn) / len(drawn)} for name in names},
-        "generation_time_s": gen_time if batches else None,
-        "generated_tokens": gen_tokens if batches else None,
-        "tokens_per_s": gen_tokens / gen_time if gen_time > 0 else None,
-    }
 
 
 def package_versions() -> dict[str, str | None]:

@@ -17,7 +17,8 @@ import pytest
 from gsm8k_rl import UserError
 from gsm8k_rl.cli import main
 from gsm8k_rl.evaluation.run import BATCHES, METRICS, SAMPLES, SETTINGS, read_samples
-from gsm8k_rl.evaluation.backends import TransformersBackend, stop_token_ids
+from gsm8k_rl.evaluation.backends import TransformersBackend
+from gsm8k_rl.common.generation import stop_token_ids
 
 SAMPLE_FIELDS = {
     "index", "question", "gold", "output", "extracted", "score", "rule", "extractor_scores",

@@ -88,7 +88,7 @@ def test_export_keeps_the_base_models_template_and_generation_config(tiny_model_
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from gsm8k_rl.evaluation.backends import stop_token_ids
+    from gsm8k_rl.common.generation import stop_token_ids
     from gsm8k_rl.task.prompt import build_messages, render
 
     base = _base(tiny_model_dir, tmp_path / "base", inline_template, generation_config)

@@ -246,7 +246,7 @@ def test_greedy_batch_matches_transformers_one_by_one(tiny_lm):
     """Temperature 0 (VERL's val_kwargs) is greedy; left-padded batching changes nothing."""
     import torch
 
-    from gsm8k_rl.verl_ext.hf_rollout import generate_batch
+    from gsm8k_rl.common.generation import generate_batch
 
     model, tok, prompts = tiny_lm
     outs = generate_batch(model, prompts, {"temperature": 0, "logprobs": True}, 16, _stop_ids(tok), tok.pad_token_id)
@@ -269,7 +269,7 @@ def test_greedy_batch_matches_transformers_one_by_one(tiny_lm):
 def test_sampling_is_seeded_and_logprobs_follow_temperature(tiny_lm):
     import torch
 
-    from gsm8k_rl.verl_ext.hf_rollout import generate_batch
+    from gsm8k_rl.common.generation import generate_batch
 
     model, tok, prompts = tiny_lm
     params = {"temperature": 0.7, "top_p": 1.0, "top_k": -1, "logprobs": True}
@@ -287,7 +287,7 @@ def test_sampling_is_seeded_and_logprobs_follow_temperature(tiny_lm):
 
 
 def test_top_k_one_sampling_is_greedy_and_top_p_masks(tiny_lm):
-    from gsm8k_rl.verl_ext.hf_rollout import generate_batch
+    from gsm8k_rl.common.generation import generate_batch
 
     model, tok, prompts = tiny_lm
     stop = _stop_ids(tok)
@@ -301,7 +301,7 @@ def test_top_k_one_sampling_is_greedy_and_top_p_masks(tiny_lm):
 
 def test_stop_token_ends_the_response_and_is_kept(tiny_lm):
     """A stop id the model is sure to emit (its own greedy 3rd token) cuts the response there."""
-    from gsm8k_rl.verl_ext.hf_rollout import generate_batch
+    from gsm8k_rl.common.generation import generate_batch
 
     model, tok, prompts = tiny_lm
     free = generate_batch(model, prompts[:1], {"temperature": 0}, 10, _stop_ids(tok), tok.pad_token_id)[0]

@@ -115,7 +115,7 @@ def test_qwen_tokenizer_fix_survives_save_and_is_what_eval_stops_on(tool, qwen_t
     with the converter's generation_config, eval stops on both end tokens."""
     from transformers import AutoTokenizer, GenerationConfig
 
-    from gsm8k_rl.evaluation.backends import stop_token_ids
+    from gsm8k_rl.common.generation import stop_token_ids
 
     tool.fix_tokenizer(qwen_tokenizer, tool.MODELS[QWEN])
     qwen_tokenizer.save_pretrained(tmp_path)

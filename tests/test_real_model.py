@@ -126,7 +126,7 @@ def test_eval_transformers_backend_stops_on_im_end_and_scores_with_the_reward(sm
     from transformers import AutoTokenizer
 
     from gsm8k_rl.task.gsm8k import gold_number
-    from gsm8k_rl.evaluation.backends import stop_token_ids
+    from gsm8k_rl.common.generation import stop_token_ids
     from gsm8k_rl.task.reward import compute_score
 
     assert stop_token_ids(str(smollm2_dir), AutoTokenizer.from_pretrained(smollm2_dir)) == [2]

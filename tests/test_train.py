@@ -7,6 +7,7 @@ import json
 import pytest
 import yaml
 
+from gsm8k_rl import UserError
 from gsm8k_rl.cli import main
 from gsm8k_rl.launch.run_dir import (
     STEP_KEY,
@@ -85,6 +86,19 @@ def test_metrics_merge_keeps_every_attempt(tmp_path):
     lines = [json.loads(line) for line in run.metrics.read_text().splitlines()]
     assert [r["step"] for r in lines] == [0, 1, 2, 3, 4]
     assert [r["data"]["attempt"] for r in lines] == [1, 1, 1, 2, 2]
+
+
+def test_metrics_merge_drops_a_torn_last_line_and_refuses_a_damaged_one(tmp_path):
+    """A launch killed while VERL wrote a line leaves it without its newline: that step re-runs, so
+    the line is dropped. A whole line that is not JSON is damage, not a kill: said, with its place."""
+    run = RunDir(tmp_path)
+    run.logs.mkdir()
+    lines = "".join(json.dumps({"step": s, "data": {"x": s}}) + "\n" for s in range(3))
+    (run.logs / "metrics.20260101T000000.jsonl").write_text(lines + '{"step": 3, "da')
+    assert merge_metrics(run) == 3
+    (run.logs / "metrics.20260101T000000.jsonl").write_text(lines + "garbage\n" + lines)
+    with pytest.raises(UserError, match=r"metrics.20260101T000000.jsonl:4: not a JSON line"):
+        merge_metrics(run)
 
 
 def test_interrupted_launch_is_recorded_and_its_metrics_kept(tmp_path, data_dir, tiny_model_dir):

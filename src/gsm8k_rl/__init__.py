@@ -1,23 +1,23 @@
 """gsm8k-rl: reference pipeline for PPO of Qwen3-1.7B on GSM8K with a verifiable reward, on VERL.
 
-Stages (one module each, one CLI `gsm8k-rl`):
-prepare (data.py) -> eval (evaluate.py) -> train (train.py) -> export (export.py)
--> eval -> report (report/); `run` (pipeline.py) chains them.
-The prompt lives in prompt.py, the reward in reward.py.
+One command, `gsm8k-rl` (cli.py), one subcommand per stage: prepare -> eval -> train -> export ->
+eval -> report; `run` (pipeline.py) chains them. The code in layers, each a folder:
+
+- task/        what the model is asked and how it is judged: the prompt, the reward, the datasets
+- launch/      configure, check, start and supervise VERL: the configs, the hardware layout, the
+               run folder; export a checkpoint
+- verl_ext/    what VERL imports in its own processes: the plugin, the hf rollout, the CPU
+               platform, attention, trainers (a new algorithm goes here), replay buffer
+- evaluation/  greedy or sampled answers, scored as training scores them
+- report/      report.md and plots; `compare` of finished runs
+- common/      small jobs every layer shares (atomic files, torn JSON lines, stop tokens, generate)
+- configs/     the named VERL configs; _recipe.yaml holds the PPO hyperparameters
+
+Old module paths that recorded runs name (gsm8k_rl.reward's file, gsm8k_rl.local_backend.plugin,
+gsm8k_rl.replay_buffer, gsm8k_rl.reward_manager) are kept as aliases of their new homes.
 """
 
 __version__ = "0.1.0"
-
-
-def write_atomic(path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it over `path`: a kill leaves the old
-    file or the new one, never a torn one that a restart would misread as finished or changed."""
-    from pathlib import Path
-
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 class UserError(Exception):

@@ -22,9 +22,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from gsm8k_rl import UserError, model_ref, write_atomic
+from gsm8k_rl import UserError, model_ref
+from gsm8k_rl.common.files import write_atomic
 from gsm8k_rl.cli import main as cli
 from gsm8k_rl.task.datasets import DATASETS
 from gsm8k_rl.task.prompt import DEFAULT_TEMPLATE
@@ -240,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
         # last: it wins over the config and the user's own data.max_response_length (the cap)
         overrides = overrides + [f"data.max_response_length={length}"]
     _stage("plan", train_args + ["--run-dir", str(run.root), "--dry-run"] + overrides)
-    cfg = yaml.safe_load(run.resolved_config.read_text())
+    cfg = run.config()
     if args.response_length == "auto":
         if cfg["actor_rollout_ref"]["model"]["path"] != model:
             raise UserError(f"the plan trains {cfg['actor_rollout_ref']['model']['path']}, the base eval "

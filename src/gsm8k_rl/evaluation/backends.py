@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gsm8k_rl import UserError
+from gsm8k_rl.common.generation import disable_cudnn_sdpa, generate_batch
 
 log = logging.getLogger(__name__)
 
@@ -43,26 +44,9 @@ class Sampling:
     seed: int = 0
 
 
-def stop_token_ids(model: str, tokenizer: Any) -> list[int]:
-    """EOS ids of the model's generation_config plus the tokenizer's EOS (Qwen3: <|im_end|>, <|endoftext|>)."""
-    from transformers import GenerationConfig
-
-    ids: set[int] = set()
-    try:
-        eos = GenerationConfig.from_pretrained(model).eos_token_id
-    except OSError:  # no generation_config.json (some exported checkpoints)
-        eos = None
-    if eos is not None:
-        ids.update([eos] if isinstance(eos, int) else eos)
-    if tokenizer.eos_token_id is not None:
-        ids.add(tokenizer.eos_token_id)
-    if not ids:
-        raise UserError(f"{model}: no EOS token in generation_config.json or the tokenizer; cannot tell when to stop")
-    return sorted(ids)
-
-
 class TransformersBackend:
-    """Batched `generate` with left padding, greedy. Runs anywhere torch runs (tests use CPU)."""
+    """Batched `generate` with left padding (common/generation.py, the hf rollout's), greedy or sampled.
+    Runs anywhere torch runs (tests use CPU)."""
 
     name = "transformers"
 
@@ -76,8 +60,6 @@ class TransformersBackend:
             dtype = "bfloat16" if self.device == "cuda" else "float32"
         self.dtype = dtype
         if self.device == "cuda":
-            from gsm8k_rl.verl_ext.hf_rollout import disable_cudnn_sdpa
-
             disable_cudnn_sdpa()
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype)).to(self.device).eval()
         # A clean generation config: the checkpoint's sampling defaults (Qwen3 ships temperature 0.6,
@@ -97,32 +79,20 @@ class TransformersBackend:
         `sampling.seed` and the batch's first problem index: reproducible for the same batches)."""
         import torch
 
-        width = max(len(p) for p in prompts)
-        input_ids = torch.tensor([[self.pad_id] * (width - len(p)) + list(p) for p in prompts], device=self.device)
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
-        decoding: dict[str, Any] = {"do_sample": False}
         n = 1
+        params: dict[str, Any] = {"temperature": 0.0}
         if self.sampling is not None:
             n = self.sampling.n
-            decoding = {"do_sample": True, "temperature": self.sampling.temperature, "top_p": self.sampling.top_p,
-                        "top_k": 0, "num_return_sequences": n}
+            params = {"temperature": self.sampling.temperature, "top_p": self.sampling.top_p, "top_k": -1}
             torch.manual_seed(self.sampling.seed * 1_000_003 + first_index)
+        # a prompt's n samples side by side, as generate(num_return_sequences=n) lays them out
+        batch = [list(p) for p in prompts for _ in range(n)]
         with torch.inference_mode():
-            out = self.model.generate(
-                input_ids=input_ids, attention_mask=mask, max_new_tokens=self.max_new_tokens, **decoding
-            )
-        results = []
-        for row in out[:, width:].tolist():
-            stop_at = next((i for i, t in enumerate(row) if t in self.stop_ids), None)
-            tokens = row if stop_at is None else row[: stop_at + 1]
-            results.append(
-                Generation(
-                    text=self.tokenizer.decode(tokens, skip_special_tokens=True),
-                    n_tokens=len(tokens),
-                    finish_reason="length" if stop_at is None else "stop",
-                )
-            )
-        return [results[k : k + n] for k in range(0, len(results), n)]  # generate() keeps a prompt's samples together
+            done = generate_batch(self.model, batch, params, self.max_new_tokens, self.stop_ids, self.pad_id)
+        results = [Generation(text=self.tokenizer.decode(c.token_ids, skip_special_tokens=True),
+                              n_tokens=len(c.token_ids), finish_reason="stop" if c.stopped else "length")
+                   for c in done]
+        return [results[k : k + n] for k in range(0, len(results), n)]
 
 
 VLLM_MP_ENV = "VLLM_WORKER_MULTIPROC_METHOD"

@@ -24,18 +24,17 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.metadata
-import importlib.util
 import json
 import logging
-import os
-import platform
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from gsm8k_rl import UserError, __version__, model_ref, write_atomic
+from gsm8k_rl import UserError, model_ref
+from gsm8k_rl.common.environment import hardware, package_versions
+from gsm8k_rl.common.files import read_jsonl, write_atomic
+from gsm8k_rl.common.generation import stop_token_ids
 from gsm8k_rl.evaluation.backends import (
     BACKENDS,
     DEFAULT_HF_BATCH_SIZE,
@@ -44,7 +43,6 @@ from gsm8k_rl.evaluation.backends import (
     VLLMBackend,
     resolve_backend,
     sampling_of,
-    stop_token_ids,
 )
 from gsm8k_rl.evaluation.metrics import sample_summary, score_output, scoring_fingerprint, summarize
 from gsm8k_rl.task.datasets import gsm8k_format
@@ -94,15 +92,11 @@ def read_samples(path: Path) -> dict[int, dict]:
     """Samples already written, by index. A half-written last line (a killed run) is cut off, with a warning."""
     if not path.exists():
         return {}
-    raw = _cut_torn_line(path)
     samples: dict[int, dict] = {}
-    for lineno, line in enumerate(raw.decode("utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for lineno, row in read_jsonl(path, cut_torn=True, hint="remove the line or use a new --out"):
         try:
-            row = json.loads(line)
             index = int(row["index"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise UserError(f"{path}:{lineno}: not a sample line ({exc}); remove the line or use a new --out") from exc
         if index in samples:
             raise UserError(f"{path}:{lineno}: index {index} appears twice; remove one of the lines or use a new --out")
@@ -136,27 +130,6 @@ def check_settings(out: Path, settings: dict[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     # whole or absent: a torn header would make every restart refuse the folder as "unreadable"
     write_atomic(header, json.dumps({"settings": settings, "settings_hash": digest}, indent=2) + "\n")
-
-
-def package_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {"python": platform.python_version(), "gsm8k_rl": __version__}
-    for pkg in ("torch", "transformers", "vllm", "verl", "math-verify"):
-        try:
-            versions[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            versions[pkg] = None
-    return versions
-
-
-def hardware() -> dict[str, Any]:
-    import torch
-
-    info: dict[str, Any] = {"platform": platform.platform(), "cpu_count": os.cpu_count()}
-    if torch.cuda.is_available():
-        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    else:
-        info["gpus"] = []
-    return info
 
 
 # ---------------------------------------------------------------- the evaluation
@@ -319,23 +292,11 @@ def evaluate(
     return metrics
 
 
-def _cut_torn_line(path: Path) -> bytes:
-    """The file's bytes up to its last newline; a half-written last line (a killed run) is cut off the file."""
-    raw = path.read_bytes()
-    if raw and not raw.endswith(b"\n"):
-        cut = raw.rfind(b"\n") + 1
-        log.warning("%s: dropping a half-written last line (%d bytes) left by an interrupted run", path, len(raw) - cut)
-        with path.open("r+b") as f:
-            f.truncate(cut)
-        raw = raw[:cut]
-    return raw
-
-
 def read_batches(path: Path) -> list[dict]:
     """The batch timing log; a half-written last line (a killed run) is cut off, as in read_samples."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in _cut_torn_line(path).decode().splitlines() if line.strip()]
+    return [record for _, record in read_jsonl(path, cut_torn=True, hint="remove the line or use a new --out")]
 
 
 def _generate_batch(
@@ -400,9 +361,7 @@ def _rescore_stale(out: Path, samples: dict[int, dict]) -> None:
         "%s: %d samples were scored by other scoring code; rescored them (%d changed) and rewrote %s",
         out, len(stale), changed, SAMPLES,
     )
-    tmp = out / (SAMPLES + ".tmp")
-    tmp.write_text("".join(json.dumps(samples[i], ensure_ascii=False) + "\n" for i in sorted(samples)), encoding="utf-8")
-    tmp.replace(out / SAMPLES)
+    write_atomic(out / SAMPLES, "".join(json.dumps(samples[i], ensure_ascii=False) + "\n" for i in sorted(samples)))
 
 
 # ---------------------------------------------------------------- CLI

@@ -60,11 +60,9 @@ def checkpoint_dir(run: RunDir, step: int | None) -> Path:
 
 def run_base_model(run: RunDir) -> str:
     """The model the run started from, as its resolved config names it."""
-    import yaml
-
     if not run.resolved_config.is_file():
         raise UserError(f"{run.resolved_config} not found, so the base model is unknown; pass --base-model")
-    model = ((yaml.safe_load(run.resolved_config.read_text()) or {}).get("actor_rollout_ref") or {}).get("model") or {}
+    model = (run.config().get("actor_rollout_ref") or {}).get("model") or {}
     if not model.get("path"):
         raise UserError(f"{run.resolved_config} has no actor_rollout_ref.model.path; pass --base-model")
     return str(model["path"])

@@ -12,17 +12,15 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import os
-import platform
 import shlex
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gsm8k_rl import UserError, __version__, write_atomic
+from gsm8k_rl import UserError, __version__
+from gsm8k_rl.common.environment import environment_summary
+from gsm8k_rl.common.files import read_jsonl, read_yaml, write_atomic
 
 if TYPE_CHECKING:
-    from gsm8k_rl.launch.layout import Hardware
     from gsm8k_rl.launch.plan import Launch
 
 log = logging.getLogger(__name__)
@@ -49,6 +47,10 @@ class RunDir:
     hydra = property(lambda self: self.root / "hydra")
     smoke = property(lambda self: self.root / "smoke")
     export = property(lambda self: self.root / "export")
+
+    def config(self) -> dict[str, Any]:
+        """resolved_config.yaml as plain dicts ({} when there is none yet)."""
+        return read_yaml(self.resolved_config) if self.resolved_config.is_file() else {}
 
 
 def default_run_dir(cfg: Any) -> Path:
@@ -92,19 +94,6 @@ def write_run_files(launch: Launch, allow_config_change: bool = False) -> None:
     run.env_summary.write_text(environment_summary(launch.hardware))
 
 
-def environment_summary(hw: Hardware | None) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    lines = [f"python {platform.python_version()} ({sys.executable})", f"platform {platform.platform()}",
-             f"cpus {os.cpu_count()}", f"gpus {dataclasses.asdict(hw) if hw else 'none'}"]
-    for pkg in ("gsm8k-rl", "verl", "torch", "transformers", "vllm", "ray", "flash-attn", "TransferQueue"):
-        try:
-            lines.append(f"{pkg} {version(pkg)}")
-        except PackageNotFoundError:
-            lines.append(f"{pkg} not installed")
-    return "\n".join(lines) + "\n"
-
-
 def merge_metrics(run: RunDir) -> int:
     """Rebuild RUN/metrics.jsonl from every attempt's VERL log (VERL opens its file with "wb").
 
@@ -113,17 +102,8 @@ def merge_metrics(run: RunDir) -> int:
     """
     by_step: dict[int, dict] = {}
     for path in sorted(run.logs.glob("metrics.*.jsonl")):
-        lines = path.read_text().splitlines()
-        for i, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                if i == len(lines):  # a launch killed mid-write leaves its last line torn: that step re-runs
-                    log.warning("%s: last line %d is incomplete (interrupted launch); ignored", path, i)
-                    continue
-                raise UserError(f"{path}:{i} is not a JSON line ({exc}); the file is damaged") from exc
+        # a launch killed mid-write leaves its last line torn: dropped, and that step re-runs
+        for _, rec in read_jsonl(path):
             by_step.setdefault(int(rec["step"]), {}).update(rec["data"])
     write_atomic(run.metrics, "".join(json.dumps({"step": s, "data": d}) + "\n" for s, d in sorted(by_step.items())))
     return len(by_step)
@@ -137,8 +117,7 @@ def logged_steps(run: RunDir) -> dict[int, dict]:
     """{step: metrics} of RUN/metrics.jsonl (merge_metrics writes it)."""
     if not run.metrics.exists():
         return {}
-    recs = (json.loads(line) for line in run.metrics.read_text().splitlines() if line.strip())
-    return {int(r["step"]): r["data"] for r in recs}
+    return {int(r["step"]): r["data"] for _, r in read_jsonl(run.metrics)}
 
 
 def file_logged(loggers: Any) -> bool:

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from gsm8k_rl import UserError
+from gsm8k_rl.common.files import read_jsonl
+from gsm8k_rl.launch.run_dir import RunDir
 from gsm8k_rl.report.format import fmt
 
 log = logging.getLogger(__name__)
@@ -68,19 +70,16 @@ def read_metrics_jsonl(path: Path) -> dict[str, list[tuple[int, float]]]:
     A step logged twice (a restarted run) keeps its last value. Non-numeric values are skipped.
     """
     by_metric: dict[str, dict[int, float]] = {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
+    expected = 'expected {"step": N, "data": {...}}'
+    for lineno, row in read_jsonl(path, hint=expected):
+        try:
+            step, data = int(row["step"]), row["data"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserError(f"{path}:{lineno}: not a VERL file-logger line ({exc}); {expected}") from exc
+        for key, value in data.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 continue
-            try:
-                row = json.loads(line)
-                step, data = int(row["step"]), row["data"]
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise UserError(f"{path}:{lineno}: not a VERL file-logger line ({exc}); expected {{\"step\": N, \"data\": {{...}}}}") from exc
-            for key, value in data.items():
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                    continue
-                by_metric.setdefault(key, {})[step] = float(value)
+            by_metric.setdefault(key, {})[step] = float(value)
     return {k: sorted(v.items()) for k, v in by_metric.items()}
 
 
@@ -91,18 +90,15 @@ def load_run(path: str | Path | None) -> RunData:
     if not path.is_dir():
         log.warning("run folder %s does not exist", path)
         return RunData(path, problem=f"{path} does not exist")
-    run = RunData(path)
-    if (path / "metrics.jsonl").is_file():
-        run.series = read_metrics_jsonl(path / "metrics.jsonl")
-    if (path / "run_info.json").is_file():
+    run, files = RunData(path), RunDir(path)
+    if files.metrics.is_file():
+        run.series = read_metrics_jsonl(files.metrics)
+    if files.run_info.is_file():
         try:
-            run.info = json.loads((path / "run_info.json").read_text())
+            run.info = json.loads(files.run_info.read_text())
         except json.JSONDecodeError as exc:
-            raise UserError(f"{path / 'run_info.json'} is not valid JSON ({exc})") from exc
-    if (path / "resolved_config.yaml").is_file():
-        import yaml
-
-        run.config = yaml.safe_load((path / "resolved_config.yaml").read_text()) or {}
+            raise UserError(f"{path / files.run_info.name} is not valid JSON ({exc})") from exc
+    run.config = files.config()
     if not run.found:
         run.problem = f"{path} has no metrics.jsonl, run_info.json or resolved_config.yaml"
     return run

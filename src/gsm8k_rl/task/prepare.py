@@ -22,7 +22,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from gsm8k_rl import UserError, write_atomic
+from gsm8k_rl import UserError
+from gsm8k_rl.common.files import write_atomic
 from gsm8k_rl.task import paper_data
 from gsm8k_rl.task.datasets import DATASETS, SPLITS, preparable
 from gsm8k_rl.task.gsm8k import gold_number, load_gsm8k_split

@@ -58,13 +58,9 @@ def record(role: str, data: Any) -> None:
 
 def read(path: Path) -> list[dict]:
     """The records, a torn last line (a killed run) dropped."""
-    out = []
-    for line in Path(path).read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
+    from gsm8k_rl.common.files import read_jsonl
+
+    return [record for _, record in read_jsonl(path)]
 
 
 def summarise(path: Path, rank: int = 0) -> list[dict]:

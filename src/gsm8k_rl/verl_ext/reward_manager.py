@@ -29,6 +29,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from gsm8k_rl.common.generation import stop_token_ids
 from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
 
 OPTION = "reward.reward_kwargs.truncated_reward"
@@ -90,26 +91,6 @@ def is_truncated(response_ids: Sequence[int], max_length: int, stop_ids: set[int
     return len(response_ids) >= max_length and (not response_ids or int(response_ids[-1]) not in stop_ids)
 
 
-def stop_token_ids(model_path: str, tokenizer: Any) -> set[int]:
-    """The ids a rollout stops on: EOS of the model's generation config and config, and the tokenizer's
-    (as the local backend's rollout and vLLM take them; Qwen3: <|im_end|>, <|endoftext|>)."""
-    from transformers import AutoConfig, GenerationConfig
-
-    ids: set[int] = set()
-    for load in (GenerationConfig.from_pretrained, AutoConfig.from_pretrained):
-        try:
-            eos = getattr(load(model_path), "eos_token_id", None)
-        except (OSError, ValueError):  # no generation_config.json, or a folder transformers cannot read
-            eos = None
-        ids.update([eos] if isinstance(eos, int) else (eos or []))
-    if getattr(tokenizer, "eos_token_id", None) is not None:
-        ids.add(int(tokenizer.eos_token_id))
-    if not ids:
-        raise ValueError(f"{model_path}: no EOS token id in generation_config.json, config.json or the tokenizer; "
-                         "cannot tell a truncated response from a finished one")
-    return {int(i) for i in ids}
-
-
 class TruncationRewardManager(NaiveRewardManager):
     """VERL's naive manager. A truncated response's reward is replaced when the option is set."""
 
@@ -119,7 +100,7 @@ class TruncationRewardManager(NaiveRewardManager):
         # the agent loop cuts every response to rollout.response_length (single_turn_agent_loop.py)
         self.max_response_length = int(config.actor_rollout_ref.rollout.response_length)
         model = config.actor_rollout_ref.model
-        self.stop_ids = stop_token_ids(model.get("path"), tokenizer)
+        self.stop_ids = set(stop_token_ids(model.get("path"), tokenizer))
 
     async def run_single(self, data) -> dict:
         result = await super().run_single(data)

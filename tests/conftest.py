@@ -20,7 +20,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @pytest.fixture(scope="session")
 def load_script():
-    """Import a repo script (tools/, scripts/, benchmarks/) by its path, once: scripts are not package modules."""
+    """Import a repo script (tools/, experiments/) by its path, once: scripts are not package modules."""
 
     def load(relpath: str):
         name = Path(relpath).stem

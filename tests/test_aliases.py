@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
-RECORDED = REPO / "benchmarks" / "results"
+RECORDED = REPO / "experiments" / "results"
 
 
 def test_the_old_replay_buffer_path_loads_the_same_classes():
@@ -54,6 +54,7 @@ def _named_modules(text: str) -> set[str]:
     return set(re.findall(r"gsm8k_rl(?:\.[A-Za-z_]+)+|gsm8k_rl(?:/[A-Za-z_]+)+\.py", text))
 
 
+@pytest.mark.recorded
 def test_every_module_the_recorded_runs_name_still_resolves():
     files = [p for p in RECORDED.rglob("*") if p.name.startswith(("resolved_config", "command")) and p.is_file()]
     if not files:

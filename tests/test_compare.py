@@ -1,7 +1,7 @@
 """`gsm8k-rl compare` on recorded runs; every expected number is recomputed here from the files.
 
 Runs compared:
-- gpu: benchmarks/results/real_model/h200_2026-12-02_ppo50, a REAL 50-step PPO run (SmolLM2-135M,
+- gpu: experiments/results/real_model/h200_2026-12-02_ppo50, a REAL 50-step PPO run (SmolLM2-135M,
   1 x H200) with its base and trained evals on all 1319 GSM8K test problems;
 - twin: tests/data/report_cpu_run (a REAL tiny VERL run on CPU) given, as both its evals, the gpu
   run's base eval. It stands for a second run evaluated on the same problems with the same prompt
@@ -27,7 +27,7 @@ from gsm8k_rl.cli import main
 from gsm8k_rl.report import MISSING
 
 REPO = Path(__file__).resolve().parents[1]
-GPU = REPO / "benchmarks/results/real_model/h200_2026-12-02_ppo50"
+GPU = REPO / "experiments/results/real_model/h200_2026-12-02_ppo50"
 DATA = Path(__file__).parent / "data"
 CPU = DATA / "report_cpu_run"
 
@@ -93,6 +93,7 @@ def compared(tmp_path_factory):
     return out, (out / "compare.md").read_text(), json.loads((out / "compare.json").read_text())
 
 
+@pytest.mark.recorded
 def test_per_run_numbers(compared):
     _, md, js = compared
     assert "|  | gpu | twin | syn | cpu |" in md
@@ -141,6 +142,7 @@ def test_per_run_numbers(compared):
     assert _row(md, "run folder")[1:3] == ["twin", "syn"] and js["runs"][1]["folder"] == "twin"
 
 
+@pytest.mark.recorded
 def test_pairs(compared):
     _, md, js = compared
     pairs = {(p["a"], p["b"]): p for p in js["pairs"]}
@@ -162,6 +164,7 @@ def test_pairs(compared):
     assert "**twin vs cpu, not paired:** cpu has no trained eval" in md
 
 
+@pytest.mark.recorded
 def test_plot_written(compared):
     out, md, _ = compared
     assert "![runs compared](compare.png)" in md
@@ -186,11 +189,12 @@ def test_duplicate_and_bad_names_refused(tmp_path, capsys):
     assert not (tmp_path / "out").exists()  # nothing written for a refused comparison
 
 
+@pytest.mark.recorded
 def test_compare_costs_per_point_and_phases_on_the_real_runs(tmp_path):
     """What each run cost and what it gained, from the committed GPU runs: the Qwen2.5-Coder PPO run
     gained +4.3 points for 240 GPU-seconds of steps (16 steps on one H100); the SmolLM2 run gained
     nothing, and says so instead of dividing by it."""
-    qwen = REPO / "benchmarks/results/real_model/h100_2026-12-07_qwen2.5-coder-1.5b_ppo16"
+    qwen = REPO / "experiments/results/real_model/h100_2026-12-07_qwen2.5-coder-1.5b_ppo16"
     assert main(["compare", str(GPU), str(qwen), "--out", str(tmp_path / "c")]) == 0
     runs = json.loads((tmp_path / "c" / "compare.json").read_text())["runs"]
     smol, q = runs

@@ -24,7 +24,8 @@ def test_package_docstring_examples(name):
     assert result.failed == 0, f"{result.failed} of {result.attempted} docstring examples failed in {name}"
 
 
-@pytest.mark.parametrize("script", ["scripts/build_wheelhouse.py", "benchmarks/eval_throughput.py"])
+@pytest.mark.parametrize("script", ["tools/build_wheelhouse.py",
+                                    pytest.param("experiments/eval_throughput.py", marks=pytest.mark.recorded)])
 def test_script_docstring_examples(script, load_script):
     result = _run(load_script(script))
     assert result.attempted > 0 and result.failed == 0

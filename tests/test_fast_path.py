@@ -1,9 +1,9 @@
 """The fast path (issue 12): torch_varlen attention, fused log-probs, the launcher's choices.
 
 What runs on CPU runs here against the real components: transformers models with the registered
-attention, VERL 0.9.1's own micro-batch code and PPO loss (benchmarks/fast_path_numerics.py), VERL's
+attention, VERL 0.9.1's own micro-batch code and PPO loss (experiments/fast_path_numerics.py), VERL's
 real trainer on the local backend. The CUDA kernels themselves (varlen FlashAttention, liger,
-VERL's Triton kernel) are checked on a GPU by the same script (docs/benchmarks.md, "Step speed").
+VERL's Triton kernel) are checked on a GPU by the same script (experiments/notebook.md, "Step speed").
 """
 
 from __future__ import annotations
@@ -57,11 +57,12 @@ def test_packed_row_equals_the_padded_batch(model_type):
     assert not torch.allclose(one_sequence, want, atol=1e-3)
 
 
+@pytest.mark.recorded
 def test_fused_and_packed_match_the_plain_path_through_verls_code(tmp_path, tiny_qwen3_tok_model_dir, gsm8k_dir,
                                                                   load_script):
     """VERL's fused `torch` backend and packed torch_varlen micro-batches against VERL's unfused
     per-token log-probs on padded SDPA: same log-probs, entropy, PPO loss and gradient (fp32, CPU)."""
-    script = load_script("benchmarks/fast_path_numerics.py")
+    script = load_script("experiments/fast_path_numerics.py")
     report = script.main(["--model", str(tiny_qwen3_tok_model_dir), "--gsm8k", str(gsm8k_dir / "test.jsonl"),
                           "--device", "cpu", "--tokens", "2048", "--reps", "0", "--out", str(tmp_path / "n.json")])
     assert json.loads((tmp_path / "n.json").read_text()) == json.loads(json.dumps(report))
@@ -79,6 +80,7 @@ def test_fused_and_packed_match_the_plain_path_through_verls_code(tmp_path, tiny
     assert stock["grad_norm"] > 0
 
 
+@pytest.mark.recorded
 def test_numerics_script_variant_subset_checkpointing_and_liger(tmp_path, tiny_qwen3_tok_model_dir, gsm8k_dir,
                                                                   load_script):
     """--variants picks the reference (the first named), --gradient-checkpointing recomputes activations
@@ -86,7 +88,7 @@ def test_numerics_script_variant_subset_checkpointing_and_liger(tmp_path, tiny_q
     where liger-kernel cannot load (no Triton on this CPU) its rows say why instead of failing the run."""
     import importlib.util
 
-    script = load_script("benchmarks/fast_path_numerics.py")
+    script = load_script("experiments/fast_path_numerics.py")
     common = ["--model", str(tiny_qwen3_tok_model_dir), "--gsm8k", str(gsm8k_dir / "test.jsonl"),
               "--device", "cpu", "--tokens", "1024", "--reps", "0", "--variants", "packed+fused-torch", "stock"]
     plain = script.main(common + ["--out", str(tmp_path / "a.json")])

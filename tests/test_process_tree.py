@@ -1,4 +1,4 @@
-"""benchmarks/process_tree.sh: after an interrupted job on a shared machine, only that job's
+"""experiments/process_tree.sh: after an interrupted job on a shared machine, only that job's
 leftovers are stopped (`ray stop` would take every job's Ray down)."""
 
 from __future__ import annotations
@@ -7,7 +7,11 @@ import subprocess
 import time
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "process_tree.sh"
+import pytest
+
+pytestmark = pytest.mark.recorded  # checks the lab: experiments/
+
+SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "process_tree.sh"
 
 
 def _alive(pid: int) -> bool:

@@ -220,14 +220,15 @@ def test_train_smoke_two_ppo_steps_on_smollm2(smollm2_dir, tmp_path):
         assert sorted(n for u in updates for n in u["response_lengths"]) == sorted(values["response_lengths"])
 
 
-PAIR = REPO / "benchmarks" / "results" / "real_model" / "h200_2026-12-02_pair"
+PAIR = REPO / "experiments" / "results" / "real_model" / "h200_2026-12-02_pair"
 
 
+@pytest.mark.recorded
 def test_validation_pairs_recompute_the_committed_ppo_vs_sa_ppo_table(smollm2_dir, load_script, tmp_path, capsys):
-    """The numbers docs/real_model/ quotes for PPO vs SA-PPO, recomputed from the committed dumps of
+    """The numbers experiments/real_model/ quotes for PPO vs SA-PPO, recomputed from the committed dumps of
     VERL's validation and the committed evals, with the model's own tokenizer."""
-    script = load_script("benchmarks/real_model/validation_pairs.py")
-    base = REPO / "benchmarks" / "results" / "real_model" / "h200_2026-12-02_ppo50" / "eval" / "base"
+    script = load_script("experiments/real_model/validation_pairs.py")
+    base = REPO / "experiments" / "results" / "real_model" / "h200_2026-12-02_ppo50" / "eval" / "base"
     out = tmp_path / "pairs.json"
     assert script.main(["--base-eval", str(base), "--tokenizer", str(smollm2_dir),
                         f"ppo={PAIR / 'ppo'}:30", f"sa={PAIR / 'sa_ppo'}:30",
@@ -249,6 +250,7 @@ def test_validation_pairs_recompute_the_committed_ppo_vs_sa_ppo_table(smollm2_di
     assert "| sa | 30 | 1.97% (26/1319)" in capsys.readouterr().out
 
 
+@pytest.mark.recorded
 def test_the_committed_pre_emption_resumed_at_the_right_step_and_kept_every_line():
     """The PPO job of the pair was stopped after step 7 (checkpoint at 5) and resumed: the merged
     metrics hold each step once, the resumed launch's 6 and 7, and both launches' files are kept."""
@@ -266,11 +268,12 @@ def test_the_committed_pre_emption_resumed_at_the_right_step_and_kept_every_line
 
 # -- the committed Qwen2.5-Coder-1.5B-Instruct PPO run (1 x H100 80 GB) ---------------------------
 
-QWEN_RUN = REPO / "benchmarks" / "results" / "real_model" / "h100_2026-12-07_qwen2.5-coder-1.5b_ppo16"
+QWEN_RUN = REPO / "experiments" / "results" / "real_model" / "h100_2026-12-07_qwen2.5-coder-1.5b_ppo16"
 
 
+@pytest.mark.recorded
 def test_qwen_ppo_run_headline_recomputed_from_its_files(tmp_path):
-    """The figures docs/real_model/qwen2.5-coder-1.5b.md quotes, recomputed from the committed run:
+    """The figures experiments/real_model/qwen2.5-coder-1.5b.md quotes, recomputed from the committed run:
     base 780/1319 -> PPO 837/1319 after 16 steps, 200 fixed / 143 broken, exact McNemar p < 0.01;
     the same base weights evaluated twice by `gsm8k-rl eval` agree on every verdict; VERL's greedy
     validation of the same weights disagrees with the eval on 17 (base) and 24 (step 16) problems."""
@@ -299,6 +302,7 @@ def test_qwen_ppo_run_headline_recomputed_from_its_files(tmp_path):
     assert "| 1319 | 837 / 827 | 17 / 7 | **24** (1.8%) | +10 |" in text
 
 
+@pytest.mark.recorded
 def test_qwen_ppo_run_trained_at_the_length_its_base_eval_gave():
     """--response-length auto: the committed base eval's answers give 640 tokens (their 99th
     percentile, 580, rounded up to a multiple of 128), and that is what VERL ran with."""

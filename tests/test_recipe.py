@@ -163,10 +163,11 @@ def test_legitimate_added_keys_and_values_compose(override):
 
 
 def test_every_added_key_in_the_docs_composes():
-    """The '+'/'++' overrides README.md and docs/ show pass the added-key check (docs/bad_input.md shows
-    the rejected ones on purpose)."""
+    """The '+'/'++' overrides README.md, docs/ and the lab's pages show pass the added-key check
+    (docs/bad_input.md shows the rejected ones on purpose)."""
     repo = Path(__file__).resolve().parents[1]
-    pages = [repo / "README.md", *sorted((repo / "docs").rglob("*.md"))]
+    lab = [p for p in sorted((repo / "experiments").rglob("*.md")) if "results" not in p.relative_to(repo).parts]
+    pages = [repo / "README.md", *sorted((repo / "docs").rglob("*.md")), *lab]
     found = {m for page in pages if page.name != "bad_input.md"
              for m in re.findall(r"(?<![\w+])\+\+?[a-z_][\w.]*=[^\s`'\"|,)]+", page.read_text())}
     assert len(found) >= 5, found
@@ -226,7 +227,7 @@ def test_indivisible_gpu_count():
         layout_overrides(Hardware(3, 80.0))
 
 
-MEASURED_RUNS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "ppo_gpu"
+MEASURED_RUNS = Path(__file__).resolve().parents[1] / "experiments" / "results" / "ppo_gpu"
 
 
 def _measured_overrides(command: Path) -> dict[str, str]:
@@ -239,6 +240,7 @@ def _measured_overrides(command: Path) -> dict[str, str]:
     return measured
 
 
+@pytest.mark.recorded
 @pytest.mark.parametrize("command, gpu_gb, backend", [
     # 1 x H100 80 GB, local rollout: peak 62.1 GiB (first overrides of the file: the layout that OOMed, then the fix)
     ("command300.sh", 79.65, "local"),
@@ -251,7 +253,7 @@ def _measured_overrides(command: Path) -> dict[str, str]:
 ])
 def test_launcher_layout_is_the_one_measured_to_fit(command, gpu_gb, backend):
     """Issue 5: what the launcher plans for these GPUs is what ran there without running out of
-    memory (docs/benchmarks.md, "PPO at true scale")."""
+    memory (experiments/notebook.md, "PPO at true scale")."""
     measured = _measured_overrides(MEASURED_RUNS / command)
     # VERL offloaded the reference whatever this key said when these runs were made: the launcher now
     # writes that behaviour down explicitly (the project's engine honours the key)
@@ -330,10 +332,11 @@ def test_budget_below_the_longest_sequence_is_reported(prepared_gsm8k, tiny_mode
         _verl_splits(4096, 4608)
 
 
+@pytest.mark.recorded
 def test_fast_layout_on_the_h200_is_the_one_measured():
     """Issue 12: the fast path's layout on 1 x H200 (32K/64K token budgets, the reference on the GPU,
     gradient checkpointing on) is what the measured run used
-    (benchmarks/results/step_speed/h200_2026-12-02_quick_poll/budgets_300/: the launcher's default of
+    (experiments/results/step_speed/h200_2026-12-02_quick_poll/budgets_300/: the launcher's default of
     that day plus the budgets as overrides, which come last in its command.sh and win, as in Hydra)."""
     command = MEASURED_RUNS.parent / "step_speed" / "h200_2026-12-02_quick_poll" / "budgets_300" / "command.sh"
     measured = _measured_overrides(command)

@@ -418,9 +418,10 @@ def test_report_output_is_unchanged(tmp_path, name, inputs, args):
         assert stamp((out / file).read_text()) == stamp((EXPECTED / name / file).read_text()), file
 
 
+@pytest.mark.recorded
 def test_report_names_the_method_of_a_self_aligned_run(tmp_path):
     """A run of --config sa_ppo is reported as SA-PPO, not PPO (the committed GPU run)."""
-    pair = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "real_model" / "h200_2026-12-02_pair"
+    pair = Path(__file__).resolve().parents[1] / "experiments" / "results" / "real_model" / "h200_2026-12-02_pair"
     run = pair / "sa_ppo"
     assert main(["report", "--run", str(run), "--base-eval", str(run / "eval" / "base"),
                  "--trained-eval", str(run / "eval" / "trained"), "--out", str(tmp_path / "r")]) == 0
@@ -430,13 +431,14 @@ def test_report_names_the_method_of_a_self_aligned_run(tmp_path):
     assert "## Base vs SA-PPO (paired, same problems)" in text and "PPO accuracy" not in text.replace("SA-PPO", "")
 
 
+@pytest.mark.recorded
 def test_report_noise_floor_and_step_time_on_a_real_gpu_run(tmp_path):
     """The noise section pairs each eval with VERL's validation of the same weights (the committed
-    SmolLM2 50-step run): its counts are those benchmarks/real_model/validation_pairs.py found for
-    the same files (docs/real_model/: the trained eval and the step-50 validation agree on 1299 of
+    SmolLM2 50-step run): its counts are those experiments/real_model/validation_pairs.py found for
+    the same files (experiments/real_model/: the trained eval and the step-50 validation agree on 1299 of
     1319 verdicts, 504 outputs identical); the step-time table averages the steps without a
     validation or a checkpoint."""
-    run = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "real_model" / "h200_2026-12-02_ppo50"
+    run = Path(__file__).resolve().parents[1] / "experiments" / "results" / "real_model" / "h200_2026-12-02_ppo50"
     assert main(["report", "--run", str(run), "--base-eval", str(run / "eval" / "base"),
                  "--trained-eval", str(run / "eval" / "trained"), "--out", str(tmp_path / "r")]) == 0
     text = (tmp_path / "r" / "report.md").read_text()

@@ -1,4 +1,4 @@
-"""benchmarks/step_speed_summary.py on the recorded H200 runs (stock vs tuned, 300 tokens):
+"""experiments/step_speed_summary.py on the recorded H200 runs (stock vs tuned, 300 tokens):
 the table it prints is what the docs quote, recomputed from the raw metrics."""
 
 from __future__ import annotations
@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.recorded  # checks the lab: experiments/
+
 REPO = Path(__file__).resolve().parents[1]
 
-RUNS = REPO / "benchmarks/results/step_speed/h200_2026-12-02_stock_vs_tuned"
+RUNS = REPO / "experiments/results/step_speed/h200_2026-12-02_stock_vs_tuned"
 
 
 def _steps(run: Path) -> dict[int, dict]:
@@ -39,7 +41,7 @@ def _differ(a: dict, b: dict, folder_a: str, folder_b: str) -> set[str]:
 
 
 def test_table_and_plot_from_the_recorded_runs(load_script, tmp_path):
-    summary = load_script("benchmarks/step_speed_summary.py")
+    summary = load_script("experiments/step_speed_summary.py")
     out, js, png = tmp_path / "t.md", tmp_path / "t.json", tmp_path / "t.png"
     text = summary.main(["--response-length", "300", "--run", f"stock={RUNS / 'stock_300'}",
                          "--run", f"tuned={RUNS / 'tuned_300'}", "--out", str(out), "--json", str(js), "--png", str(png)])
@@ -75,20 +77,20 @@ def test_the_two_runs_differ_only_in_the_kernels_and_layout():
     assert a["tuned"]["ref"]["fsdp_config"]["param_offload"] is False
 
 
-QUICK = REPO / "benchmarks/results/step_speed/h200_2026-12-02_quick_poll"
+QUICK = REPO / "experiments/results/step_speed/h200_2026-12-02_quick_poll"
 
 
 def test_the_quick_poll_tables_are_recomputed_from_the_raw_runs(load_script, tmp_path):
-    """The 300- and 1000-token tables of docs/benchmarks.md ("Token budgets", "1000 tokens") come from
+    """The 300- and 1000-token tables of experiments/notebook.md ("Token budgets", "1000 tokens") come from
     the recorded metrics; the 2026-11-24 plain run has no resolved config, so its checkpointing is read
     from its command.sh (on: no override turned it off)."""
-    summary = load_script("benchmarks/step_speed_summary.py")
+    summary = load_script("experiments/step_speed_summary.py")
     stock = RUNS / "stock_300"
     text = summary.main(["--response-length", "300", "--run", f"stock={stock}", "--run", f"default={QUICK / 'default_300'}",
                          "--run", f"default + 32K/64K budgets={QUICK / 'budgets_300'}", "--out", str(tmp_path / "a.md")])
     assert text == (QUICK / "step_speed_300.md").read_text()
     assert "| **step** | **32.52** | **11.94** | **12.19** |" in text and "| update_actor | 13.76 | 4.02 | 2.67 |" in text
-    plain = REPO / "benchmarks/results/ppo_gpu/h200/vllm_1000"
+    plain = REPO / "experiments/results/ppo_gpu/h200/vllm_1000"
     assert not (plain / "resolved_config.yaml").exists()
     text = summary.main(["--response-length", "1000", "--run", f"plain (2026-11-24)={plain}",
                          "--run", f"default={QUICK / 'default_1000'}", "--out", str(tmp_path / "b.md")])
@@ -109,13 +111,13 @@ def test_the_budget_run_differs_from_the_default_only_in_token_budgets():
     assert cfg["budgets_300"]["critic.forward_max_token_len_per_gpu"] == 65536
 
 
-LIGER = REPO / "benchmarks/results/step_speed/h200_2026-12-02_liger"
+LIGER = REPO / "experiments/results/step_speed/h200_2026-12-02_liger"
 
 
 def test_the_liger_tables_are_recomputed_from_the_raw_runs(load_script, tmp_path):
-    """docs/benchmarks.md ("liger-kernel"): 300 tokens, stock -> 8.78 s with liger (5 steady steps of 6);
+    """experiments/notebook.md ("liger-kernel"): 300 tokens, stock -> 8.78 s with liger (5 steady steps of 6);
     1000 tokens with the 32K/64K budgets, without liger: 25.42 s."""
-    summary = load_script("benchmarks/step_speed_summary.py")
+    summary = load_script("experiments/step_speed_summary.py")
     text = summary.main(["--response-length", "300", "--run", f"stock={RUNS / 'stock_300'}",
                          "--run", f"default, 8K budgets={QUICK / 'default_300'}",
                          "--run", f"default, 32K/64K budgets={QUICK / 'budgets_300'}",
@@ -127,7 +129,7 @@ def test_the_liger_tables_are_recomputed_from_the_raw_runs(load_script, tmp_path
     assert sorted(steps) == [1, 2, 3, 4, 5, 6]
     steady = [steps[s]["timing_s/step"] for s in range(2, 7)]
     assert max(steady) < 10 and statistics.mean(steady) == pytest.approx(8.78, abs=0.005)
-    text = summary.main(["--response-length", "1000", "--run", f"plain (2026-11-24)={REPO / 'benchmarks/results/ppo_gpu/h200/vllm_1000'}",
+    text = summary.main(["--response-length", "1000", "--run", f"plain (2026-11-24)={REPO / 'experiments/results/ppo_gpu/h200/vllm_1000'}",
                          "--run", f"default, 8K budgets={QUICK / 'default_1000'}",
                          "--run", f"default, 32K/64K budgets={LIGER / 'default_1000'}", "--out", str(tmp_path / "b.md")])
     assert text == (LIGER / "step_speed_1000.md").read_text()
@@ -150,7 +152,7 @@ def test_the_liger_runs_differ_from_the_earlier_ones_only_in_what_they_measure()
 
 
 def test_the_liger_kernel_check_is_within_the_launchers_tolerance():
-    """benchmarks/fast_path_numerics.py on the H200: liger's kernels on the fast path, against the same
+    """experiments/fast_path_numerics.py on the H200: liger's kernels on the fast path, against the same
     path without them (32K tokens, checkpointing) and against VERL's stock path (8K tokens): within the
     tolerance reproduce_gpu.sh accepts (max |diff| < 0.25, |mean diff| < 0.01), and faster."""
     ckpt = json.loads((LIGER / "kernel_check/liger_32k_ckpt.json").read_text())
@@ -170,7 +172,7 @@ def test_warmup_sets_which_steps_make_the_steady_state(load_script, tmp_path, ca
     """--warmup 2 (what reproduce_gpu.sh passes: liger's Triton kernels compile during steps 1-2 on a
     fresh machine) averages steps 3-6 of the 6-step liger run; the table shows the fastest and slowest
     of them; a run with no step after the warm-up stands in with its last step and says so."""
-    summary = load_script("benchmarks/step_speed_summary.py")
+    summary = load_script("experiments/step_speed_summary.py")
     steps = {s: d["timing_s/step"] for s, d in _steps(LIGER / "liger_300").items()}
     js = tmp_path / "w.json"
     text = summary.main(["--response-length", "300", "--warmup", "2", "--run", f"liger={LIGER / 'liger_300'}",
@@ -187,14 +189,14 @@ def test_warmup_sets_which_steps_make_the_steady_state(load_script, tmp_path, ca
     assert "no step after the 3 warm-up step(s); its last step (3) stands in" in capsys.readouterr().out
 
 
-LIGER_1000 = REPO / "benchmarks/results/step_speed/h200_2026-12-03_liger_1000"
+LIGER_1000 = REPO / "experiments/results/step_speed/h200_2026-12-03_liger_1000"
 
 
 def test_the_1000_token_liger_table_is_recomputed_from_the_raw_runs(load_script, tmp_path):
-    """docs/benchmarks.md ("1000 tokens with liger"): the launcher's default with liger, steps 3-4 of 4
+    """experiments/notebook.md ("1000 tokens with liger"): the launcher's default with liger, steps 3-4 of 4
     (22.60, 22.92 s: both under the 25 s goal), against VERL's stock settings, whose run was stopped after
     step 2 (so step 2 stands in for its steady state)."""
-    summary = load_script("benchmarks/step_speed_summary.py")
+    summary = load_script("experiments/step_speed_summary.py")
     text = summary.main(["--response-length", "1000", "--warmup", "2",
                          "--run", f"stock={LIGER_1000 / 'stock_1000'}", "--run", f"tuned={LIGER_1000 / 'tuned_1000'}",
                          "--out", str(tmp_path / "t.md"), "--json", str(tmp_path / "t.json"), "--png", str(tmp_path / "t.png")])

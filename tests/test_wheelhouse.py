@@ -1,6 +1,6 @@
 """The offline wheelhouse scripts (docs/gpu_stack.md), offline: two small wheels written here, one
 of them split into parts across two batch folders as build_wheelhouse.py does, installed by the
-real scripts/install_wheelhouse.sh with pip --no-index, then checked by check_requirements.py."""
+real tools/install_wheelhouse.sh with pip --no-index, then checked by check_requirements.py."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-INSTALL = ROOT / "scripts" / "install_wheelhouse.sh"
+INSTALL = ROOT / "tools" / "install_wheelhouse.sh"
 
 
 @pytest.fixture
 def builder(load_script):
-    return load_script("scripts/build_wheelhouse.py")
+    return load_script("tools/build_wheelhouse.py")
 
 
 def _wheel(folder: Path, name: str, version: str, requires: list[str], payload: bytes = b"") -> Path:

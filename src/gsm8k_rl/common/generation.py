@@ -117,7 +117,7 @@ class Completion:
 def disable_cudnn_sdpa() -> None:
     """Keep PyTorch's cuDNN attention out of decoding: it rebuilds an execution plan every time the
     context grows by one token, and turning it off made generate() 1.8-2.2x faster on an H100
-    (torch 2.11; docs/benchmarks.md, "Greedy-eval throughput")."""
+    (torch 2.11; experiments/notebook.md, "Greedy-eval throughput")."""
     import torch
 
     torch.backends.cuda.enable_cudnn_sdp(False)

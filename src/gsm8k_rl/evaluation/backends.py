@@ -168,7 +168,7 @@ class VLLMBackend:
 
     def close(self) -> None:
         """Stop vLLM's engine-core process now. Left to interpreter exit after an exception, its
-        shutdown hung until killed (vLLM 0.24.0 on an H200; docs/benchmarks.md)."""
+        shutdown hung until killed (vLLM 0.24.0 on an H200; experiments/notebook.md)."""
         core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
         if core is not None and hasattr(core, "shutdown"):
             core.shutdown()

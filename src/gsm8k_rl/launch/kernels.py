@@ -10,7 +10,7 @@ transformers' own extension points:
   packed micro-batches) or `torch` (VERL's chunked PyTorch code, any model) -> log-probs and
   entropy from the hidden states in chunks, the (tokens x vocabulary) logits never materialised.
   `liger` (liger-kernel) is accepted with --fused liger; liger-kernel 0.8.5 needs NVIDIA's CuTe
-  DSL for it on Hopper, which failed where it was tried (docs/benchmarks.md);
+  DSL for it on Hopper, which failed where it was tried (experiments/notebook.md);
 - packed micro-batches (`use_remove_padding=True`) with attention = `flash_attention_2` when
   flash-attn is installed, else `torch_varlen` (gsm8k_rl.verl_ext.varlen_attention: PyTorch's own
   variable-length FlashAttention kernels), else SDPA on padded batches;
@@ -18,7 +18,7 @@ transformers' own extension points:
   (`actor_rollout_ref.model.use_liger=True`, `critic.model.use_liger=True`: VERL puts them in with
   `_apply_liger_kernel_to_instance(fused_linear_cross_entropy=False)`): the eager fp32 RMSNorm and
   the SiLU-times-up of the model are memory-bound at Qwen3-1.7B's width; on an H200 the kernels cut
-  forward+backward of a 32K-token micro-batch by 32% (docs/benchmarks.md, "liger-kernel").
+  forward+backward of a 32K-token micro-batch by 32% (experiments/notebook.md, "liger-kernel").
 
 The memory-dependent levers (reference kept on the GPU, larger
 forward-pass budgets) are the layout's: layout.layout_overrides(fast=True).
@@ -39,7 +39,7 @@ from gsm8k_rl.launch.ray_env import with_ray_env
 from gsm8k_rl.verl_ext import PLUGIN_MODULE
 
 FUSED_BACKENDS = ("liger", "triton", "torch")
-LIGER_VERSION = "0.8.5"  # measured on the H200 (docs/benchmarks.md); pinned in pyproject's gpu extra
+LIGER_VERSION = "0.8.5"  # measured on the H200 (experiments/notebook.md); pinned in pyproject's gpu extra
 ATTENTIONS = ("flash_attention_2", "torch_varlen", "sdpa")
 
 
@@ -102,7 +102,7 @@ def triton_fits(hidden_size: int | None, remove_padding: bool) -> str | None:
 
     `verl.utils.kernel.kernels.efficient_entropy_forward` asserts hidden_size % 128 == 0
     (SmolLM2-135M: 576 fails, Qwen3-1.7B: 2048 passes), and its forward indexes a packed row: on a
-    padded (batch, seq) input it raised IndexError on the H200 (docs/benchmarks.md, "Step speed").
+    padded (batch, seq) input it raised IndexError on the H200 (experiments/notebook.md, "Step speed").
 
     >>> triton_fits(2048, True) is None, triton_fits(576, True)
     (True, 'hidden size 576 is not a multiple of 128')
@@ -140,7 +140,7 @@ def decide(mode: str, attn: str, backend: str, on_gpu: bool, fused: str = "auto"
     without flash-attn). attn: "auto" or one of ATTENTIONS. fused: "auto" or one of FUSED_BACKENDS.
     hidden_size: the model's, which decides whether VERL's Triton kernel can run (`triton_fits`).
     liger: "auto" (with the fast path, on GPUs, the vllm backend, when liger-kernel and triton import
-    here: the setting measured in docs/benchmarks.md), "on", "off".
+    here: the setting measured in experiments/notebook.md), "on", "off".
     """
     where = f"on {platform.node()}, the machine that planned the run"
     flash = _importable("flash_attn")

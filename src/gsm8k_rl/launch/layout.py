@@ -106,13 +106,13 @@ def model_shape(model_config: Any, name: str = "") -> ModelShape:
 
 # Bytes of Adam moments per parameter for the optimizers VERL can build (`optim.optimizer_impl` +
 # `optim.optimizer`): fp32 m and v; torchao's block-quantized states (measured with
-# benchmarks/optimizer_numerics.py: small tensors such as norms stay fp32, hence a little above 2 and 1).
+# experiments/optimizer_numerics.py: small tensors such as norms stay fp32, hence a little above 2 and 1).
 ADAM_STATE_BYTES = {
     ("torch.optim", "AdamW"): 8.0,
     ("torchao.optim", "AdamW8bit"): 2.1,
     ("torchao.optim", "AdamW4bit"): 1.1,
 }
-LOW_BIT_OPTIMIZERS = {"adamw8bit": "AdamW8bit"}  # gsm8k-rl train --optimizer (4 bits drift: docs/benchmarks.md)
+LOW_BIT_OPTIMIZERS = {"adamw8bit": "AdamW8bit"}  # gsm8k-rl train --optimizer (4 bits drift: experiments/notebook.md)
 
 
 def optim_state_bytes(optim: Any) -> float:
@@ -156,7 +156,7 @@ def estimate_memory_gb(
     the vocabulary, twice for log-softmax, unless `fused` computes them in 512-token chunks) + the
     hidden states kept for the backward pass: one bf16 vector per layer with gradient checkpointing,
     every layer's intermediates without (calibrated on a measured peak).
-    An estimate for sizing; docs/benchmarks.md has measured peaks.
+    An estimate for sizing; experiments/notebook.md has measured peaks.
     """
     gb = 1024**3
     trained = n_params * (8 + (0 if optimizer_offload else adam_bytes)) / world / gb
@@ -164,7 +164,7 @@ def estimate_memory_gb(
     vllm = vllm_fraction * gpu_memory_gb
     logits = 512 * vocab * 4 * 3 if fused else token_budget * vocab * 4 * 2
     # without checkpointing: ~32 bytes per token per layer per (hidden + MLP width), calibrated on the
-    # H200 run without it (122.8 GiB allocated at 8192 tokens, docs/benchmarks.md "Step speed")
+    # H200 run without it (122.8 GiB allocated at 8192 tokens, experiments/notebook.md "Step speed")
     per_layer = hidden * 2 if checkpointing else 32 * (hidden + intermediate)
     act = (logits + token_budget * per_layer * layers) / gb
     return {"actor": trained, "critic": trained, "ref": ref, "vllm_reserved": vllm, "activations": act,
@@ -194,7 +194,7 @@ def memory_estimate(model_config: Any, cfg: Any, gpu_memory_gb: float) -> dict[s
     )
 
 
-# Host RAM in use during the 1-GPU PPO runs (VERL's perf/cpu_memory_used_gb, docs/benchmarks.md):
+# Host RAM in use during the 1-GPU PPO runs (VERL's perf/cpu_memory_used_gb, experiments/notebook.md):
 # ~49-51 GiB with everything on the GPU, ~85-87 GiB with the Adam states of actor and critic
 # offloaded (Qwen3-1.7B): ~18.5 GiB per offloaded model, i.e. ~11.5 bytes per parameter.
 HOST_BASE_GIB = 50.0

@@ -48,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "running this command, else torch_varlen with the fast path, else sdpa")
     p.add_argument("--fast-path", choices=["auto", "on", "off"], default="auto",
                    help="fused log-probs, packed micro-batches and, on GPUs of >= 120 GB, the reference kept on the GPU "
-                        "(docs/benchmarks.md, 'Step speed'); auto: on whenever the run trains on GPUs; off: VERL's plain path. "
+                        "(experiments/notebook.md, 'Step speed'); auto: on whenever the run trains on GPUs; off: VERL's plain path. "
                         "Unless off, VERL's replay buffer is also polled every 0.1 s instead of 2 s (any device)")
     p.add_argument("--fused", choices=["auto", "liger", "triton", "torch"], default="auto",
                    help="fused log-prob backend with the fast path (VERL's fused_kernel_options.impl_backend); auto: "
@@ -61,7 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimizer", choices=["adamw", "adamw8bit"], default=None,
                    help="Adam for actor and critic: adamw (VERL's fp32 AdamW, the default) or adamw8bit (torchao's "
                         "block-quantized states, a quarter of the memory: on 1 x 80 GB or 2 x 40 GB they stay on the "
-                        "GPU instead of host memory; pip install -e '.[adam8bit]'; numerics in docs/benchmarks.md, "
+                        "GPU instead of host memory; pip install -e '.[adam8bit]'; numerics in experiments/notebook.md, "
                         "'Adam states in 8 bits')")
     p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases")
     p.add_argument("--dry-run", action="store_true", help="validate, write resolved_config.yaml + command.sh, start nothing")

@@ -5,7 +5,7 @@ Why: VERL 0.9.1's v1 trainer times `gen` as the wait for the batch in its replay
 finished responses, then sleeps `poll_interval` (2.0 s, a constructor default that no config key
 reaches) before it checks again (`ReplayBuffer._wait_for_next_poll`). So a rollout that takes 2.1 s
 is seen at 4 s: every `timing_s/gen` measured for this project is a multiple of 2 s plus ~0.1 s
-(2.06, 4.08-4.13, 6.06, 8.09, 10.12, 12.09; docs/benchmarks.md), while vLLM alone generates the
+(2.06, 4.08-4.13, 6.06, 8.09, 10.12, 12.09; experiments/notebook.md), while vLLM alone generates the
 300-token step in 1.67 s. Validation waits the same way.
 
 How: VERL's own extension point, `trainer.v1.sampler.custom_sampler.{path,name}`, loads a subclass of

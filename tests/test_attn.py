@@ -49,7 +49,8 @@ def test_attn_auto_names_the_machine_that_decided(tmp_path, smoke_data, tiny_mod
     # planned for a vLLM run (GPUs), here without flash-attn: PyTorch's varlen kernels are the fallback
     expected = "flash_attention_2" if importlib.util.find_spec("flash_attn") else "torch_varlen"
     assert f"# Actor/critic kernels: attention {expected}, packed micro-batches" in command
-    assert f"(--attn auto: flash-attn is not importable on {platform.node()}, the machine that planned the run" in command
+    where = f"on {platform.node()}, the machine that planned the run"
+    assert f"(--attn auto: flash-attn is not importable {where}" in command
     assert any(platform.node() in r.getMessage() and "attention" in r.getMessage() for r in caplog.records)
 
 
@@ -63,8 +64,8 @@ def test_attn_recorded_in_run_info(tmp_path):
     """launch_training writes run_info.json first; a VERL that exits at once is enough to see it."""
     import sys
 
-    from gsm8k_rl.launch.layout import Hardware
     from gsm8k_rl.launch.compose import compose_config
+    from gsm8k_rl.launch.layout import Hardware
     from gsm8k_rl.launch.plan import Launch
     from gsm8k_rl.launch.run_dir import RunDir
     from gsm8k_rl.launch.supervisor import launch_training

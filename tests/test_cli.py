@@ -32,7 +32,8 @@ def test_unknown_flag_is_an_error(capsys):
 
 
 def test_console_script_entry_point():
-    out = subprocess.run([sys.executable, "-m", "gsm8k_rl.cli", "--version"], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-m", "gsm8k_rl.cli", "--version"], capture_output=True, text=True,
+                         check=True)
     assert out.stdout.startswith("gsm8k-rl ")
 
 

@@ -63,9 +63,11 @@ def _expected_run(folder: Path) -> dict:
         return k.startswith(("val-core/", "val-aux/")) or k == "timing_s/testing"
 
     steps = max(r["step"] for r in rows if not all(map(is_val, r["data"])))
-    times = [r["data"]["timing_s/step"] for r in rows if "timing_s/step" in r["data"] and not any(map(is_val, r["data"]))]
+    times = [r["data"]["timing_s/step"] for r in rows
+             if "timing_s/step" in r["data"] and not any(map(is_val, r["data"]))]
     prompts, n = cfg["data"]["train_batch_size"], cfg["actor_rollout_ref"]["rollout"]["n"]
-    return {"steps": steps, "prompts": prompts, "n": n, "total": steps * prompts * n, "step_time": float(np.mean(times)),
+    return {"steps": steps, "prompts": prompts, "n": n, "total": steps * prompts * n,
+            "step_time": float(np.mean(times)),
             "n_times": len(times)}
 
 
@@ -100,7 +102,8 @@ def test_per_run_numbers(compared):
     base, trained = _samples(GPU / "eval/base"), _samples(GPU / "eval/trained")
     syn_b, syn_t = _samples(DATA / "report_synthetic_eval_base"), _samples(DATA / "report_synthetic_eval_trained")
 
-    acc_base, acc_trained = _row(md, "base greedy accuracy [95% Wilson]"), _row(md, "trained greedy accuracy [95% Wilson]")
+    acc_base = _row(md, "base greedy accuracy [95% Wilson]")
+    acc_trained = _row(md, "trained greedy accuracy [95% Wilson]")
     assert acc_base[0].startswith(_acc_cell(base)) and acc_trained[0].startswith(_acc_cell(trained))
     assert acc_base[1].startswith(_acc_cell(base)) and acc_trained[1].startswith(_acc_cell(base))
     assert acc_base[2].startswith(_acc_cell(syn_b)) and acc_trained[2].startswith(_acc_cell(syn_t))
@@ -132,7 +135,8 @@ def test_per_run_numbers(compared):
         assert r["mean_step_time_s"] == pytest.approx(e["step_time"])
     gpu_cfg = yaml.safe_load((GPU / "resolved_config.yaml").read_text())
     assert _row(md, "algorithm (adv. estimator)")[0] == gpu_cfg["algorithm"]["adv_estimator"]
-    assert _row(md, "KL to reference")[0] == f"in reward {gpu_cfg['algorithm']['kl_ctrl']['kl_coef']} (fixed); no KL loss"
+    kl = gpu_cfg["algorithm"]["kl_ctrl"]["kl_coef"]
+    assert _row(md, "KL to reference")[0] == f"in reward {kl} (fixed); no KL loss"
     assert _row(md, "actor lr")[0] == str(gpu_cfg["actor_rollout_ref"]["actor"]["optim"]["lr"])
 
     g = js["runs"][0]

@@ -80,7 +80,8 @@ def test_prepare_is_all_or_nothing_and_a_rerun_finishes_it(gsm8k_dir, tmp_path):
     (source / "test.jsonl").write_text("".join(lines))
     out.mkdir()
     (out / "test.parquet").write_bytes((gsm8k_dir / "test.jsonl").read_bytes())  # not these rows (not even a parquet)
-    with pytest.raises(UserError, match=r"test\.parquet already exists with other rows \(not described by prepare_info"):
+    with pytest.raises(UserError,
+                       match=r"test\.parquet already exists with other rows \(not described by prepare_info"):
         prepare(out, source=source)
     assert sorted(p.name for p in out.iterdir()) == ["test.parquet"]
     (out / "test.parquet").unlink()
@@ -151,12 +152,13 @@ def test_bad_row_names_file_and_line(tmp_path):
 def test_non_utf8_byte_names_file_and_line(tmp_path, capsys):
     """Issue 29: a byte that is not UTF-8 was a UnicodeDecodeError traceback, also with --skip-invalid."""
     good = json.dumps({"question": "Q?", "answer": "so 3\n#### 3"}).encode()
-    (tmp_path / "test.jsonl").write_bytes(good + b"\n" + b'{"question": "Caf\xe9?", "answer": "#### 4"}\n' + good + b"\n")
+    latin1 = b'{"question": "Caf\xe9?", "answer": "#### 4"}\n'
+    (tmp_path / "test.jsonl").write_bytes(good + b"\n" + latin1 + good + b"\n")
     out = ["--source", str(tmp_path), "--out", str(tmp_path / "o"), "--splits", "test"]
     assert main(["prepare", *out]) == 2
     err = capsys.readouterr().err
-    assert err.strip().splitlines() == [f"gsm8k-rl prepare: error: bad GSM8K row at {tmp_path / 'test.jsonl'}:2: "
-                                        "not UTF-8 text (byte 0xe9 at column 18) (use --skip-invalid to skip such rows)"]
+    assert err.strip().splitlines() == [f"gsm8k-rl prepare: error: bad GSM8K row at {tmp_path / 'test.jsonl'}:2: not "
+                                        "UTF-8 text (byte 0xe9 at column 18) (use --skip-invalid to skip such rows)"]
     assert main(["prepare", *out, "--skip-invalid"]) == 0
     assert pq.read_table(tmp_path / "o" / "test.parquet").num_rows == 2
 

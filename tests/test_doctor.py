@@ -140,9 +140,8 @@ def test_memory_estimate_follows_the_config_and_the_model(qwen3_dir, tmp_path):
     log-probs (no full-vocabulary logits) and gradient checkpointing (off: every layer's activations)."""
     from transformers import AutoConfig
 
-    from gsm8k_rl.launch.layout import memory_estimate
-    from gsm8k_rl.launch.layout import Hardware, layout_overrides
     from gsm8k_rl.launch.compose import compose_config
+    from gsm8k_rl.launch.layout import Hardware, layout_overrides, memory_estimate
 
     model = AutoConfig.from_pretrained(qwen3_dir)
     base = layout_overrides(Hardware(1, 141.0))
@@ -151,7 +150,8 @@ def test_memory_estimate_follows_the_config_and_the_model(qwen3_dir, tmp_path):
         return memory_estimate(model, compose_config("ppo", base + list(extra)), 141.0)
 
     plain, fused = est(), est("actor_rollout_ref.model.use_fused_kernels=true")
-    no_ckpt = est("actor_rollout_ref.model.use_fused_kernels=true", "actor_rollout_ref.model.enable_gradient_checkpointing=false")
+    no_ckpt = est("actor_rollout_ref.model.use_fused_kernels=true",
+                  "actor_rollout_ref.model.enable_gradient_checkpointing=false")
     assert fused["activations"] < plain["activations"] < no_ckpt["activations"]
     assert fused["actor"] == plain["actor"] == no_ckpt["actor"]
     # the H200 run without checkpointing (fused, 8192 tokens) peaked at 122.8 GiB allocated: the

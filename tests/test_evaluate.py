@@ -16,9 +16,9 @@ import pytest
 
 from gsm8k_rl import UserError
 from gsm8k_rl.cli import main
-from gsm8k_rl.evaluation.run import BATCHES, METRICS, SAMPLES, SETTINGS, read_samples
-from gsm8k_rl.evaluation.backends import TransformersBackend
 from gsm8k_rl.common.generation import stop_token_ids
+from gsm8k_rl.evaluation.backends import TransformersBackend
+from gsm8k_rl.evaluation.run import BATCHES, METRICS, SAMPLES, SETTINGS, read_samples
 
 SAMPLE_FIELDS = {
     "index", "question", "gold", "output", "extracted", "score", "rule", "extractor_scores",
@@ -42,8 +42,8 @@ def _lines(path: Path) -> list[dict]:
 
 
 def test_eval_writes_samples_and_metrics(tiny_qwen3_tok_model_dir, gsm8k_dir, qwen3_tokenizer, tmp_path):
-    from gsm8k_rl.task.gsm8k import gold_number, load_gsm8k_split
     from gsm8k_rl.task.extractors import EXTRACTORS
+    from gsm8k_rl.task.gsm8k import gold_number, load_gsm8k_split
     from gsm8k_rl.task.prompt import build_messages, prompt_fingerprint, render
     from gsm8k_rl.task.reward import compute_score, score_details
 
@@ -146,7 +146,8 @@ def test_resume_after_kill(tiny_qwen3_tok_model_dir, gsm8k_dir, tmp_path):
     cmd = [sys.executable, "-m", "gsm8k_rl.cli", "eval", "--model", str(tiny_qwen3_tok_model_dir),
            "--source", str(gsm8k_dir), "--out", str(out), "--backend", "transformers",
            "--limit", "4", "--batch-size", "1", "--max-new-tokens", "64"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
     try:
         deadline = time.time() + 300
         while time.time() < deadline and proc.poll() is None:
@@ -199,7 +200,8 @@ def test_vllm_missing_is_a_user_error(tiny_qwen3_tok_model_dir, gsm8k_dir, tmp_p
     assert rc == 2 and "vLLM" in capsys.readouterr().err
 
 
-def test_missing_scorer_package_fails_before_generating(tiny_qwen3_tok_model_dir, gsm8k_dir, tmp_path, capsys, monkeypatch):
+def test_missing_scorer_package_fails_before_generating(tiny_qwen3_tok_model_dir, gsm8k_dir, tmp_path, capsys,
+                                                        monkeypatch):
     # Seen on the GPU machine: an install without math-verify generated a whole batch with vLLM, then
     # died scoring its first answer. Now the check comes before any model is loaded.
     monkeypatch.setitem(sys.modules, "math_verify", None)  # `import math_verify` raises ImportError
@@ -229,7 +231,8 @@ def test_left_padding_matches_unpadded(tiny_qwen3_tok_model_dir, qwen3_tokenizer
     from gsm8k_rl.task.prompt import build_messages, render
 
     rows = load_gsm8k_split(gsm8k_dir, "test")[:3]
-    prompts = [qwen3_tokenizer(render(qwen3_tokenizer, build_messages(r["question"])), add_special_tokens=False)["input_ids"]
+    prompts = [qwen3_tokenizer(render(qwen3_tokenizer, build_messages(r["question"])),
+                               add_special_tokens=False)["input_ids"]
                for r in rows]
     assert len({len(p) for p in prompts}) > 1  # the batch really is padded
     backend = TransformersBackend(str(tiny_qwen3_tok_model_dir), qwen3_tokenizer, "float32", 6,

@@ -117,7 +117,8 @@ def test_export_keeps_the_base_models_template_and_generation_config(tiny_model_
     # what eval sees: the same rendered prompt ids and the same stop tokens as for the base model
     tok_base, tok_out = AutoTokenizer.from_pretrained(base), AutoTokenizer.from_pretrained(out)
     messages = build_messages("Natalia sold 48 clips in April. How many in May?")
-    assert tok_out(render(tok_out, messages, False))["input_ids"] == tok_base(render(tok_base, messages, False))["input_ids"]
+    ids = [tok(render(tok, messages, False))["input_ids"] for tok in (tok_out, tok_base)]
+    assert ids[0] == ids[1]
     assert stop_token_ids(str(out), tok_out) == stop_token_ids(str(base), tok_base)
     info = json.loads((out / "export_info.json").read_text())
     assert info["base_model"] == str(base) and info["step"] == 2

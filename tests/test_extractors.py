@@ -107,7 +107,8 @@ def test_lm_eval_flexible_takes_the_last_match():
     assert lm_eval_flexible_extract("a 7") == "7"
 
 
-@pytest.mark.parametrize(("name", "text"), [("math_verify", "The answer is $\\boxed{18}$."), ("paper", "It is \\frac{36}{2}")])
+@pytest.mark.parametrize(("name", "text"), [("math_verify", "The answer is $\\boxed{18}$."),
+                                           ("paper", "It is \\frac{36}{2}")])
 def test_math_verify_runs_outside_the_main_thread(name, text):
     """VERL scores in an executor thread, where SIGALRM is unavailable: no raise, same verdict."""
     results = {}

@@ -103,7 +103,7 @@ def test_numerics_script_variant_subset_checkpointing_and_liger(tmp_path, tiny_q
         assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-5), name
     assert plain["variants"]["packed+fused-torch"]["logprob_max_abs_diff"] == 0
     assert plain["variants"]["stock"]["logprob_max_abs_diff"] < 1e-4
-    liger_loads = importlib.util.find_spec("liger_kernel") is not None and importlib.util.find_spec("triton") is not None
+    liger_loads = all(importlib.util.find_spec(m) is not None for m in ("liger_kernel", "triton"))
     for name in ("packed+fused-torch+liger", "stock+liger"):
         row = ckpt["variants"][name]
         if liger_loads:
@@ -143,7 +143,8 @@ def test_auto_decides_from_what_is_installed(monkeypatch, on_gpu, flash, triton,
     ("on", "local", True, False, True, "--liger on"),  # an explicit choice is the user's, installed or not here
 ])
 def test_liger_decision_and_its_reason(monkeypatch, liger, backend, on_gpu, importable, want, why):
-    monkeypatch.setattr(fast_path, "_importable", lambda name: importable if name == "liger_kernel" else name == "triton")
+    monkeypatch.setattr(fast_path, "_importable",
+                        lambda name: importable if name == "liger_kernel" else name == "triton")
     monkeypatch.setattr(fast_path, "_varlen_available", lambda: True)
     k = fast_path.decide("auto", "auto", backend, on_gpu=on_gpu, hidden_size=2048, liger=liger)
     assert k.liger is want and why in k.source
@@ -193,7 +194,8 @@ def test_triton_refused_for_a_model_its_kernel_cannot_run():
 
     with pytest.raises(UserError, match="hidden size 576 is not a multiple of 128"):
         fast_path.decide("auto", "torch_varlen", "vllm", on_gpu=True, fused="triton", hidden_size=576)
-    assert fast_path.decide("auto", "torch_varlen", "vllm", on_gpu=True, fused="triton", hidden_size=2048).fused == "triton"
+    assert fast_path.decide("auto", "torch_varlen", "vllm", on_gpu=True, fused="triton",
+                            hidden_size=2048).fused == "triton"
 
 
 def test_hidden_size_read_from_the_model_folder(tiny_model_dir, smollm2_dir):
@@ -254,8 +256,8 @@ def test_two_ppo_steps_on_the_fast_path_through_verls_trainer(tmp_path):
     assert main(["export", "--run-dir", str(run)]) == 0
     exported = run / "export" / "global_step_2"
     cfg = json.loads((exported / "config.json").read_text())
-    from gsm8k_rl.launch.run_dir import RunDir
     from gsm8k_rl.launch.export import base_model_dir, run_base_model
+    from gsm8k_rl.launch.run_dir import RunDir
 
     base_cfg = json.loads((base_model_dir(run_base_model(RunDir(run))) / "config.json").read_text())
     assert cfg.get("attn_implementation") == base_cfg.get("attn_implementation")

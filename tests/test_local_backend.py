@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 
 from gsm8k_rl import UserError
-from gsm8k_rl.verl_ext import VERL_VERSION, check_verl_version
 from gsm8k_rl.launch.local_backend import launch_spec
-
+from gsm8k_rl.verl_ext import VERL_VERSION, check_verl_version
 
 
 def _verl_config_dir() -> str:
@@ -525,6 +524,7 @@ def test_main_ppo_trains_checkpoints_resumes_and_exports(tmp_path, tiny_model_di
     out = model.generate(**ids, max_new_tokens=5, do_sample=False, pad_token_id=tok.pad_token_id)
     assert out.shape[1] > ids["input_ids"].shape[1]
     # three PPO updates moved the weights
-    moved = max((a.float() - b.float()).abs().max().item() for a, b in zip(model.parameters(), base.parameters()))
+    moved = max((a.float() - b.float()).abs().max().item()
+                for a, b in zip(model.parameters(), base.parameters(), strict=True))
     assert moved > 0
     assert torch.isfinite(torch.stack([p.float().abs().max() for p in model.parameters()])).all()

@@ -7,8 +7,8 @@ import importlib.util
 
 import pytest
 
-from gsm8k_rl.launch.layout import Hardware, adam_state_bytes, layout_overrides, optimizer_overrides
 from gsm8k_rl.launch.compose import compose_config
+from gsm8k_rl.launch.layout import Hardware, adam_state_bytes, layout_overrides, optimizer_overrides
 
 needs_torchao = pytest.mark.skipif(importlib.util.find_spec("torchao") is None,
                                    reason="torchao not installed (pip install -e '.[adam8bit]'; make setup-test does)")

@@ -18,7 +18,8 @@ from gsm8k_rl.task.paper_data import build
 from gsm8k_rl.task.reward import compute_score
 
 SOURCES = Path(__file__).parent / "data" / "paper_sources"
-PAPER_SYSTEM = "You are a reasoning expert assistant. Given a question, you will use your reasoning skills to solve the problem."
+PAPER_SYSTEM = ("You are a reasoning expert assistant. Given a question, you will use your reasoning skills to solve "
+                "the problem.")
 
 
 def _accounted(summary):
@@ -102,12 +103,14 @@ def test_prepared_mix_loads_in_verl_with_the_paper_prompt(tmp_path, qwen3_tokeni
     from verl.utils.dataset.rl_dataset import RLHFDataset
 
     out = tmp_path / "mix"
-    assert main(["prepare", "--dataset", "paper_mix", "--source", str(SOURCES), "--out", str(out), "--template", "paper"]) == 0
+    assert main(["prepare", "--dataset", "paper_mix", "--source", str(SOURCES), "--out", str(out), "--template",
+                 "paper"]) == 0
     info = json.loads((out / "prepare_info.json").read_text())
     assert info["rows"] == {"train": 11, "test": 2} and info["prompt_template"] == "paper"
     assert info["filter"]["train"]["openr1/train"]["kept"] == 4  # the counts, for the user to read
     cfg = OmegaConf.create({"max_prompt_length": 1024, "truncation": "left", "filter_overlong_prompts": False,
-                            "apply_chat_template_kwargs": {"enable_thinking": True}, "cache_dir": str(tmp_path / "cache")})
+                            "apply_chat_template_kwargs": {"enable_thinking": True},
+                            "cache_dir": str(tmp_path / "cache")})
     for split, n in info["rows"].items():
         rows = pq.read_table(out / f"{split}.parquet").to_pylist()
         ds = RLHFDataset(str(out / f"{split}.parquet"), qwen3_tokenizer, cfg)
@@ -118,7 +121,8 @@ def test_prepared_mix_loads_in_verl_with_the_paper_prompt(tmp_path, qwen3_tokeni
             assert item["reward_model"]["ground_truth"] == row["reward_model"]["ground_truth"]
             assert item["extra_info"]["index"] == i and item["data_source"] == row["data_source"]
             # what `gsm8k-rl doctor` checks: the gold solution earns 1.0 from the training reward
-            assert compute_score(row["data_source"], row["extra_info"]["answer"], row["reward_model"]["ground_truth"]) == 1.0
+            assert compute_score(row["data_source"], row["extra_info"]["answer"],
+                                 row["reward_model"]["ground_truth"]) == 1.0
 
 
 @pytest.mark.parametrize("name, golds", [("gsm_symbolic_p1", ["19", "90"]), ("gsm_symbolic_p2", ["90", "1050"])])
@@ -145,7 +149,8 @@ def test_bad_rows_are_named_or_counted(tmp_path):
         build("math", folder, "train")
     problems, summary = build("math", folder, "train", skip_invalid=True)
     assert len(problems) == 1 and summary["math/train"]["dropped"] == {
-        "invalid row (missing or empty 'solution')": 1, "invalid row (not JSON (Expecting property name enclosed in double quotes))": 1}
+        "invalid row (missing or empty 'solution')": 1,
+        "invalid row (not JSON (Expecting property name enclosed in double quotes))": 1}
 
 
 def test_missing_local_copies_and_the_hub_say_what_to_pass(tmp_path):

@@ -71,8 +71,8 @@ def test_run_prepares_and_evaluates_with_the_configs_prompt():
     trained eval use the prompt the model trained on (the paper presets: its mix and its prompt)."""
     from pathlib import Path
 
-    from gsm8k_rl.pipeline import data_choice, default_data_dir, eval_source
     from gsm8k_rl.launch.compose import compose_config
+    from gsm8k_rl.pipeline import data_choice, default_data_dir, eval_source
 
     assert data_choice(compose_config("ppo")) == ("gsm8k", "plain")
     assert data_choice(compose_config("grpo")) == ("gsm8k", "plain")

@@ -32,7 +32,8 @@ def test_kills_the_jobs_orphans_and_nothing_else(tmp_path):
     try:
         assert _alive(orphan), "the job's leftover should still run before the kill"
         assert str(orphan) in tree.read_text().split()
-        out = subprocess.run(["bash", str(SCRIPT), "kill", str(tree)], capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(["bash", str(SCRIPT), "kill", str(tree)], capture_output=True, text=True,
+                             check=True).stdout
         assert "stopped 1 leftover processes" in out
         for _ in range(50):
             if not _alive(orphan):

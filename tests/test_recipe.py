@@ -86,7 +86,8 @@ def test_paper_configs_match_the_papers_scripts():
         assert a.rollout.temperature == 1.0 and a.rollout.top_p == 1.0 and a.rollout.top_k == -1
         assert c.data.apply_chat_template_kwargs.enable_thinking is True  # the template's default, as the paper
         assert c.trainer.test_freq == 50 and c.trainer.critic_warmup == 0 and c.trainer.total_epochs == 100
-        assert a.actor.clip_ratio_c == 3.0 and a.actor.loss_agg_mode == "token-mean" and a.actor.optim.lr_warmup_steps_ratio == 0
+        assert a.actor.clip_ratio_c == 3.0 and a.actor.loss_agg_mode == "token-mean"
+        assert a.actor.optim.lr_warmup_steps_ratio == 0
         assert a.actor.ppo_micro_batch_size_per_gpu == c.critic.ppo_micro_batch_size_per_gpu == 16
         for model in (a.model, c.critic.model):
             assert model.use_remove_padding and model.enable_gradient_checkpointing
@@ -111,17 +112,22 @@ def test_full_validation_passes(prepared_gsm8k, tiny_model_dir):
 def test_layouts_validate_for_1_2_4_8_gpus(prepared_gsm8k, tiny_model_dir, gpus):
     for name in ("ppo", "grpo"):
         base = compose_config(name)
-        cfg = compose_config(name, _ready(prepared_gsm8k["plain"], tiny_model_dir, layout_overrides(Hardware(gpus, 80.0), base)))
+        layout = layout_overrides(Hardware(gpus, 80.0), base)
+        cfg = compose_config(name, _ready(prepared_gsm8k["plain"], tiny_model_dir, layout))
         validate_config(cfg)
         assert cfg.trainer.n_gpus_per_node == gpus
 
 
 def test_misspelled_key_rejected_readably():
-    with pytest.raises(UserError, match=r"actor_rollout_ref\.actor\.optim\.lrr=1e-6: actor_rollout_ref\.actor\.optim has no "
-                                        r"key 'lrr' in VERL's config or schema; did you mean actor_rollout_ref\.actor\.optim\.lr\?"):
+    with pytest.raises(UserError,
+                       match=r"actor_rollout_ref\.actor\.optim\.lrr=1e-6: actor_rollout_ref\.actor\.optim has no "
+                             r"key 'lrr' in VERL's config or schema; did you mean "
+                             r"actor_rollout_ref\.actor\.optim\.lr\?"):
         compose_config("ppo", ["actor_rollout_ref.actor.optim.lrr=1e-6"])
     # what Hydra alone refuses keeps Hydra's words
-    with pytest.raises(UserError, match=r"(?s)Could not override 'actor_rollout_ref\.model\.override_config\.x'.*'\+key=value' adds"):
+    with pytest.raises(UserError,
+                       match=r"(?s)Could not override 'actor_rollout_ref\.model\.override_config\.x'"
+                             r".*'\+key=value' adds"):
         compose_config("ppo", ["actor_rollout_ref.model.override_config.x=1"])
 
 
@@ -131,14 +137,17 @@ def test_misspelled_key_rejected_readably():
                                  "trainer.total_epochs?"),
     ("+actor_rollout_ref.actor.ppo_epochz=2", "did you mean actor_rollout_ref.actor.ppo_epochs?"),
     # a field of VERL's FSDPEngineConfig dataclass, misspelled under a node the YAML fills
-    ("++actor_rollout_ref.actor.fsdp_config.param_ofload=true", "did you mean actor_rollout_ref.actor.fsdp_config.param_offload?"),
+    ("++actor_rollout_ref.actor.fsdp_config.param_ofload=true",
+     "did you mean actor_rollout_ref.actor.fsdp_config.param_offload?"),
     # issue 29: a wrongly typed value was a ValueError traceback from int() in the launcher
     ("data.train_batch_size=abc", "data.train_batch_size='abc': expected a number (the default is 128)"),
     # VERL's dataclass types the mini-batch as an integer
-    ("actor_rollout_ref.actor.ppo_mini_batch_size=12.5", "actor_rollout_ref.actor.ppo_mini_batch_size=12.5: expected an integer"),
+    ("actor_rollout_ref.actor.ppo_mini_batch_size=12.5",
+     "actor_rollout_ref.actor.ppo_mini_batch_size=12.5: expected an integer"),
     ("actor_rollout_ref.actor.optim.lr=fast", "actor_rollout_ref.actor.optim.lr='fast': expected a number"),
     # a string is true to Python: "no" would have turned the dynamic batch on
-    ("actor_rollout_ref.actor.use_dynamic_bsz=no", "actor_rollout_ref.actor.use_dynamic_bsz='no': expected true or false"),
+    ("actor_rollout_ref.actor.use_dynamic_bsz=no",
+     "actor_rollout_ref.actor.use_dynamic_bsz='no': expected true or false"),
 ])
 def test_overrides_verl_would_ignore_or_trip_on_are_named(override, message):
     with pytest.raises(UserError, match=re.escape(message)):
@@ -186,9 +195,9 @@ def test_mini_batch_that_does_not_divide_the_batch(prepared_gsm8k, tiny_model_di
 
     cfg = compose_config("ppo", _ready(prepared_gsm8k["plain"], tiny_model_dir, ["data.train_batch_size=100"]))
     problems = check_config(cfg)
-    assert problems == ["data.train_batch_size=100 is not a multiple of actor_rollout_ref.actor.ppo_mini_batch_size=64: "
-                        "VERL would stop at the first update (mini-batches must divide the batch); "
-                        "e.g. actor_rollout_ref.actor.ppo_mini_batch_size=50",
+    assert problems == ["data.train_batch_size=100 is not a multiple of "
+                        "actor_rollout_ref.actor.ppo_mini_batch_size=64: VERL would stop at the first update "
+                        "(mini-batches must divide the batch); e.g. actor_rollout_ref.actor.ppo_mini_batch_size=50",
                         "data.train_batch_size=100 is not a multiple of critic.ppo_mini_batch_size=64: VERL would stop "
                         "at the first update (mini-batches must divide the batch); e.g. critic.ppo_mini_batch_size=50"]
     verl_validate(config=cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))  # passes
@@ -201,7 +210,8 @@ def test_mini_batch_that_does_not_divide_the_batch(prepared_gsm8k, tiny_model_di
 
 def test_invalid_value_rejected_by_verl(prepared_gsm8k, tiny_model_dir):
     # a mini-batch larger than the 128-prompt batch: VERL's own actor validation says so
-    cfg = compose_config("ppo", _ready(prepared_gsm8k["plain"], tiny_model_dir, ["actor_rollout_ref.actor.ppo_mini_batch_size=256"]))
+    cfg = compose_config("ppo", _ready(prepared_gsm8k["plain"], tiny_model_dir,
+                                       ["actor_rollout_ref.actor.ppo_mini_batch_size=256"]))
     with pytest.raises(UserError, match="VERL rejects the config"):
         validate_config(cfg)
 
@@ -284,7 +294,7 @@ LENGTHS = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _base(name: str, label: str):
     return compose_config(name, LENGTHS[label])
 
@@ -322,8 +332,9 @@ def test_every_named_config_on_the_minimum_hardware(prepared_gsm8k, tiny_model_d
 
 def test_budget_below_the_longest_sequence_is_reported(prepared_gsm8k, tiny_model_dir):
     base = compose_config("ppo")
-    cfg = compose_config("ppo", _ready(prepared_gsm8k["plain"], tiny_model_dir, layout_overrides(Hardware(2, 40.0), base)
-                                       + ["critic.forward_max_token_len_per_gpu=4096"]))
+    layout = layout_overrides(Hardware(2, 40.0), base)
+    cfg = compose_config("ppo", _ready(prepared_gsm8k["plain"], tiny_model_dir,
+                                       layout + ["critic.forward_max_token_len_per_gpu=4096"]))
     problems = check_config(cfg)
     assert len(problems) == 1
     assert "critic.forward_max_token_len_per_gpu=4096" in problems[0] and ">=4608" in problems[0]
@@ -365,7 +376,8 @@ def test_every_fast_layout_satisfies_verls_rules(prepared_gsm8k, tiny_model_dir,
         base = _base("ppo", label)
         _, extra = fast_path.apply(kernels, {}, [], on_gpu=True)
         cfg = compose_config("ppo", _ready(prepared_gsm8k["plain"], tiny_model_dir,
-                                           layout_overrides(Hardware(gpus, gpu_gb), base, fast=True) + extra + LENGTHS[label]))
+                                           layout_overrides(Hardware(gpus, gpu_gb), base, fast=True)
+                                           + extra + LENGTHS[label]))
         assert check_config(cfg) == [], label
         if label == "spec":
             validate_config(cfg)

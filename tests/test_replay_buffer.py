@@ -8,8 +8,8 @@ import pytest
 
 from gsm8k_rl.cli import build_parser, main
 from gsm8k_rl.launch.compose import compose_config
-from gsm8k_rl.launch.validate import validate_config
 from gsm8k_rl.launch.plan import QUICK_POLL_S, plan, replay_buffer_overrides
+from gsm8k_rl.launch.validate import validate_config
 
 
 @pytest.fixture(scope="module")

@@ -98,7 +98,8 @@ def test_report_synthetic_run_and_evals(tmp_path):
             assert (f"| `{key}` | {MISSING} |" in md) == (key not in present)
     # extractors side by side, headline first
     m = json.loads((SYN_BASE / "metrics.json").read_text())
-    assert "| eval | ours | " in md and set(m["extractors"]) >= {"ours", "verl_strict", "lm_eval_flexible", "math_verify"}
+    assert "| eval | ours | " in md
+    assert set(m["extractors"]) >= {"ours", "verl_strict", "lm_eval_flexible", "math_verify"}
     summary = json.loads((out / "report.json").read_text())
     assert summary["paired"]["fixed"] == fixed and summary["paired"]["p_value"] == pytest.approx(p)
 
@@ -149,12 +150,13 @@ def test_report_with_nothing_to_report_is_an_error(tmp_path, capsys):
     out = tmp_path / "report"
     assert main(["report", "--out", str(out)]) == 2
     assert "nothing to report: give --run" in capsys.readouterr().err
-    assert main(["report", "--run", str(tmp_path / "runs" / "ppp"), "--base-eval", str(SYN_BASE), "--out", str(out)]) == 2
-    assert capsys.readouterr().err.strip() == (f"gsm8k-rl report: error: no such folder: --run {tmp_path / 'runs' / 'ppp'} "
-                                               "(leave out what has not been run yet)")
+    assert main(["report", "--run", str(tmp_path / "runs" / "ppp"), "--base-eval", str(SYN_BASE), "--out",
+                 str(out)]) == 2
+    assert capsys.readouterr().err.strip() == ("gsm8k-rl report: error: no such folder: --run "
+                                               f"{tmp_path / 'runs' / 'ppp'} (leave out what has not been run yet)")
     (tmp_path / "empty").mkdir()
     assert main(["report", "--run", str(tmp_path / "empty"), "--out", str(out)]) == 2
-    assert f"nothing to report: no training metrics" in capsys.readouterr().err
+    assert "nothing to report: no training metrics" in capsys.readouterr().err
     assert not out.exists()
 
 
@@ -212,7 +214,8 @@ def test_report_shows_the_truncation_option(tmp_path):
     out = tmp_path / "report"
     assert main(["report", "--run", str(run), "--out", str(out)]) == 0
     md = (out / "report.md").read_text()
-    assert "| reward of a truncated response (reward.reward_kwargs.truncated_reward) | -0.5 (TruncationRewardManager) |" in md
+    assert ("| reward of a truncated response (reward.reward_kwargs.truncated_reward) | "
+            "-0.5 (TruncationRewardManager) |" in md)
     assert "| truncated in validation (`val-aux/openai/gsm8k/truncated/mean@1`), last | 1.0% at step 60 |" in md
 
 
@@ -268,7 +271,8 @@ def test_report_says_what_an_older_eval_does_not_record(tmp_path):
     assert main(["report", "--base-eval", str(SYN_BASE), "--trained-eval", str(old), "--out", str(out)]) == 0
     md = (out / "report.md").read_text()
     assert "**Headline:**" in md  # still paired, with the gap said
-    assert "Caveat: not checked, because not recorded in both evals' files: rendered prompts (chat template + tokenizer)." in md
+    assert ("Caveat: not checked, because not recorded in both evals' files: rendered prompts (chat template + "
+            "tokenizer)." in md)
 
 
 def test_report_bad_metrics_line_names_file_and_line(tmp_path, capsys):
@@ -334,7 +338,8 @@ def _lp_layout(root: Path) -> Path:
     info = json.loads((lp / "run" / "run_info.json").read_text())
     info.update(model=str(lp / "base"), latest_checkpoint=str(lp / "run" / "checkpoints" / "global_step_60"))
     (lp / "run" / "run_info.json").write_text(json.dumps(info))
-    for name, src, model in (("eval_base", SYN_BASE, str(lp / "base")), ("eval_trained", SYN_TRAINED, "/models/elsewhere")):
+    for name, src, model in (("eval_base", SYN_BASE, str(lp / "base")),
+                             ("eval_trained", SYN_TRAINED, "/models/elsewhere")):
         shutil.copytree(src, lp / name)
         m = json.loads((lp / name / "metrics.json").read_text())
         m.update(model=model, source=str(lp / "data"))
@@ -376,7 +381,8 @@ def test_report_names_folders_relative_to_where_it_lies(tmp_path, monkeypatch):
 
     # the same inputs reported from elsewhere: named absolute in the report, by the folder's name in the plot
     titles.clear()
-    assert main(["report", "--run", "lp/run", "--base-eval", "lp/eval_base", "--out", str(tmp_path / "other" / "report")]) == 0
+    assert main(["report", "--run", "lp/run", "--base-eval", "lp/eval_base", "--out",
+                 str(tmp_path / "other" / "report")]) == 0
     md = (tmp_path / "other" / "report" / "report.md").read_text()
     assert f"| run folder | {lp / 'run'} |" in md and f"| {lp / 'eval_base'} |" in md
     assert titles == ["PPO training curves — run"]
@@ -402,7 +408,6 @@ def test_report_output_is_unchanged(tmp_path, name, inputs, args):
     since then the one row the report gained, partial credit, was added to them), except the
     generation time. The fixtures are copied beside the report's folder so that their
     paths are written relative to it, the same on every machine."""
-    import re
     import shutil
 
     for folder in inputs:
@@ -445,5 +450,6 @@ def test_report_noise_floor_and_step_time_on_a_real_gpu_run(tmp_path):
     assert ("| trained weights (step 50): `gsm8k-rl eval` of the export vs VERL's validation at step 50 | 1319 | "
             "21 / 23 | 9 / 11 | **20** (1.5%) | -2 | 504 (38.2%) |") in text
     assert "| base weights: `gsm8k-rl eval` vs VERL's validation at step 0 | 1319 | 23 / 21 |" in text
-    assert "over the 44 logged steps without a validation pass or a checkpoint save (steps 2-49; the first step, 1 (12.8 s), left out" in text
+    assert ("over the 44 logged steps without a validation pass or a checkpoint save (steps 2-49; the first step, 1 "
+            "(12.8 s), left out" in text)
     assert "| **step** | 11.60 |" in text and "`timing_s/save_checkpoint`: 5 times" in text

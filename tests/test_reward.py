@@ -143,7 +143,8 @@ def test_corpus_agrees_with_human_labels(row):
     if row.get("known_miss"):
         assert score != row["label"], f"{row['id']} now agrees with its label: drop known_miss"
     else:
-        assert score == row["label"], f"{row['id']}: {row['note']} -> {score_details(row['output'], row['ground_truth'])}"
+        details = score_details(row["output"], row["ground_truth"])
+        assert score == row["label"], f"{row['id']}: {row['note']} -> {details}"
 
 
 # --------------------------------------------------------------------------- properties

@@ -64,7 +64,8 @@ def _batch(tok, cases) -> DataProto:
     mask = torch.tensor([[1] * len(p) + [1] * len(r) + [0] * (width - len(r)) for _, r, _, _ in cases])
     n = len(cases)
     return DataProto(
-        batch=TensorDict({"prompts": torch.tensor([p] * n), "responses": responses, "attention_mask": mask}, batch_size=n),
+        batch=TensorDict({"prompts": torch.tensor([p] * n), "responses": responses, "attention_mask": mask},
+                         batch_size=n),
         non_tensor_batch={
             "data_source": np.array(["openai/gsm8k"] * n, dtype=object),
             "reward_model": np.array([{"ground_truth": gt} for _, _, gt, _ in cases], dtype=object),
@@ -105,7 +106,7 @@ def test_truncated_responses_get_the_configured_reward(tiny_model_dir, tok, case
     worker = _worker(tiny_model_dir, name, [f"data.max_response_length={limit}", *overrides])
     assert type(worker.reward_manager) is TruncationRewardManager
     out = _score(worker, data)
-    for (label, _, _, truncated), ours, theirs in zip(rows, out, naive):
+    for (label, _, _, truncated), ours, theirs in zip(rows, out, naive, strict=True):
         assert ours["reward_extra_info"]["truncated"] == float(truncated), label
         # correctness stays in `acc` (validation accuracy keeps its meaning); only the reward changes
         assert ours["reward_extra_info"]["acc"] == theirs["reward_extra_info"]["acc"], label
@@ -137,7 +138,8 @@ def test_bad_or_unread_option_is_named(tiny_model_dir):
     ignored = compose_config("ppo", ["+reward.reward_kwargs.truncated_reward=0.0"])
     problems = check_truncation_option(ignored)
     assert len(problems) == 1 and "ignores it" in problems[0] and "--config ppo_truncated" in problems[0]
-    assert check_truncation_option(compose_config("ppo")) == [] == check_truncation_option(compose_config("ppo_truncated"))
+    assert check_truncation_option(compose_config("ppo")) == []
+    assert check_truncation_option(compose_config("ppo_truncated")) == []
 
 
 def test_check_config_reports_the_option(prepared_gsm8k, tiny_model_dir):

@@ -34,8 +34,10 @@ def test_answer_only_prompt_keeps_the_system_turn_and_the_template(qwen3_tokeniz
     from gsm8k_rl.task.prompt import build_messages, chat_template_kwargs
 
     messages = build_messages("Natalia sold clips to 48 of her friends. How many?")
-    full = qwen3_tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **chat_template_kwargs())
-    bare = qwen3_tokenizer.apply_chat_template(answer_only_messages(messages), tokenize=False, add_generation_prompt=True,
+    full = qwen3_tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                               **chat_template_kwargs())
+    bare = qwen3_tokenizer.apply_chat_template(answer_only_messages(messages), tokenize=False,
+                                               add_generation_prompt=True,
                                                **chat_template_kwargs())
     assert "Natalia" in full and "Natalia" not in bare
     assert bare == full.replace(messages[1]["content"], "")  # only the question is gone
@@ -54,7 +56,8 @@ def test_two_steps_of_sa_ppo_through_verls_trainer(tmp_path):
     for d in trained:
         for series in ("r_correct", "r_sa", "reward", "ppl_qa", "ppl_a"):
             assert f"self_aligned/{series}/mean" in d, series
-        assert d["self_aligned/reward/mean"] == pytest.approx(d["self_aligned/r_correct/mean"] + 0.2 * d["self_aligned/r_sa/mean"])
+        reward = d["self_aligned/r_correct/mean"] + 0.2 * d["self_aligned/r_sa/mean"]
+        assert d["self_aligned/reward/mean"] == pytest.approx(reward)
         # what the advantages were computed from: VERL's training score is the combined reward
         assert d["critic/score/mean"] == pytest.approx(d["self_aligned/reward/mean"], abs=1e-6)
         assert -1.0 <= d["self_aligned/r_sa/min"] <= d["self_aligned/r_sa/max"] <= 1.0

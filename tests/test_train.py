@@ -141,7 +141,8 @@ def test_interrupted_launch_is_recorded_and_its_metrics_kept(tmp_path, data_dir,
         "    launch_training(dataclasses.replace(launch, python_module='waiting_trainer', env=env))\n"
         "except KeyboardInterrupt:\n"
         "    sys.exit(130)\n")
-    argv = ["train", "--run-dir", str(run), "--data", str(data_dir), "--model", str(tiny_model_dir), "--backend", "local"]
+    argv = ["train", "--run-dir", str(run), "--data", str(data_dir), "--model", str(tiny_model_dir), "--backend",
+            "local"]
     proc = subprocess.Popen([sys.executable, str(tmp_path / "launcher.py"), json.dumps(argv), str(tmp_path / "mods")],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -215,7 +216,8 @@ def test_logger_paths_reach_verls_actors_on_the_command_line(tmp_path, data_dir,
     """The file logger's per-launch path and the tensorboard folder go to VERL's Ray runtime env as
     command-line overrides (actors on other nodes see only that), not into the saved config."""
     run = tmp_path / "run"
-    assert main(["train", "--dry-run", "--run-dir", str(run), "--data", str(data_dir), "--model", str(tiny_model_dir)]) == 0
+    assert main(["train", "--dry-run", "--run-dir", str(run), "--data", str(data_dir), "--model",
+                 str(tiny_model_dir)]) == 0
     command = (run / "command.sh").read_text()
     assert "++ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH='$metrics'" in command
     assert f"++ray_kwargs.ray_init.runtime_env.env_vars.TENSORBOARD_DIR='{run / 'tensorboard'}'" in command
@@ -237,9 +239,9 @@ def test_without_the_file_logger_checkpoints_are_never_rolled_back(tmp_path, dat
     import dataclasses
 
     from gsm8k_rl.cli import build_parser
+    from gsm8k_rl.launch.plan import plan
     from gsm8k_rl.launch.run_dir import file_logged, write_run_files
     from gsm8k_rl.launch.supervisor import launch_training
-    from gsm8k_rl.launch.plan import plan
 
     run_dir = tmp_path / "run"
     args = build_parser().parse_args(["train", "--run-dir", str(run_dir), "--data", str(data_dir), "--model",
@@ -305,7 +307,8 @@ def test_training_set_smaller_than_one_batch_is_refused(tmp_path, gsm8k_dir, tin
             in capsys.readouterr().err)
     assert main(["doctor", *common]) == 1
     assert "has 10 rows, fewer than data.train_batch_size=128" in capsys.readouterr().out
-    assert main(["train", "--dry-run", *common, "data.train_batch_size=10", "actor_rollout_ref.actor.ppo_mini_batch_size=5"]) == 0
+    assert main(["train", "--dry-run", *common, "data.train_batch_size=10",
+                 "actor_rollout_ref.actor.ppo_mini_batch_size=5"]) == 0
 
 
 def test_memory_is_planned_for_the_model_that_trains(tmp_path, tiny_model_dir, qwen3_dir):

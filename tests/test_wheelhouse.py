@@ -32,11 +32,14 @@ def _wheel(folder: Path, name: str, version: str, requires: list[str], payload: 
             f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
             + "".join(f"Requires-Dist: {r}\n" for r in requires)
         ).encode(),
-        f"{name}-{version}.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{name}-{version}.dist-info/WHEEL":
+            b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
-    record = [f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}"
-              for path, data in files.items()]
-    files[f"{name}-{version}.dist-info/RECORD"] = ("\n".join(record + [f"{name}-{version}.dist-info/RECORD,,"]) + "\n").encode()
+    digest = {path: base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+              for path, data in files.items()}
+    record = [f"{path},sha256={digest[path]},{len(data)}" for path, data in files.items()]
+    lines = record + [f"{name}-{version}.dist-info/RECORD,,"]
+    files[f"{name}-{version}.dist-info/RECORD"] = ("\n".join(lines) + "\n").encode()
     path = folder / f"{name}-{version}-py3-none-any.whl"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
         for arc, data in files.items():
@@ -81,7 +84,8 @@ def test_parts_are_joined_installed_and_requirements_checked(wheelhouse, tmp_pat
     assert r.returncode == 0, r.stderr + r.stdout
     assert "wheelhouse complete: 2 wheels" in r.stderr
     assert "2 wheels checked: 0 unmet requirement(s)" in r.stdout
-    out = subprocess.run([sys.executable, "-c", "import gsmtest_alpha, gsmtest_beta; print(gsmtest_alpha.VALUE, gsmtest_beta.VALUE)"],
+    out = subprocess.run([sys.executable, "-c", "import gsmtest_alpha, gsmtest_beta; print(gsmtest_alpha.VALUE, "
+                                                "gsmtest_beta.VALUE)"],
                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(target)}, check=True)
     assert out.stdout.split() == ["1.0", "2.1"]
 
@@ -89,7 +93,8 @@ def test_parts_are_joined_installed_and_requirements_checked(wheelhouse, tmp_pat
 def test_missing_batch_is_named(wheelhouse, tmp_path):
     r = _install(wheelhouse / "batch-01", tmp_path / "site")  # batch-02 never copied
     assert r.returncode != 0
-    assert "missing gsmtest_beta-2.1-py3-none-any.whl.part-001 (part of gsmtest_beta-2.1-py3-none-any.whl; batch [2])" in r.stderr
+    assert ("missing gsmtest_beta-2.1-py3-none-any.whl.part-001 (part of gsmtest_beta-2.1-py3-none-any.whl; batch [2])"
+            in r.stderr)
     assert "sha256" not in r.stderr
     assert not (tmp_path / "site").exists()  # nothing installed from an incomplete set
 
@@ -106,7 +111,8 @@ def test_unmet_requirement_fails_the_check(tmp_path, builder):
     house = tmp_path / "house"
     house.mkdir()
     alpha = _wheel(house, "gsmtest_alpha", "1.0", ["gsmtest_beta>=2"])
-    manifest = {"wheels": [{"name": "gsmtest_alpha", "version": "1.0", "file": alpha.name, "bytes": alpha.stat().st_size,
+    manifest = {"wheels": [{"name": "gsmtest_alpha", "version": "1.0", "file": alpha.name,
+                            "bytes": alpha.stat().st_size,
                             "sha256": builder.sha256(alpha), "extras": [], "parts": []}],
                 "excluded": {}, "total_bytes": alpha.stat().st_size, "batches": []}
     (house / "MANIFEST.json").write_text(json.dumps(manifest))

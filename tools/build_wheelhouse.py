@@ -29,7 +29,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -374,10 +373,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="never ship these nor their own dependencies (the target provides them, or the "
                              "code path that needs them is unused); listed in the manifest")
     parser.add_argument("--python-version", default="3.12.3", help="target CPython, full version (default %(default)s)")
-    parser.add_argument("--python", help="an interpreter of the target's X.Y to resolve with (default: pythonX.Y on PATH)")
+    parser.add_argument("--python", help="an interpreter of the target's X.Y to resolve with (default: pythonX.Y on "
+                                         "PATH)")
     parser.add_argument("--platform", nargs="*", default=DEFAULT_PLATFORMS,
                         help="wheel platform tags the target accepts (default: manylinux up to glibc 2.39, x86_64)")
-    parser.add_argument("--split-mb", type=int, default=0, help="split wheels larger than this many MB (10^6 B) into parts")
+    parser.add_argument("--split-mb", type=int, default=0, help="split wheels larger than this many MB (10^6 B) into "
+                                                                "parts")
     parser.add_argument("--batch-mb", type=float, default=0,
                         help="group files into batch-NN/ folders of at most this many MiB (one transfer each)")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "wheelhouse",

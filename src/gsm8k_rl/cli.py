@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip())
         module.add_arguments(p)
         # SUPPRESS: absent here, it keeps the value given before the command
-        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="print the Python stack on errors")
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="print the Python stack on errors")
         p.set_defaults(_module=module)
     return parser
 

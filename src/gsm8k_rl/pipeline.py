@@ -23,15 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from gsm8k_rl import UserError, model_ref
-from gsm8k_rl.common.files import write_atomic
 from gsm8k_rl.cli import main as cli
+from gsm8k_rl.common.files import write_atomic
+from gsm8k_rl.launch.compose import DEFAULT_CONFIG, compose_config, config_names
+from gsm8k_rl.launch.export import EXPORT_INFO
+from gsm8k_rl.launch.layout import detect_hardware
+from gsm8k_rl.launch.plan import model_path, no_gpu_message, smoke_assets
+from gsm8k_rl.launch.run_dir import RunDir, default_run_dir, file_logged, latest_checkpoint, training_complete
 from gsm8k_rl.task.datasets import DATASETS
 from gsm8k_rl.task.prompt import DEFAULT_TEMPLATE
-from gsm8k_rl.launch.compose import DEFAULT_CONFIG, compose_config, config_names
-from gsm8k_rl.launch.layout import detect_hardware
-from gsm8k_rl.launch.export import EXPORT_INFO
-from gsm8k_rl.launch.run_dir import RunDir, default_run_dir, file_logged, latest_checkpoint, training_complete
-from gsm8k_rl.launch.plan import model_path, no_gpu_message, smoke_assets
 
 log = logging.getLogger(__name__)
 ACCEPTS_OVERRIDES = True
@@ -44,7 +44,8 @@ RESPONSE_LENGTH_MULTIPLE = 128
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", default=None, help="experiment folder (default: runs/<experiment_name>)")
-    p.add_argument("--model", default=None, type=model_ref, help="hub id or local folder (default: the config's, Qwen/Qwen3-1.7B)")
+    p.add_argument("--model", default=None, type=model_ref, help="hub id or local folder (default: the config's, "
+                                                                 "Qwen/Qwen3-1.7B)")
     p.add_argument("--source", default=None, help="local GSM8K folder with train.jsonl/test.jsonl (default: the hub)")
     p.add_argument("--data", default=None,
                    help="where prepared parquet files go / are read (default: data/<prepare.dataset>, "
@@ -56,8 +57,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="vLLM's share of the GPU in the eval stages (lower it when the GPU is shared, "
                         "e.g. with another run's training)")
     p.add_argument("--fast-path", choices=["auto", "on", "off"], default="auto",
-                   help="passed to `gsm8k-rl train` (fused log-probs, packed micro-batches; see `gsm8k-rl train --help`)")
-    p.add_argument("--fused", choices=["auto", "liger", "triton", "torch"], default="auto", help="passed to `gsm8k-rl train`")
+                   help="passed to `gsm8k-rl train` (fused log-probs, packed micro-batches; see `gsm8k-rl train "
+                        "--help`)")
+    p.add_argument("--fused", choices=["auto", "liger", "triton", "torch"], default="auto",
+                   help="passed to `gsm8k-rl train`")
     p.add_argument("--liger", choices=["auto", "on", "off"], default="auto", help="passed to `gsm8k-rl train`")
     p.add_argument("--attn", choices=["auto", "sdpa", "torch_varlen", "flash_attention_2"], default="auto",
                    help="passed to `gsm8k-rl train`")

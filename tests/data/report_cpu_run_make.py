@@ -32,10 +32,10 @@ def main() -> None:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from gsm8k_rl.task.prepare import prepare
-    from gsm8k_rl.launch.local_backend import launch_spec
     from gsm8k_rl.launch.compose import REWARD_FILE
+    from gsm8k_rl.launch.local_backend import launch_spec
     from gsm8k_rl.launch.smoke import SMOKE_DATA, build_tiny_model
+    from gsm8k_rl.task.prepare import prepare
 
     work = Path(tempfile.mkdtemp(prefix="report_cpu_run_"))
     data = work / "data"
@@ -98,7 +98,8 @@ def main() -> None:
     # the checkout's own path would differ on every machine: written relative to the repository root
     text = text.replace(str(Path(__file__).resolve().parents[2]) + "/", "./")
     (OUT / "resolved_config.yaml").write_text(
-        "# Composed from VERL 0.9.1's ppo_trainer.yaml with the overrides report_cpu_run_make.py passed to main_ppo.\n" + text)
+        "# Composed from VERL 0.9.1's ppo_trainer.yaml with the overrides report_cpu_run_make.py passed to "
+        "main_ppo.\n" + text)
     (OUT / "run_info.json").write_text(json.dumps({
         "what": "real VERL main_ppo run on CPU, random toy Qwen3 (report fixture; accuracy meaningless)",
         "model": "toy Qwen3 (gsm8k_rl.launch.smoke.build_tiny_model, random weights)",

@@ -75,8 +75,10 @@ def make_run(rng: random.Random) -> None:
     }, indent=2) + "\n")
     (RUN / "resolved_config.yaml").write_text(
         "# SYNTHETIC: a subset of a resolved VERL config, for the report test\n"
-        "data: {train_batch_size: 128, max_response_length: 4096, apply_chat_template_kwargs: {enable_thinking: false}}\n"
-        "actor_rollout_ref:\n  model: {path: synthetic/Qwen3-1.7B-stand-in}\n  actor: {optim: {lr: 1.0e-6}}\n  rollout: {n: 1}\n"
+        "data: {train_batch_size: 128, max_response_length: 4096, "
+        "apply_chat_template_kwargs: {enable_thinking: false}}\n"
+        "actor_rollout_ref:\n  model: {path: synthetic/Qwen3-1.7B-stand-in}\n  actor: {optim: {lr: 1.0e-6}}\n"
+        "  rollout: {n: 1}\n"
         "critic: {optim: {lr: 2.0e-6}}\n"
         "algorithm: {adv_estimator: gae, use_kl_in_reward: true, kl_ctrl: {kl_coef: 0.001}}\n"
         "reward: {reward_manager: {source: register, name: naive}}\n"
@@ -90,18 +92,20 @@ def _output(rng: random.Random, gold: str, correct: bool) -> tuple[str, str]:
         return f"Step by step, the total comes to {gold}.\n#### {gold}", "stop"
     kind = rng.random()
     if kind < 0.6:
-        return f"Adding everything up gives {int(gold) + rng.randint(1, 9)}.\n#### {int(gold) + rng.randint(1, 9)}", "stop"
+        return (f"Adding everything up gives {int(gold) + rng.randint(1, 9)}.\n"
+                f"#### {int(gold) + rng.randint(1, 9)}"), "stop"
     if kind < 0.8:
         return "Let me think about this carefully. " * 3 + "First we need", "length"  # cut off, no number
     return f"The answer is {int(gold) * 2}.", "stop"
 
 
 def make_evals(rng: random.Random) -> None:
-    from gsm8k_rl.task.gsm8k import gold_number
     from gsm8k_rl.evaluation.metrics import INTERVAL_METHOD, score_output, summarize
+    from gsm8k_rl.task.gsm8k import gold_number
     from gsm8k_rl.task.prompt import DEFAULT_TEMPLATE, DEFAULT_THINKING, PROMPT_VERSION, prompt_fingerprint
 
-    rows = [json.loads(x) for x in (resources.files("gsm8k_rl") / "assets" / "gsm8k_smoke" / "test.jsonl").read_text().splitlines()]
+    smoke = resources.files("gsm8k_rl") / "assets" / "gsm8k_smoke" / "test.jsonl"
+    rows = [json.loads(x) for x in smoke.read_text().splitlines()]
     # Outcome per problem (base right?, trained right?): 14 both right, 7 fixed, 2 broken, 9 both wrong.
     plan = [(True, True)] * 14 + [(False, True)] * 7 + [(True, False)] * 2 + [(False, False)] * 9
     rng.shuffle(plan)
@@ -111,7 +115,7 @@ def make_evals(rng: random.Random) -> None:
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
         samples = []
-        for i, (row, outcome) in enumerate(zip(rows, plan)):
+        for i, (row, outcome) in enumerate(zip(rows, plan, strict=True)):
             gold = gold_number(row["answer"])
             text, finish = _output(rng, gold, outcome[which])
             n_tokens = 4096 if finish == "length" else rng.randint(120, 400)
@@ -123,7 +127,8 @@ def make_evals(rng: random.Random) -> None:
                     "prompt_fingerprint": prompt_fingerprint(DEFAULT_TEMPLATE, DEFAULT_THINKING),
                     "prompts_fingerprint": "synthetic-rendered-prompts", "backend": "synthetic", "dtype": "auto",
                     "thinking": DEFAULT_THINKING, "max_new_tokens": 4096}
-        (folder / "eval_settings.json").write_text(json.dumps({"settings": settings, "settings_hash": "synthetic"}, indent=2) + "\n")
+        (folder / "eval_settings.json").write_text(json.dumps({"settings": settings, "settings_hash": "synthetic"},
+                                                              indent=2) + "\n")
         metrics = {
             **summarize(samples, [{"gen_time_s": 12.5, "output_tokens": sum(s["n_output_tokens"] for s in samples)}]),
             "synthetic": True,
@@ -135,7 +140,8 @@ def make_evals(rng: random.Random) -> None:
             "backend": "synthetic",
             "decoding": {"temperature": 0.0, "greedy": True, "max_new_tokens": 4096, "dtype": "bfloat16"},
             "prompt": {"template": DEFAULT_TEMPLATE, "thinking": DEFAULT_THINKING,
-                       "fingerprint": prompt_fingerprint(DEFAULT_TEMPLATE, DEFAULT_THINKING), "version": PROMPT_VERSION},
+                       "fingerprint": prompt_fingerprint(DEFAULT_TEMPLATE, DEFAULT_THINKING),
+                       "version": PROMPT_VERSION},
             "hardware": {"gpus": ["SYNTHETIC (no hardware)"]},
             "wall_time_s": 20.0,
         }

@@ -50,5 +50,7 @@ def hardware() -> dict[str, Any]:
     """The machine an eval ran on, as metrics.json records it ("hardware"): the GPUs torch sees."""
     import torch
 
-    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    gpus = []
+    if torch.cuda.is_available():
+        gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return {"platform": platform.platform(), "cpu_count": os.cpu_count(), "gpus": gpus}

@@ -178,7 +178,8 @@ def _summarize_sampled(rows: Sequence[dict], batches: Sequence[dict] = ()) -> di
                           "p90": _quantile(lengths, 90), "max": max(lengths)},
         "rules": dict(Counter(str(a.get("rule")) for a in drawn).most_common()),
         "headline_extractor": HEADLINE_EXTRACTOR,
-        "extractors": {name: {"accuracy": sum(a["extractor_scores"][name] for a in drawn) / len(drawn)} for name in names},
+        "extractors": {name: {"accuracy": sum(a["extractor_scores"][name] for a in drawn) / len(drawn)}
+                       for name in names},
         "generation_time_s": gen_time if batches else None,
         "generated_tokens": gen_tokens if batches else None,
         "tokens_per_s": gen_tokens / gen_time if gen_time > 0 else None,

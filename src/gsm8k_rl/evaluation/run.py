@@ -163,8 +163,8 @@ def evaluate(
     from tqdm import tqdm
     from transformers import AutoTokenizer
 
-    from gsm8k_rl.task.gsm8k import load_gsm8k_split
     from gsm8k_rl.task.extractors import check_installed
+    from gsm8k_rl.task.gsm8k import load_gsm8k_split
 
     started = time.time()
     out = Path(out)
@@ -223,7 +223,8 @@ def evaluate(
         if not 0 <= i < len(rows) or s.get("question") != rows[i]["question"]:
             raise UserError(f"{out / SAMPLES}: sample {i} does not match row {i} of the {dataset} {split} split")
     todo = [i for i in selected if i not in done]
-    log.info("%s: %d of %d problems already done, %d to generate", out, len(selected) - len(todo), len(selected), len(todo))
+    log.info("%s: %d of %d problems already done, %d to generate", out, len(selected) - len(todo), len(selected),
+             len(todo))
 
     stops = stop_token_ids(model, tok)
     if todo:
@@ -309,7 +310,7 @@ def _generate_batch(
     answers = engine.generate([prompts[i] for i in batch], first_index=batch[0])
     gen_time = time.time() - t0
     new: dict[int, dict] = {}
-    for i, gens in zip(batch, answers):
+    for i, gens in zip(batch, answers, strict=True):
         gold = gold_number(rows[i]["answer"])
         head = {"index": i, "question": rows[i]["question"], "gold": gold}
         if getattr(engine, "sampling", None) is None and len(gens) == 1:  # greedy: the answer's fields in the row
@@ -368,24 +369,31 @@ def _rescore_stale(out: Path, samples: dict[int, dict]) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, type=model_ref, help="hub id or local HF model folder (base model or exported PPO checkpoint)")
-    p.add_argument("--out", required=True, help="output folder (samples.jsonl, metrics.json); an existing one is resumed")
+    p.add_argument("--model", required=True, type=model_ref, help="hub id or local HF model folder (base model or "
+                                                                  "exported PPO checkpoint)")
+    p.add_argument("--out", required=True, help="output folder (samples.jsonl, metrics.json); an existing one is "
+                                                "resumed")
     p.add_argument("--dataset", choices=DATASETS, default="gsm8k",
-                   help="gsm8k (1319 test), platinum (GSM8K-Platinum, 1209), gsm_symbolic_p1 / gsm_symbolic_p2 (GSM-Symbolic)")
-    p.add_argument("--source", default=None, help="local folder with {split}.jsonl (default: the hub copy of --dataset)")
+                   help="gsm8k (1319 test), platinum (GSM8K-Platinum, 1209), gsm_symbolic_p1 / gsm_symbolic_p2 "
+                        "(GSM-Symbolic)")
+    p.add_argument("--source", default=None, help="local folder with {split}.jsonl (default: the hub copy of "
+                                                  "--dataset)")
     p.add_argument("--split", default="test", help="split file to read (default: test)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N problems")
-    p.add_argument("--backend", choices=BACKENDS, default="auto", help="auto: vllm when CUDA and vLLM are present, else transformers")
+    p.add_argument("--backend", choices=BACKENDS, default="auto", help="auto: vllm when CUDA and vLLM are present, "
+                                                                       "else transformers")
     p.add_argument("--template", choices=sorted(TEMPLATES), default=DEFAULT_TEMPLATE,
                    help="prompt template, system and user turn (as in training)")
     p.add_argument("--thinking", action=argparse.BooleanOptionalAction, default=DEFAULT_THINKING,
                    help="Qwen3 thinking mode (enable_thinking chat-template kwarg; as in training)")
     p.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS,
-                   help=f"generation budget per problem; hitting it counts as truncated (default: {DEFAULT_MAX_NEW_TOKENS})")
+                   help="generation budget per problem; hitting it counts as truncated (default: "
+                        f"{DEFAULT_MAX_NEW_TOKENS})")
     p.add_argument("--batch-size", type=int, default=None,
                    help="problems per generate call and per resume checkpoint (default: all for vllm; "
                         f"transformers: {DEFAULT_HF_BATCH_SIZE['cuda']} on GPU, {DEFAULT_HF_BATCH_SIZE['cpu']} on CPU)")
-    p.add_argument("--dtype", choices=DTYPES, default="auto", help="auto: the checkpoint's (vllm); bfloat16 on GPU / float32 on CPU (transformers)")
+    p.add_argument("--dtype", choices=DTYPES, default="auto", help="auto: the checkpoint's (vllm); bfloat16 on GPU / "
+                                                                   "float32 on CPU (transformers)")
     p.add_argument("--tokenizer", default=None, type=model_ref, help="tokenizer folder/id if not the model's")
     p.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm only")
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm only")

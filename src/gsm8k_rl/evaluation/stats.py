@@ -91,7 +91,7 @@ def paired_counts(a_scores: Sequence[float], b_scores: Sequence[float]) -> Paire
     if len(a_scores) != len(b_scores):
         raise ValueError(f"score lists differ in length: {len(a_scores)} vs {len(b_scores)}")
     counts = [0, 0, 0, 0]
-    for a, b in zip(a_scores, b_scores):
+    for a, b in zip(a_scores, b_scores, strict=True):
         ra, rb = a >= 0.5, b >= 0.5
         counts[(0 if ra else 2) + (0 if rb else 1)] += 1
     # index: 0 both right, 1 a only, 2 b only, 3 both wrong
@@ -130,5 +130,7 @@ def mean_interval(values: Sequence[float], conf: float = 0.95) -> tuple[float, f
     x = np.asarray(values, dtype=float)
     if len(x) < 2:
         raise ValueError("need at least two values")
-    lo, hi = stats.t.interval(conf, len(x) - 1, loc=x.mean(), scale=stats.sem(x)) if x.std() > 0 else (x.mean(), x.mean())
+    if x.std() == 0:
+        return max(0.0, float(x.mean())), min(1.0, float(x.mean()))
+    lo, hi = stats.t.interval(conf, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
     return max(0.0, float(lo)), min(1.0, float(hi))

@@ -56,7 +56,7 @@ def compose_config(name: str = DEFAULT_CONFIG, overrides: list[str] | tuple[str,
         ) from exc
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _defaults(name: str) -> dict:
     """The named config without overrides (`cfg`, and `raw`: plain unresolved containers) and VERL's
     own ppo_trainer.yaml (`verl`): the schema the overrides are checked against."""
@@ -75,7 +75,8 @@ def _defaults(name: str) -> dict:
 # what VERL passes whole to another library or reads with .get() as keyword arguments.
 FREE_FORM = {
     "ray_kwargs.ray_init": "verl/trainer/main_ppo.py run_ppo: ray.init(**ray_init_kwargs), runtime_env included",
-    "reward.reward_kwargs": "verl/experimental/reward_loop: config.reward.get('reward_kwargs', {}) -> the reward manager",
+    "reward.reward_kwargs": "verl/experimental/reward_loop: config.reward.get('reward_kwargs', {}) -> the reward "
+                            "manager",
     "reward.custom_reward_function.reward_kwargs":
         "verl/trainer/ppo/reward.py get_custom_reward_fn: reward_fn_config.get('reward_kwargs', {}) -> compute_score",
 }
@@ -206,7 +207,7 @@ def check_overrides(name: str, overrides: list[str] | tuple[str, ...]) -> list[s
         return []  # compose reports the syntax error with Hydra's own message
     defaults = _defaults(name)
     problems = []
-    for text, o in zip(overrides, parsed):
+    for text, o in zip(overrides, parsed, strict=True):
         key = o.key_or_group
         if o.is_delete() or "/" in key or "@" in key or key.startswith("hydra.") or o.package:
             continue

@@ -17,8 +17,9 @@ import argparse
 import dataclasses
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from gsm8k_rl import UserError, model_ref
 
@@ -37,7 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from gsm8k_rl.launch import train
 
     train.add_arguments(p)
-    p.add_argument("--tokenizer", default=None, type=model_ref, help="tokenizer for the prompt-length check (default: the model's)")
+    p.add_argument("--tokenizer", default=None, type=model_ref, help="tokenizer for the prompt-length check (default: "
+                                                                     "the model's)")
 
 
 def _check_config(args: argparse.Namespace) -> tuple[list[Check], Any]:
@@ -82,7 +84,8 @@ def _check_data(cfg: Any, tokenizer_path: str) -> list[Check]:
         table = pq.read_table(path)
         missing = REQUIRED_COLUMNS - set(table.column_names)
         if missing:
-            checks.append(Check(f"data.{key}", "FAIL", f"{path} lacks columns {sorted(missing)}: re-run `gsm8k-rl prepare`"))
+            checks.append(Check(f"data.{key}", "FAIL", f"{path} lacks columns {sorted(missing)}: re-run `gsm8k-rl "
+                                                       "prepare`"))
             continue
         detail = f"{path}: {table.num_rows} rows, VERL RL schema"
         status = "PASS"
@@ -113,7 +116,8 @@ def _check_reward(cfg: Any) -> Check:
         if not Path(cfg.data[key]).is_file():
             continue
         for row in pq.read_table(cfg.data[key], columns=["data_source", "reward_model", "extra_info"]).to_pylist():
-            s = score(row["data_source"], row["extra_info"]["answer"], row["reward_model"]["ground_truth"], row["extra_info"])
+            s = score(row["data_source"], row["extra_info"]["answer"], row["reward_model"]["ground_truth"],
+                      row["extra_info"])
             total += 1
             paid += s == 1.0
             if s != 1.0 and len(failures) < 3:
@@ -259,7 +263,8 @@ def _check_hardware(launch: Any) -> list[Check]:
         est = memory_estimate(model_config, cfg, mem)
         parts = ", ".join(f"{k} {v:.1f}" for k, v in est.items())
         status = "PASS" if est["peak_estimate"] < 0.95 * mem else "WARN"
-        checks.append(Check("memory", status, f"{n_params / 1e9:.2f}B params; per-GPU GB (estimate, {mem:.0f} GB GPU): {parts}"
+        checks.append(Check("memory", status, f"{n_params / 1e9:.2f}B params; per-GPU GB (estimate, {mem:.0f} GB GPU): "
+                                              f"{parts}"
                             + ("" if status == "PASS" else "; may not fit: add GPUs or lower the token budget")))
         import psutil
 
@@ -276,7 +281,8 @@ def _check_hardware(launch: Any) -> list[Check]:
         status = "PASS" if free > need * 1.2 else "FAIL"
         checks.append(Check("disk", status, f"{free:.0f} GiB free at {cfg.trainer.default_local_dir}; "
                             f"{keep} checkpoints need ~{need:.0f} GiB"
-                            + ("" if status == "PASS" else ": free disk, choose another --run-dir, or lower trainer.max_actor_ckpt_to_keep")))
+                            + ("" if status == "PASS" else ": free disk, choose another --run-dir, or lower "
+                                                           "trainer.max_actor_ckpt_to_keep")))
     return checks
 
 

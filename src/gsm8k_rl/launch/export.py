@@ -49,7 +49,8 @@ def checkpoint_dir(run: RunDir, step: int | None) -> Path:
     if step is None:
         ckpt = latest_checkpoint(run)
         if ckpt is None:
-            raise UserError(f"no checkpoint in {run.checkpoints} (no latest_checkpointed_iteration.txt): has training saved one?")
+            raise UserError(f"no checkpoint in {run.checkpoints} (no latest_checkpointed_iteration.txt): has training "
+                            "saved one?")
     else:
         ckpt = run.checkpoints / f"global_step_{step}"
     if not (ckpt / "actor").is_dir():
@@ -77,7 +78,8 @@ def base_model_dir(model: str) -> Path:
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(model, allow_patterns=["*.json", "*.jinja", "*.txt", "*.model", f"{TEMPLATE_DIR}/*"]))
+        return Path(snapshot_download(model, allow_patterns=["*.json", "*.jinja", "*.txt", "*.model",
+                                                             f"{TEMPLATE_DIR}/*"]))
     except Exception as exc:  # offline without a cached copy, unknown id, ...
         raise UserError(f"base model {model!r} is not a local folder and its files could not be fetched "
                         f"({type(exc).__name__}: {exc}); pass --base-model DIR") from exc
@@ -125,7 +127,8 @@ def keep_base_files(base: Path, target: Path) -> dict[str, str]:
         raise UserError(f"{base}: the base model has no chat template ({TEMPLATE_FILE} or {TOKENIZER_CONFIG} "
                         "chat_template); the exported model could not be prompted as in training")
     if target_cfg != before:  # as transformers writes it
-        (target / TOKENIZER_CONFIG).write_text(json.dumps(target_cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (target / TOKENIZER_CONFIG).write_text(json.dumps(target_cfg, indent=2, ensure_ascii=False) + "\n",
+                                               encoding="utf-8")
     if (target / TEMPLATE_DIR).is_dir():
         shutil.rmtree(target / TEMPLATE_DIR)
     if (base / TEMPLATE_DIR).is_dir():

@@ -64,7 +64,8 @@ class Kernels:
         return self.fused is None or not self.remove_padding
 
     def describe(self) -> str:
-        fused = f"fused log-probs ({self.fused})" if self.fused else "unfused log-probs (VERL's per-token loop without flash-attn)"
+        fused = (f"fused log-probs ({self.fused})" if self.fused
+                 else "unfused log-probs (VERL's per-token loop without flash-attn)")
         pad = "packed micro-batches" if self.remove_padding else "padded micro-batches"
         liger = ", liger-kernel RMSNorm/SwiGLU/RoPE" if self.liger else ""
         return f"attention {self.attn}, {pad}, {fused}{liger}"
@@ -145,7 +146,8 @@ def decide(mode: str, attn: str, backend: str, on_gpu: bool, fused: str = "auto"
     where = f"on {platform.node()}, the machine that planned the run"
     flash = _importable("flash_attn")
     if backend == "local" and attn == "flash_attention_2":
-        raise UserError("--attn flash_attention_2: the local backend trains with SDPA or torch_varlen; use --backend vllm")
+        raise UserError("--attn flash_attention_2: the local backend trains with SDPA or torch_varlen; use --backend "
+                        "vllm")
     fast = mode == "on" or (mode == "auto" and on_gpu)
     notes = []
     if attn == "auto":
@@ -177,7 +179,8 @@ def decide(mode: str, attn: str, backend: str, on_gpu: bool, fused: str = "auto"
     else:
         why_not = triton_fits(hidden_size, attn != "sdpa") if fused == "triton" and hidden_size is not None else None
         if why_not:
-            raise UserError(f"--fused triton: VERL's Triton kernel cannot run this model ({why_not}); use --fused torch")
+            raise UserError(f"--fused triton: VERL's Triton kernel cannot run this model ({why_not}); "
+                            "use --fused torch")
         notes.append(f"--fused {fused}")
     if liger == "auto":
         why_not = _liger_blocker(mode, fast, backend, on_gpu, where)

@@ -15,6 +15,7 @@ from typing import Any
 
 from gsm8k_rl import UserError
 
+
 @dataclasses.dataclass
 class Hardware:
     """What the launcher sizes the run for."""
@@ -189,7 +190,8 @@ def memory_estimate(model_config: Any, cfg: Any, gpu_memory_gb: float) -> dict[s
         arr.rollout.gpu_memory_utilization, tokens, bool(arr.actor.fsdp_config.optimizer_offload),
         with_ref=ref, vocab=shape.vocab, hidden=shape.hidden, layers=shape.layers, intermediate=shape.intermediate,
         fused=bool(OmegaConf.select(cfg, "actor_rollout_ref.model.use_fused_kernels", default=False)),
-        checkpointing=bool(OmegaConf.select(cfg, "actor_rollout_ref.model.enable_gradient_checkpointing", default=True)),
+        checkpointing=bool(OmegaConf.select(cfg, "actor_rollout_ref.model.enable_gradient_checkpointing",
+                                            default=True)),
         adam_bytes=adam_state_bytes(cfg),
     )
 
@@ -210,7 +212,8 @@ def host_ram_needed_gib(n_params: int, cfg: Any) -> float:
     >>> round(host_ram_needed_gib(1_720_574_976, cfg))
     87
     """
-    offloaded = int(bool(cfg.actor_rollout_ref.actor.fsdp_config.optimizer_offload)) + int(bool(cfg.critic.fsdp.optimizer_offload))
+    offloaded = (int(bool(cfg.actor_rollout_ref.actor.fsdp_config.optimizer_offload))
+                 + int(bool(cfg.critic.fsdp.optimizer_offload)))
     return HOST_BASE_GIB + offloaded * n_params * HOST_BYTES_PER_OFFLOADED_PARAM / 2**30
 
 

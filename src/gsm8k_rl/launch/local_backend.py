@@ -43,7 +43,8 @@ def cpu_precision_overrides() -> list[str]:
     to match so the resolved config does not say bfloat16.
 
     >>> cpu_precision_overrides()[:2]
-    ['++actor_rollout_ref.actor.fsdp_config.mixed_precision.param_dtype=fp32', '++actor_rollout_ref.actor.fsdp_config.mixed_precision.reduce_dtype=fp32']
+    ['++actor_rollout_ref.actor.fsdp_config.mixed_precision.param_dtype=fp32',
+     '++actor_rollout_ref.actor.fsdp_config.mixed_precision.reduce_dtype=fp32']
     """
     out: list[str] = []
     for role in ENGINE_CONFIGS:

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from gsm8k_rl import UserError
+from gsm8k_rl.launch.compose import REWARD_FILE, compose_config
 from gsm8k_rl.launch.kernels import Kernels, decide, model_config
 from gsm8k_rl.launch.kernels import apply as apply_kernels
-from gsm8k_rl.launch.compose import REWARD_FILE, compose_config
 from gsm8k_rl.launch.layout import (
     QWEN3_1_7B,
     Hardware,
@@ -228,7 +228,8 @@ def _note_optimizer(cfg: Any) -> None:
                         "(pip install %s there)", role, impl, impl.split(".")[0])
 
 
-QUICK_POLL_S = 0.1  # gsm8k_rl.verl_ext.replay_buffer.POLL_INTERVAL_S; that module imports VERL's trainer, this one must not
+# = gsm8k_rl.verl_ext.replay_buffer.POLL_INTERVAL_S; that module imports VERL's trainer, this one must not
+QUICK_POLL_S = 0.1
 
 
 def replay_buffer_overrides(cfg: Any, quick: bool = True, poll_interval: float = QUICK_POLL_S) -> tuple[list[str], str]:
@@ -250,14 +251,16 @@ def replay_buffer_overrides(cfg: Any, quick: bool = True, poll_interval: float =
         return [], vanilla + " (--fast-path off)"
     if sel("trainer.v1.sampler.custom_sampler.path"):
         return [], f"replay buffer: the config's custom_sampler ({sel('trainer.v1.sampler.custom_sampler.name')})"
-    on = [k for k in ("algorithm.filter_groups.enable", "trainer.v1.sampler.sync_refill_failed_groups") if sel(k, False)]
+    on = [k for k in ("algorithm.filter_groups.enable", "trainer.v1.sampler.sync_refill_failed_groups")
+          if sel(k, False)]
     if on:
         return [], vanilla + f" ({' and '.join(on)} is on: VERL passes it to its built-in buffer only)"
     name = "QuickPollReplayBuffer" if sel("trainer.v1.trainer_mode", "sync") == "sync" else "QuickPollReplayBufferAsync"
     return (["trainer.v1.sampler.custom_sampler.path=pkg://gsm8k_rl.verl_ext.replay_buffer",
              f"trainer.v1.sampler.custom_sampler.name={name}",
              f"++trainer.v1.sampler.sampler_kwargs.poll_interval={poll_interval}"],
-            f"replay buffer: VERL's, polled every {poll_interval} s instead of 2 s (gsm8k_rl.verl_ext.replay_buffer.{name})")
+            f"replay buffer: VERL's, polled every {poll_interval} s instead of 2 s "
+            f"(gsm8k_rl.verl_ext.replay_buffer.{name})")
 
 
 def model_path(model: str) -> str:
@@ -266,8 +269,8 @@ def model_path(model: str) -> str:
 
 
 def smoke_assets(run: RunDir, tokenizer: str | None, model: str | None, template: str) -> tuple[Path, str]:
-    from gsm8k_rl.task.prepare import prepare
     from gsm8k_rl.launch.smoke import SMOKE_DATA, build_tiny_model
+    from gsm8k_rl.task.prepare import prepare
 
     data = run.smoke / "data"
     info = data / "prepare_info.json"

@@ -81,7 +81,8 @@ def write_run_files(launch: Launch, allow_config_change: bool = False) -> None:
     logging = " ".join(f'"{o}"' for o in launch.logging_overrides("$metrics"))
     run.command.write_text(
         "#!/usr/bin/env bash\n"
-        f"# Written by gsm8k-rl {__version__} (`gsm8k-rl train`); config {launch.config_name!r}, backend {launch.backend}.\n"
+        f"# Written by gsm8k-rl {__version__} (`gsm8k-rl train`); config {launch.config_name!r}, "
+        f"backend {launch.backend}.\n"
         f"# Actor/critic kernels: {launch.describe_kernels()} ({launch.attn_source}).\n"
         "# Runs VERL with the exact composed config saved beside this file.\n"
         "# Overrides applied on top of the named config, in order:\n"

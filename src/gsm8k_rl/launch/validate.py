@@ -151,7 +151,8 @@ def check_prepared_data(cfg: Any) -> list[str]:
     from gsm8k_rl.task.datasets import DATASETS, preparable
     from gsm8k_rl.task.prompt import PROMPTS
 
-    want, dataset = OmegaConf.select(cfg, "prepare.template", default=None), OmegaConf.select(cfg, "prepare.dataset", default=None)
+    want = OmegaConf.select(cfg, "prepare.template", default=None)
+    dataset = OmegaConf.select(cfg, "prepare.dataset", default=None)
     problems = []
     if want is not None and want not in PROMPTS:
         problems.append(f"prepare.template={want!r} is not a prompt template: {sorted(PROMPTS)}")

@@ -39,10 +39,12 @@ def _name_dir(text: str) -> tuple[str, str]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--run", default=None, help="training run folder (metrics.jsonl, run_info.json, resolved_config.yaml)")
+    p.add_argument("--run", default=None, help="training run folder (metrics.jsonl, run_info.json, "
+                                               "resolved_config.yaml)")
     p.add_argument("--base-eval", default=None, help="eval folder of the base model")
     p.add_argument("--trained-eval", default=None, help="eval folder of the PPO model")
-    p.add_argument("--eval", action="append", default=[], type=_name_dir, metavar="NAME=DIR", help="more eval folders (repeatable)")
+    p.add_argument("--eval", action="append", default=[], type=_name_dir, metavar="NAME=DIR",
+                   help="more eval folders (repeatable)")
     p.add_argument("--out", required=True, help="folder for report.md and the PNG plots")
 
 

@@ -220,7 +220,9 @@ def cost_per_point(e: Entry) -> dict[str, float | None]:
     gain = None
     if e.base.found and e.trained.found:
         gain = 100 * (e.trained.metrics["accuracy"] - e.base.metrics["accuracy"])
-    per = (lambda x: x / gain if x is not None and gain is not None and gain > 0 else None)
+    def per(x: float | None) -> float | None:
+        return x / gain if x is not None and gain is not None and gain > 0 else None
+
     return {"training_tokens": tokens, "gpu_seconds": seconds, "points_gained": gain,
             "tokens_per_point": per(tokens), "gpu_seconds_per_point": per(seconds)}
 
@@ -302,7 +304,9 @@ def _run_rows(entries: list[Entry], where: Any) -> list[tuple[str, ...]]:
 
 def _cost_cells(c: dict[str, float | None]) -> list[str]:
     gain = c["points_gained"]
-    per = (lambda key: "no gain" if gain is not None and gain <= 0 else fmt(c[key], ",.0f"))
+    def per(key: str) -> str:
+        return "no gain" if gain is not None and gain <= 0 else fmt(c[key], ",.0f")
+
     return [fmt(c["training_tokens"], ",.0f"), fmt(c["gpu_seconds"], ",.0f"),
             f"{gain:+.1f}" if gain is not None else MISSING, per("tokens_per_point"), per("gpu_seconds_per_point")]
 
@@ -348,11 +352,11 @@ def _colors(n: int) -> list[str]:
 def _curve_panel(ax: Any, entries: list[Entry], colors: list[str], key: str, title: str, ylabel: str,
                  also: tuple[str, str] | None = None) -> None:
     """One metric of every run on shared axes; `also` = (metric, label) drawn dashed for the runs that log it."""
-    shown = [(e, c) for e, c in zip(entries, colors) if e.run.series.get(key)]
+    shown = [(e, c) for e, c in zip(entries, colors, strict=True) if e.run.series.get(key)]
     if not shown:
         _missing_panel(ax, f"{title} ({key})")
         return
-    for e, c in zip(entries, colors):
+    for e, c in zip(entries, colors, strict=True):
         if e.run.series.get(key):
             _plot_series(ax, e.run.series[key], e.name, c)
             if also and e.run.series.get(also[0]):
@@ -372,7 +376,7 @@ def _validation_panel(ax: Any, entries: list[Entry], colors: list[str]) -> None:
         _missing_panel(ax, title)
         return
     styles = ["-", "--", ":", "-."]
-    for e, c in zip(entries, colors):
+    for e, c in zip(entries, colors, strict=True):
         keys = sorted(k for k in e.run.series if VAL_KEY.match(k))
         if not keys:
             ax.plot([], [], color=c, label=f"{e.name}: {MISSING}")
@@ -390,11 +394,11 @@ def _validation_panel(ax: Any, entries: list[Entry], colors: list[str]) -> None:
 
 def _length_panel(ax: Any, entries: list[Entry], colors: list[str]) -> None:
     title = "Trained eval: output length (CDF)"
-    have = [(e, c) for e, c in zip(entries, colors) if e.trained.samples]
+    have = [(e, c) for e, c in zip(entries, colors, strict=True) if e.trained.samples]
     if not have:
         _missing_panel(ax, title)
         return
-    for e, c in zip(entries, colors):
+    for e, c in zip(entries, colors, strict=True):
         lengths = [s["n_output_tokens"] for s in e.trained.samples.values() if s.get("n_output_tokens") is not None]
         if not lengths:
             ax.plot([], [], color=c, label=f"{e.name}: {MISSING}")
@@ -441,12 +445,13 @@ def run_names(run_dirs: list[str], names: list[str] | None) -> list[str]:
     """--name per run, else each folder's name; duplicates refused (the tables and legends key on them)."""
     if names:
         if len(names) != len(run_dirs):
-            raise UserError(f"{len(names)} --name for {len(run_dirs)} run folders; give one --name per run folder, in order")
+            raise UserError(f"{len(names)} --name for {len(run_dirs)} run folders; give one --name per run folder, in "
+                            "order")
         chosen = list(names)
     else:
         chosen = [Path(os.path.abspath(d)).name for d in run_dirs]
     seen: dict[str, str] = {}
-    for name, d in zip(chosen, run_dirs):
+    for name, d in zip(chosen, run_dirs, strict=True):
         if not name:
             raise UserError(f"run folder {d}: empty name; give --name")
         if name in seen:
@@ -463,7 +468,7 @@ def write_compare(run_dirs: list[str], names: list[str] | None, out: str | Path)
 
     matplotlib.use("Agg")
     chosen = run_names(run_dirs, names)
-    entries = [load_entry(n, d) for n, d in zip(chosen, run_dirs)]
+    entries = [load_entry(n, d) for n, d in zip(chosen, run_dirs, strict=True)]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     root = report_root(out)

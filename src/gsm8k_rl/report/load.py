@@ -269,7 +269,8 @@ def compare(base: EvalData, trained: EvalData) -> tuple[Paired | None, str | Non
     if not idx:
         return None, "no problem was scored by both evals (samples.jsonl missing?)"
     if len(idx) < max(base.metrics["n"], trained.metrics["n"]):
-        caveats.append(f"paired on the {len(idx)} problems both evals scored (base n={base.metrics['n']}, trained n={trained.metrics['n']})")
+        caveats.append(f"paired on the {len(idx)} problems both evals scored (base n={base.metrics['n']}, trained "
+                       f"n={trained.metrics['n']})")
     for i in idx:
         if base.samples[i]["question"] != trained.samples[i]["question"]:
             return None, f"problem {i} differs between the two evals; they were not run on the same data"
@@ -285,7 +286,7 @@ def compare(base: EvalData, trained: EvalData) -> tuple[Paired | None, str | Non
         p_value=mcnemar_exact(c.only_a, c.only_b),
         base_accuracy=(c.both_right + c.only_a) / c.n,
         trained_accuracy=(c.both_right + c.only_b) / c.n,
-        fixed_examples=[i for i, x, y in zip(idx, a, b) if x < 0.5 <= y],
-        broken_examples=[i for i, x, y in zip(idx, a, b) if x >= 0.5 > y],
+        fixed_examples=[i for i, x, y in zip(idx, a, b, strict=True) if x < 0.5 <= y],
+        broken_examples=[i for i, x, y in zip(idx, a, b, strict=True) if x >= 0.5 > y],
         caveats=caveats,
     ), None

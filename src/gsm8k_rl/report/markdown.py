@@ -58,7 +58,8 @@ def truncation_setting(cfg: dict[str, Any]) -> str:
         if value is None:
             return f"its score (truncated_reward null: {TRUNCATION_MANAGER} only counts truncations)"
         return f"{value} ({TRUNCATION_MANAGER})"
-    return f"its score, like any other: correctness only (reward manager {manager.get('source')}:{manager.get('name')}; the spec)"
+    return (f"its score, like any other: correctness only (reward manager {manager.get('source')}:"
+            f"{manager.get('name')}; the spec)")
 
 
 def partial_credit_setting(cfg: dict[str, Any]) -> str:
@@ -71,7 +72,8 @@ def partial_credit_setting(cfg: dict[str, Any]) -> str:
     """
     value = _get(cfg, "reward.custom_reward_function.reward_kwargs.partial_credit")
     if not value:
-        return "0 (off: correct -> 1.0, else 0.0; the spec)" + ("" if value is not None else "; not in this run's config")
+        return "0 (off: correct -> 1.0, else 0.0; the spec)" + (
+            "" if value is not None else "; not in this run's config")
     return (f"{value} for a wrong final number marked as the answer; the training score (critic/score/mean) includes "
             "it, validation accuracy (`acc`) and the evals count correct answers only")
 
@@ -120,8 +122,10 @@ def _run_section(run: RunData, where: Callable[[Path], str] = str) -> list[str]:
         ("steps planned (trainer.total_training_steps)", fmt(planned)),
         ("prompts per step (data.train_batch_size)", fmt(_get(cfg, "data.train_batch_size"))),
         ("responses per prompt (rollout.n)", fmt(_get(cfg, "actor_rollout_ref.rollout.n"))),
-        ("actor lr / critic lr", f"{fmt(_get(cfg, 'actor_rollout_ref.actor.optim.lr'))} / {fmt(_get(cfg, 'critic.optim.lr'))}"),
-        ("KL in reward (coef)", f"{fmt(_get(cfg, 'algorithm.use_kl_in_reward'))} ({fmt(_get(cfg, 'algorithm.kl_ctrl.kl_coef'))})"),
+        ("actor lr / critic lr", f"{fmt(_get(cfg, 'actor_rollout_ref.actor.optim.lr'))} / "
+                                 f"{fmt(_get(cfg, 'critic.optim.lr'))}"),
+        ("KL in reward (coef)", f"{fmt(_get(cfg, 'algorithm.use_kl_in_reward'))} "
+                                f"({fmt(_get(cfg, 'algorithm.kl_ctrl.kl_coef'))})"),
         ("max response length", response_length_setting(run)),
         ("reward of a truncated response (reward.reward_kwargs.truncated_reward)", truncation_setting(cfg)),
         ("partial credit (reward.custom_reward_function.reward_kwargs.partial_credit)", partial_credit_setting(cfg)),
@@ -131,15 +135,18 @@ def _run_section(run: RunData, where: Callable[[Path], str] = str) -> list[str]:
         ("chat-template kwargs", fmt(_get(cfg, "data.apply_chat_template_kwargs"))),
         ("GPUs", fmt(_first(info, "n_gpus", "gpus"))),
         ("hardware", fmt(json.dumps(hw) if isinstance(hw, (dict, list)) else hw)),
-        ("start / end", f"{fmt(_first(info, 'start_time', 'started_at', 'start'))} / {fmt(_first(info, 'end_time', 'finished_at', 'ended_at', 'end'))}"),
+        ("start / end", f"{fmt(_first(info, 'start_time', 'started_at', 'start'))} / "
+                        f"{fmt(_first(info, 'end_time', 'finished_at', 'ended_at', 'end'))}"),
         ("wall time (run_info)", duration(run_wall_time(info))),
-        ("sum of logged step times (timing_s/step)", duration(sum(v for _, v in step_times)) if step_times else MISSING),
+        ("sum of logged step times (timing_s/step)",
+         duration(sum(v for _, v in step_times)) if step_times else MISSING),
         ("validation points", fmt(len(next(iter(val.values()))) if val else None)),
     ]
     lines += [_table(["", "value"], rows), ""]
     other = {k: v for k, v in info.items() if not isinstance(v, (dict, list))}
     if other:
-        lines += ["<details><summary>run_info.json</summary>", "", _table(["key", "value"], sorted(other.items())), "", "</details>", ""]
+        lines += ["<details><summary>run_info.json</summary>", "", _table(["key", "value"], sorted(other.items())), "",
+                  "</details>", ""]
     return lines
 
 
@@ -165,7 +172,9 @@ def _evals_section(evals: list[EvalData], where: Callable[[Path], str] = str) ->
             duration(m.get("wall_time_s")),
             where(ev.path),
         ))
-    lines += [_table(["eval", "model", "data", "backend", "decoding", "prompt", "hardware", "wall time (last invocation)", "folder"], rows), ""]
+    header = ["eval", "model", "data", "backend", "decoding", "prompt", "hardware", "wall time (last invocation)",
+              "folder"]
+    lines += [_table(header, rows), ""]
     return lines
 
 
@@ -184,20 +193,24 @@ def _accuracy_section(evals: list[EvalData]) -> list[str]:
             f"[{pct(lo)}, {pct(hi)}]",
             pct(m.get("no_answer_rate")),
             pct(m.get("truncation_rate")),
-            f"{fmt(m['output_tokens']['mean'], '.0f')} / {fmt(m['output_tokens']['p90'], '.0f')} / {fmt(m['output_tokens']['max'])}",
+            f"{fmt(m['output_tokens']['mean'], '.0f')} / {fmt(m['output_tokens']['p90'], '.0f')} / "
+            f"{fmt(m['output_tokens']['max'])}",
             fmt(m.get("tokens_per_s"), ".0f"),
         ))
     interval = next((ev.metrics.get("interval") for ev in evals if ev.found), None)
     lines += [
-        _table(["eval", "accuracy", "95% interval", "no answer", "truncated", "output tokens mean / p90 / max", "tokens/s"], rows),
+        _table(["eval", "accuracy", "95% interval", "no answer", "truncated", "output tokens mean / p90 / max",
+                "tokens/s"], rows),
         "",
-        f"Interval: {fmt(interval)}. No answer: no number could be extracted. Truncated: generation hit max new tokens.",
+        f"Interval: {fmt(interval)}. No answer: no number could be extracted. "
+        "Truncated: generation hit max new tokens.",
         "",
     ]
     found = [ev for ev in evals if ev.found]
     names = sorted({n for ev in found for n in ev.metrics.get("extractors", {})}, key=lambda n: (n != "ours", n))
     if names:
-        lines += ["Accuracy of the same outputs under other answer extractors (headline = `ours`, the training reward):", ""]
+        lines += ["Accuracy of the same outputs under other answer extractors (headline = `ours`, the training "
+                  "reward):", ""]
         rows = [
             (ev.name, *(pct(_get(ev.metrics, f"extractors.{n}.accuracy")) for n in names)) for ev in found
         ]
@@ -216,7 +229,8 @@ def _pass_at_k_section(evals: list[EvalData], out: Path) -> list[str]:
     rows = []
     for ev in sampled:
         d = ev.metrics.get("decoding", {})
-        rows.append((f"{ev.name} (T={fmt(d.get('temperature'))}, top-p {fmt(d.get('top_p'))}, seed {fmt(d.get('seed'))})",
+        rows.append((f"{ev.name} (T={fmt(d.get('temperature'))}, top-p {fmt(d.get('top_p'))}, seed "
+                     f"{fmt(d.get('seed'))})",
                      *(f"{pct(ev.metrics['pass_at_k'][str(k)])} / {pct(ev.metrics['maj_at_k'][str(k)])}" for k in ks)))
     return [
         "## pass@k and majority vote", "", "![pass@k](pass_at_k.png)", "",
@@ -261,8 +275,10 @@ def _paired_section(base: EvalData, trained: EvalData, paired: Paired | None, re
             lines += [
                 f"**Problem {i}** (gold answer {b['gold']}): {b['question']}",
                 "",
-                f"- base: extracted `{b.get('extracted')}`, {b.get('n_output_tokens')} tokens, finish {b.get('finish_reason')}",
-                f"- {label}: extracted `{t.get('extracted')}`, {t.get('n_output_tokens')} tokens, finish {t.get('finish_reason')}",
+                f"- base: extracted `{b.get('extracted')}`, {b.get('n_output_tokens')} tokens, finish "
+                f"{b.get('finish_reason')}",
+                f"- {label}: extracted `{t.get('extracted')}`, {t.get('n_output_tokens')} tokens, finish "
+                f"{t.get('finish_reason')}",
                 "",
                 f"Base output (last {EXAMPLE_TAIL_CHARS} characters):",
                 "",
@@ -332,7 +348,8 @@ def plot_title(shown: str, path: Path) -> str:
     """The run as a plot names it: as the report does when that is a relative path, else by the
     folder's own name (a PNG travels without the report, and no machine's absolute path belongs in it).
 
-    >>> plot_title("run", Path("/r/lp/run")), plot_title(".", Path("/r/lp")), plot_title("/r/x/run_7", Path("/r/x/run_7"))
+    >>> (plot_title("run", Path("/r/lp/run")), plot_title(".", Path("/r/lp")),
+    ...  plot_title("/r/x/run_7", Path("/r/x/run_7")))
     ('run', 'lp', 'run_7')
     """
     return Path(os.path.abspath(path)).name if shown == "." or os.path.isabs(shown) else shown
@@ -393,16 +410,17 @@ def write_report(run_dir: str | Path | None, evals: dict[str, str | Path | None]
         f"# GSM8K {label} report",
         "",
         f"Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')} by gsm8k-rl {__version__}. "
-        f"Every number below is read from the run and eval folders named here; \"{MISSING}\" marks what they do not contain. "
+        f"Every number below is read from the run and eval folders named here; \"{MISSING}\" marks what they do "
+        "not contain. "
         "Paths that lie under the folder holding this report's folder (`..` from here) are written relative to it; "
         "others are absolute.",
         "",
     ]
     if base.found and trained.found and paired is not None:
         lines += [
-            f"**Headline:** base {pct(paired.base_accuracy)} -> {label} {pct(paired.trained_accuracy)} greedy accuracy on "
-            f"{data_label(base.metrics)} (n={paired.n}); "
-            f"{paired.fixed} problems fixed, {paired.broken} broken, exact McNemar p = {paired.p_value:.3g}.",
+            f"**Headline:** base {pct(paired.base_accuracy)} -> {label} {pct(paired.trained_accuracy)} greedy accuracy "
+            f"on {data_label(base.metrics)} (n={paired.n}); {paired.fixed} problems fixed, {paired.broken} broken, "
+            f"exact McNemar p = {paired.p_value:.3g}.",
             "",
         ]
     elif base.found and trained.found:  # said before any number, not only in the paired section
@@ -422,7 +440,8 @@ def write_report(run_dir: str | Path | None, evals: dict[str, str | Path | None]
             for ev in loaded
         },
         "paired": None if paired is None else {
-            k: getattr(paired, k) for k in ("n", "both_right", "fixed", "broken", "both_wrong", "p_value", "base_accuracy", "trained_accuracy")
+            k: getattr(paired, k) for k in ("n", "both_right", "fixed", "broken", "both_wrong", "p_value",
+                                            "base_accuracy", "trained_accuracy")
         },
         "paired_missing_reason": reason,
     }

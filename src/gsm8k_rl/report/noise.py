@@ -92,8 +92,8 @@ def agreement(what: str, ev: EvalData, dump: dict[str, dict]) -> Agreement | Non
         return None
     a = [by_q[q]["score"] >= 0.5 for q in common]
     b = [dump[q]["score"] >= 0.5 for q in common]
-    return Agreement(what, len(common), sum(a), sum(b), sum(x and not y for x, y in zip(a, b)),
-                     sum(y and not x for x, y in zip(a, b)),
+    return Agreement(what, len(common), sum(a), sum(b), sum(x and not y for x, y in zip(a, b, strict=True)),
+                     sum(y and not x for x, y in zip(a, b, strict=True)),
                      sum(by_q[q]["output"].strip() == dump[q]["output"].strip() for q in common))
 
 
@@ -104,7 +104,8 @@ def agreements(run: RunData, base: EvalData, trained: EvalData) -> list[Agreemen
     out = []
     steps = dump_steps(run.path)
     if base.found and 0 in steps:
-        pair = agreement("base weights: `gsm8k-rl eval` vs VERL's validation at step 0", base, validation_dump(run.path, 0))
+        pair = agreement("base weights: `gsm8k-rl eval` vs VERL's validation at step 0", base,
+                         validation_dump(run.path, 0))
         out += [pair] if pair else []
     model = str((trained.metrics or {}).get("model") or "")
     m = EXPORT_STEP.search(model)
@@ -123,7 +124,8 @@ def noise_section(run: RunData, base: EvalData, trained: EvalData, max_len: Any 
         return lines + [f"{MISSING}: needs VERL's validation dumps (trainer.validation_data_dir) at step 0 or at the "
                         "exported step beside the evals.", ""]
     rows = [(p.what, p.n, f"{p.right_a} / {p.right_b}", f"{p.only_a} / {p.only_b}",
-             f"**{p.disagree}** ({pct(p.disagree / p.n)})", f"{p.right_a - p.right_b:+d}", f"{p.same_text} ({pct(p.same_text / p.n)})")
+             f"**{p.disagree}** ({pct(p.disagree / p.n)})", f"{p.right_a - p.right_b:+d}",
+             f"{p.same_text} ({pct(p.same_text / p.n)})")
             for p in pairs]
     lines += [
         _table(["weights", "problems", "right: eval / validation", "right only in eval / only in validation",
@@ -170,8 +172,11 @@ def timing_section(run: RunData) -> list[str]:
         rows.append((f"`{phase}`" if phase != "step" else "**step**", fmt(_mean(vals), ".2f"),
                      fmt(vals[len(vals) // 2], ".2f"), f"{vals[0]:.2f} / {vals[-1]:.2f}"))
     first, first_s = min(run.series["timing_s/step"])
-    left_out = f"the first step, {first} ({first_s:.1f} s), left out: a launch's first step compiles kernels and fills caches" \
-        if first not in steps else f"the first step, {first}, included: too few steps without it"
+    if first not in steps:
+        left_out = (f"the first step, {first} ({first_s:.1f} s), left out: a launch's first step compiles kernels "
+                    "and fills caches")
+    else:
+        left_out = f"the first step, {first}, included: too few steps without it"
     lines += [
         f"VERL's `timing_s/*`, over the {len(steps)} logged steps without a validation pass or a checkpoint save "
         f"(steps {steps[0]}-{steps[-1]}; {left_out}).",

@@ -11,9 +11,11 @@ from gsm8k_rl.report.load import VAL_KEY, EvalData, Paired, RunData, data_label
 
 # (panel title, y label, [(metric key, legend label)], secondary-axis metric or None)
 TRAINING_PANELS: list[tuple[str, str, list[tuple[str, str]], tuple[str, str] | None]] = [
-    ("Training reward", "mean per response", [("critic/score/mean", "score (accuracy)"), ("critic/rewards/mean", "reward (with KL penalty)")], None),
+    ("Training reward", "mean per response",
+     [("critic/score/mean", "score (accuracy)"), ("critic/rewards/mean", "reward (with KL penalty)")], None),
     ("KL to reference", "KL", [("actor/reward_kl_penalty", "reward KL penalty"), ("actor/kl_loss", "KL loss")], None),
-    ("Response length", "tokens", [("response_length/mean", "mean length")], ("response_length/clip_ratio", "clip ratio (hit max length)")),
+    ("Response length", "tokens", [("response_length/mean", "mean length")],
+     ("response_length/clip_ratio", "clip ratio (hit max length)")),
     ("Policy entropy", "nats / token", [("actor/entropy", "entropy")], None),
     # the critic starts from a random value head: explained variance shows when its values start to mean something
     ("Value loss", "loss", [("critic/vf_loss", "value loss")], ("critic/vf_explained_var", "explained variance")),
@@ -57,7 +59,7 @@ def plot_training(run: RunData, path: Path, title: str | None = None, label: str
 
     fig, axes = plt.subplots(4, 2, figsize=(12, 13), constrained_layout=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, (panel, ylabel, keys, secondary) in zip(axes.flat, TRAINING_PANELS):
+    for ax, (panel, ylabel, keys, secondary) in zip(axes.flat, TRAINING_PANELS, strict=True):
         present = [(k, lbl) for k, lbl in keys if run.series.get(k)]
         sec = secondary if secondary and run.series.get(secondary[0]) else None
         if not present and not sec:
@@ -96,7 +98,8 @@ def plot_validation(run: RunData, path: Path, evals: Sequence[EvalData] = ()) ->
     for k in keys:
         pts = run.series[k]
         ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], marker="o", markersize=4,
-                label=f"validation during training ({VAL_KEY.match(k).group('source')}, {VAL_KEY.match(k).group('var')})")
+                label=f"validation during training ({VAL_KEY.match(k).group('source')}, "
+                      f"{VAL_KEY.match(k).group('var')})")
         for (s, v), ha, dx in ((pts[0], "left", 6), (pts[-1], "right", -6)):
             ax.annotate(f"{100 * v:.1f}%", (s, 100 * v), textcoords="offset points", xytext=(dx, 8), ha=ha, fontsize=9)
     styles = iter(["--", ":", "-.", (0, (5, 1))] * 4)

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from gsm8k_rl.task.reward import compute_score, final_answer_text, parse_ground_truth
 
@@ -156,7 +157,7 @@ def paper_extract(solution_str: str) -> str:
     ('\\\\frac{1}{2}', '234.', '')
     """
     last = None
-    for last in _PAPER_ANSWER.finditer(solution_str):
+    for last in _PAPER_ANSWER.finditer(solution_str):  # noqa: B007 (the last match is what is wanted)
         pass
     return last.group().strip() if last else ""
 
@@ -164,7 +165,8 @@ def paper_extract(solution_str: str) -> str:
 def paper(solution_str: Any, ground_truth: Any) -> float:
     """The Self-Aligned Reward paper's scorer (training reward and eval metric of its code).
 
-    >>> paper("So she makes $18.", "18"), paper("It is -\\\\frac{1}{2}.", "-\\\\frac{1}{2}"), paper("18, check: 9", "18")
+    >>> (paper("So she makes $18.", "18"), paper("It is -\\\\frac{1}{2}.", "-\\\\frac{1}{2}"),
+    ...  paper("18, check: 9", "18"))
     (1.0, 1.0, 0.0)
     """
     from math_verify import parse, verify

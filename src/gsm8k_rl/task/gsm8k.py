@@ -123,7 +123,8 @@ def load_gsm8k_split_and_skipped(
         log.warning("%s: skipped %d invalid rows of %d", origin, len(skipped), len(rows) + len(skipped))
     expected = DATASETS[dataset].official_rows.get(split)
     if expected is not None and len(rows) + len(skipped) != expected:
-        log.warning("%s has %d rows; the official %s %s split has %d", origin, len(rows) + len(skipped), dataset, split, expected)
+        log.warning("%s has %d rows; the official %s %s split has %d", origin, len(rows) + len(skipped), dataset,
+                    split, expected)
     if not rows:
         raise UserError(f"{origin}: no valid rows")
     return rows, skipped

@@ -25,8 +25,8 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from gsm8k_rl import UserError

@@ -54,7 +54,8 @@ def make_row(question: str, answer: str, split: str, index: int, dataset: str = 
         "data_source": data_source or DATASETS[dataset].data_source,
         "prompt": build_messages(question, template),
         "ability": "math",
-        "reward_model": {"style": "rule", "ground_truth": gold_number(answer) if ground_truth is None else ground_truth},
+        "reward_model": {"style": "rule",
+                         "ground_truth": gold_number(answer) if ground_truth is None else ground_truth},
         "extra_info": extra,
     }
 
@@ -183,7 +184,8 @@ def prepare(
         for split, (rows, _) in built.items():
             tmps[split] = out / f"{split}.parquet.tmp"
             pq.write_table(pa.Table.from_pylist(rows), tmps[split])
-        differ = [s for s, tmp in tmps.items() if (out / f"{s}.parquet").exists() and not _same_table(out / f"{s}.parquet", tmp)]
+        differ = [s for s, tmp in tmps.items()
+                  if (out / f"{s}.parquet").exists() and not _same_table(out / f"{s}.parquet", tmp)]
         if differ and not overwrite:
             raise UserError(
                 "; ".join(f"{out / f'{s}.parquet'} already exists with other rows "
@@ -226,7 +228,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None, help="keep only the first N rows of each split")
     p.add_argument("--skip-invalid", action="store_true", help="skip bad rows (reported) instead of failing")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace parquet files that hold other rows (the same rows are kept: re-running the same command is fine)")
+                   help="replace parquet files that hold other rows (the same rows are kept: re-running the same "
+                        "command is fine)")
 
 
 def run(args: argparse.Namespace) -> int:

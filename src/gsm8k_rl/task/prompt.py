@@ -36,10 +36,12 @@ class Template:
 # SYS_PROMPT, and math_instruction_noformat, which preconfig.sh selects with --noformat for every dataset).
 PROMPTS: dict[str, Template] = {
     "plain": Template("{question}"),
-    "hash": Template("{question} Let's think step by step and output the final answer after \"" + ANSWER_MARKER + "\"."),
+    "hash": Template("{question} Let's think step by step and output the final answer after "
+                     "\"" + ANSWER_MARKER + "\"."),
     "paper": Template(
         "{question} Please explain your reasoning process before providing an answer.",
-        system="You are a reasoning expert assistant. Given a question, you will use your reasoning skills to solve the problem.",
+        system="You are a reasoning expert assistant. Given a question, you will use your reasoning skills to solve "
+               "the problem.",
     ),
 }
 # name -> user-turn template, as eval records it ("template_text")

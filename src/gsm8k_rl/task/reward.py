@@ -273,7 +273,7 @@ def _last_number(text: str) -> Fraction | None:
         return None
     lo = max(0, last_digit + 1 - 2 * MAX_NUMBER_CHARS)
     m = None
-    for m in _NUMBER_RE.finditer(text, lo, last_digit + 1):
+    for m in _NUMBER_RE.finditer(text, lo, last_digit + 1):  # noqa: B007 (the last match is what is wanted)
         pass
     if m is None or (lo > 0 and m.start() < lo + 8):
         return None  # the last number reaches back to the window's start: longer than any answer

@@ -18,7 +18,8 @@ from gsm8k_rl import UserError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("text", help='the model output; "-" reads it from stdin')
-    parser.add_argument("--gt", required=True, help='gold answer: a number, "1,234", or a full GSM8K solution "... #### N"')
+    parser.add_argument("--gt", required=True,
+                        help='gold answer: a number, "1,234", or a full GSM8K solution "... #### N"')
     parser.add_argument("--json", action="store_true", help="print the details as one JSON object")
 
 

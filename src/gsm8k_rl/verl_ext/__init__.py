@@ -37,7 +37,8 @@ def check_verl_version(found: str | None = None) -> str:
     >>> check_verl_version("0.10.0")
     Traceback (most recent call last):
     ...
-    gsm8k_rl.UserError: the local backend is built for verl==0.9.1 but verl 0.10.0 is installed; install it with `pip install "verl[verl-core]==0.9.1"`
+    gsm8k_rl.UserError: the local backend is built for verl==0.9.1 but verl 0.10.0 is installed;
+    install it with `pip install "verl[verl-core]==0.9.1"`
     """
     if found is None:
         from importlib.metadata import PackageNotFoundError, version

@@ -23,10 +23,11 @@ every reference pass (fp32 Qwen3-1.7B: 6.9 GB each time). `LanguageEngine` honou
 
 from __future__ import annotations
 
-from gsm8k_rl.verl_ext import batch_order
 from verl.utils.device import get_device_name
 from verl.workers.engine.base import EngineRegistry
 from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead, FSDPEngineWithValueHead
+
+from gsm8k_rl.verl_ext import batch_order
 
 
 def _token_classification_arch(architectures: list[str] | None) -> list[str]:

@@ -26,18 +26,19 @@ import logging
 import os
 import time
 from collections import defaultdict
+from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any, Generator
+from typing import Any
 
 import ray
 import torch
-
-from gsm8k_rl.common.generation import Completion, disable_cudnn_sdpa, generate_batch, stop_token_ids
 from verl.utils.config import omega_conf_to_dataclass
 from verl.utils.device import get_device_name, get_resource_name, get_visible_devices_keyword
 from verl.workers.config import HFModelConfig, RolloutConfig
 from verl.workers.rollout.base import BaseRollout
 from verl.workers.rollout.replica import RolloutMode, RolloutReplica, TokenOutput
+
+from gsm8k_rl.common.generation import Completion, disable_cudnn_sdpa, generate_batch, stop_token_ids
 
 log = logging.getLogger(__name__)
 # Same knob as VERL's modules; INFO by default so Ray's actor logs show per-batch generation timing.
@@ -129,7 +130,6 @@ class HFRolloutServer:
 
     def _load_model(self) -> torch.nn.Module:
         from transformers import AutoModelForCausalLM
-
         from verl.utils.torch_dtypes import PrecisionType
 
         if self.device.type == "cuda":
@@ -391,7 +391,8 @@ class HFReplica(RolloutReplica):
         env_vars.update(get_platform().rollout_env_vars())
         server_cls = ray.remote(HFRolloutServer)
         server = server_cls.options(
-            scheduling_strategy=ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(node_id=node_id, soft=False),
+            scheduling_strategy=ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(node_id=node_id,
+                                                                                              soft=False),
             runtime_env={"env_vars": env_vars},
             name=self._name(),
             max_concurrency=self.max_concurrency,
@@ -447,7 +448,8 @@ class HFServerAdapter(BaseRollout):
         if wire_format != "named_tensors":
             raise NotImplementedError(f"the hf rollout takes full named tensors, not wire_format={wire_format!r}")
         if peft_config is not None:
-            raise NotImplementedError("the hf rollout has no LoRA adapter path: set actor_rollout_ref.model.lora.merge=True")
+            raise NotImplementedError("the hf rollout has no LoRA adapter path: set "
+                                      "actor_rollout_ref.model.lora.merge=True")
         start = time.time()
         bucket_bytes = int(self.config.checkpoint_engine.update_weights_bucket_megabytes) << 20
         bucket: list[tuple[str, torch.Tensor]] = []

@@ -44,7 +44,8 @@ class _QuickPoll:
         super().__init__(*args, **kwargs)
         self.poll_interval = _poll_interval(self.sampler_kwargs)
         # print, not logging: VERL's loggers have no handler in its Ray actors; stdout lands in the run's train.log
-        print(f"[gsm8k_rl.verl_ext.replay_buffer] {type(self).__name__}: polling every {self.poll_interval} s", flush=True)
+        print(f"[gsm8k_rl.verl_ext.replay_buffer] {type(self).__name__}: polling every {self.poll_interval} s",
+              flush=True)
 
 
 class QuickPollReplayBuffer(_QuickPoll, ReplayBuffer):

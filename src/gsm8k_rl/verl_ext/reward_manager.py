@@ -29,8 +29,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from gsm8k_rl.common.generation import stop_token_ids
 from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
+
+from gsm8k_rl.common.generation import stop_token_ids
 
 OPTION = "reward.reward_kwargs.truncated_reward"
 MODULE_PATH = "pkg://gsm8k_rl.verl_ext.reward_manager"
@@ -74,8 +75,8 @@ def check_truncation_option(cfg: Any) -> list[str]:
         return [str(exc)]
     if value is not None and not uses_truncation_manager(cfg):
         m = cfg.reward.reward_manager
-        return [f"{OPTION}={value} is set, but the reward manager is {m.get('source')}:{m.get('name')}, which ignores it; "
-                f"use --config ppo_truncated, or set reward.reward_manager.source=importlib "
+        return [f"{OPTION}={value} is set, but the reward manager is {m.get('source')}:{m.get('name')}, which ignores "
+                "it; use --config ppo_truncated, or set reward.reward_manager.source=importlib "
                 f"reward.reward_manager.module.path={MODULE_PATH} reward.reward_manager.name={CLASS_NAME}"]
     return []
 

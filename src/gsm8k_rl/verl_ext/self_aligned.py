@@ -127,9 +127,9 @@ def add_self_aligned_reward(trainer: Any, batch: Any, metrics: dict) -> None:
     import transfer_queue as tq
     from tensordict import TensorDict
     from transfer_queue import KVBatchMeta
+    from verl.workers.utils.padding import response_from_nested
 
     from gsm8k_rl.task.prompt import chat_template_kwargs
-    from verl.workers.utils.padding import response_from_nested
 
     alpha, clip = _options(trainer.config)
     data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id)
@@ -155,9 +155,10 @@ def add_self_aligned_reward(trainer: Any, batch: Any, metrics: dict) -> None:
     if not getattr(trainer, "_self_aligned_logged", False):
         trainer._self_aligned_logged = True
         log.info("self-aligned reward: answer-only prompt from %s, %d tokens: %r",
-                    "each sample's raw_prompt" if raw is not None else "its prompt template (no raw_prompt in the batch)",
+                    "each sample's raw_prompt" if raw is not None else "its prompt template (no raw_prompt in the "
+                                                                       "batch)",
                     len(prompt_ids[0]), trainer.tokenizer.decode(prompt_ids[0]))
-    input_ids = [torch.cat([p, r.to(torch.int64)]) for p, r in zip(prompt_ids, responses)]
+    input_ids = [torch.cat([p, r.to(torch.int64)]) for p, r in zip(prompt_ids, responses, strict=True)]
     nested = lambda ts: torch.nested.as_nested_tensor(ts, layout=torch.jagged)  # noqa: E731
     answer_only = TensorDict({
         "prompts": nested(prompt_ids),
@@ -170,7 +171,7 @@ def add_self_aligned_reward(trainer: Any, batch: Any, metrics: dict) -> None:
     }, batch_size=len(input_ids))
     keys = [f"{k}::answer_only" for k in batch.keys]
     tags = [dict(t or {}, prompt_len=len(p), seq_len=len(s))
-            for t, p, s in zip(batch.tags or [{}] * len(input_ids), prompt_ids, input_ids)]
+            for t, p, s in zip(batch.tags or [{}] * len(input_ids), prompt_ids, input_ids, strict=True)]
     tq.kv_batch_put(keys=keys, partition_id=PARTITION, fields=answer_only, tags=tags)
     try:
         # what VERL's own old-log-prob pass asks of the actor (the batch returned by it carries no extra_info)
@@ -191,7 +192,7 @@ def add_self_aligned_reward(trainer: Any, batch: Any, metrics: dict) -> None:
     r_sa = self_aligned_reward(ppl_qa, ppl_a, clip)
     rm = [t.clone().float() for t in scores["rm_scores"].unbind()]
     r_correct = torch.stack([t.sum() for t in rm])
-    for t, r in zip(rm, r_sa):
+    for t, r in zip(rm, r_sa, strict=True):
         t[-1] += alpha * r  # the last response token carries the sequence reward, as VERL's manager puts it
     tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id,
                     fields=TensorDict({"rm_scores": nested(rm)}, batch_size=len(rm)))

@@ -60,6 +60,25 @@ def test_restart_with_other_config_is_refused(tmp_path, data_dir, tiny_model_dir
     assert len(list(tmp_path.glob("resolved_config.*.yaml"))) == 1  # the old one kept
 
 
+def test_a_run_folder_made_before_the_layered_tree_resumes(tmp_path, data_dir, tiny_model_dir):
+    """Its resolved_config.yaml names the modules by their old paths (kept as aliases): the same command
+    resumes it, with the config rewritten under today's paths, instead of refusing "a different config"."""
+    from gsm8k_rl.launch.run_dir import RENAMED_MODULES
+
+    args = ["train", "--dry-run", "--run-dir", str(tmp_path), "--data", str(data_dir), "--model", str(tiny_model_dir),
+            "--backend", "local"]
+    assert main(args) == 0
+    config = tmp_path / "resolved_config.yaml"
+    today = config.read_text()
+    old = today
+    for was, now in RENAMED_MODULES.items():
+        old = old.replace(now, was)
+    assert old != today and "gsm8k_rl.local_backend.plugin" in old and "/gsm8k_rl/reward.py" in old
+    config.write_text(old)
+    assert main(args) == 0
+    assert config.read_text() == today and not list(tmp_path.glob("resolved_config.*.yaml"))
+
+
 def test_typo_in_override_fails_cleanly(tmp_path, data_dir, tiny_model_dir, capsys):
     rc = main(["train", "--dry-run", "--run-dir", str(tmp_path), "--data", str(data_dir),
                "--model", str(tiny_model_dir), "trainer.totl_training_steps=3"])

@@ -109,7 +109,7 @@ class Launch:
                 runtime_env_override("TENSORBOARD_DIR", str(self.run.tensorboard))]
 
 
-def _backend(args: argparse.Namespace, hw: Hardware | None) -> str:
+def _backend(args: argparse.Namespace) -> str:
     """auto: the tiny smoke model runs on the local backend, everything else on vLLM."""
     if args.backend != "auto":
         return args.backend
@@ -125,7 +125,7 @@ def plan(args: argparse.Namespace) -> Launch:
     if hw is not None:
         hw = dataclasses.replace(hw, n_gpus_per_node=args.gpus or hw.n_gpus_per_node, nnodes=args.nnodes,
                                  gpu_memory_gb=args.gpu_memory_gb or hw.gpu_memory_gb)
-    backend = _backend(args, hw)
+    backend = _backend(args)
     if backend == "vllm" and hw is None and not args.dry_run:
         raise UserError(no_gpu_message())
     # What the run is sized for: the GPUs found, or (planning on a machine without them, e.g. a

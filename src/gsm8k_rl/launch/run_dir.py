@@ -58,6 +58,27 @@ def default_run_dir(cfg: Any) -> Path:
     return Path("runs") / cfg.trainer.experiment_name
 
 
+# Module paths the layered tree renamed (the old ones stay importable as aliases): a run folder made
+# before it holds the same run under the old names, which a restart must not take for another config.
+RENAMED_MODULES = {
+    "gsm8k_rl.local_backend.plugin": "gsm8k_rl.verl_ext.plugin",
+    "pkg://gsm8k_rl.replay_buffer": "pkg://gsm8k_rl.verl_ext.replay_buffer",
+    "pkg://gsm8k_rl.reward_manager": "pkg://gsm8k_rl.verl_ext.reward_manager",
+    "/gsm8k_rl/reward.py": "/gsm8k_rl/task/reward.py",
+}
+
+
+def with_current_module_paths(text: str) -> str:
+    """A resolved config with the module paths of before the layered tree renamed to today's.
+
+    >>> with_current_module_paths("VERL_USE_EXTERNAL_MODULES: gsm8k_rl.local_backend.plugin")
+    'VERL_USE_EXTERNAL_MODULES: gsm8k_rl.verl_ext.plugin'
+    """
+    for old, new in RENAMED_MODULES.items():
+        text = text.replace(old, new)
+    return text
+
+
 def write_run_files(launch: Launch, allow_config_change: bool = False) -> None:
     """resolved_config.yaml, command.sh, environment.txt; refuse to silently change an existing run's config."""
     from omegaconf import OmegaConf
@@ -66,7 +87,11 @@ def write_run_files(launch: Launch, allow_config_change: bool = False) -> None:
     run.root.mkdir(parents=True, exist_ok=True)
     run.logs.mkdir(exist_ok=True)
     text = OmegaConf.to_yaml(launch.cfg, resolve=True)
-    if run.resolved_config.exists() and run.resolved_config.read_text() != text:
+    saved = run.resolved_config.read_text() if run.resolved_config.exists() else None
+    if saved is not None and saved != text and with_current_module_paths(saved) == text:
+        log.info("%s: the same config under the package's current module paths; rewritten with them",
+                 run.resolved_config)
+    elif saved is not None and saved != text:
         if not allow_config_change:
             raise UserError(
                 f"{run.resolved_config} exists with a different config. Resume with the same command, "

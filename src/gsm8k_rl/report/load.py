@@ -44,7 +44,7 @@ class RunData:
 
 
 def self_aligned(cfg: dict[str, Any]) -> bool:
-    """Whether the run's trainer added the self-aligned reward (gsm8k_rl/self_aligned.py)."""
+    """Whether the run's trainer added the self-aligned reward (gsm8k_rl/verl_ext/self_aligned.py)."""
     from gsm8k_rl.verl_ext.self_aligned import TRAINER_MODE
 
     return _get(cfg, "trainer.v1.trainer_mode") == TRAINER_MODE

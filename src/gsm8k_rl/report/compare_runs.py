@@ -14,8 +14,9 @@ run_info.json and eval/base, eval/trained. Written to --out:
   through the model, GPU-seconds) and that per point of accuracy gained, and pass@k / maj@k of any
   sampled eval in the run's eval/ folder (`gsm8k-rl eval --samples K`);
 - compare.json: the same numbers (null where absent);
-- compare.png: training reward, response length and validation accuracy over steps for every run,
-  and the CDF of the trained evals' output lengths (the self-aligned reward claims shorter answers).
+- compare.png: training reward, response length, validation accuracy, KL to the reference and policy
+  entropy over steps for every run, and the CDF of the trained evals' output lengths (the self-aligned
+  reward claims shorter answers).
 Anything the folders do not contain is printed as "missing / not yet run", never guessed.
 Why a module of its own: `gsm8k-rl report` describes one run; comparisons need the runs' budgets and
 a paired test between trained models, which no single-run report has.
@@ -55,6 +56,9 @@ log = logging.getLogger(__name__)
 SCORE_KEY = "critic/score/mean"
 LENGTH_KEY = "response_length/mean"
 STEP_TIME_KEY = "timing_s/step"
+KL_REWARD_KEY = "actor/reward_kl_penalty"  # KL in the reward (PPO): mean per-token KL to the reference
+KL_LOSS_KEY = "actor/kl_loss"  # KL as a loss (GRPO)
+ENTROPY_KEY = "actor/entropy"
 SA_CORRECT_KEY = "self_aligned/r_correct/mean"  # SA runs: critic/score/mean includes alpha * R_SA, this does not
 TESTING_KEY = "timing_s/testing"  # VERL times the validation pass of a step under this key
 
@@ -352,18 +356,21 @@ def _colors(n: int) -> list[str]:
 def _curve_panel(ax: Any, entries: list[Entry], colors: list[str], key: str, title: str, ylabel: str,
                  also: tuple[str, str] | None = None) -> None:
     """One metric of every run on shared axes; `also` = (metric, label) drawn dashed for the runs that log it."""
-    shown = [(e, c) for e, c in zip(entries, colors, strict=True) if e.run.series.get(key)]
-    if not shown:
+    def has_also(e: Entry) -> bool:
+        return bool(also and e.run.series.get(also[0]))
+
+    if not any(e.run.series.get(key) or has_also(e) for e in entries):
         _missing_panel(ax, f"{title} ({key})")
         return
     for e, c in zip(entries, colors, strict=True):
         if e.run.series.get(key):
             _plot_series(ax, e.run.series[key], e.name, c)
-            if also and e.run.series.get(also[0]):
-                _plot_series(ax, e.run.series[also[0]], f"{e.name}: {also[1]}", c, linestyle="--")
-        else:  # said in the legend, not dropped
+        elif not has_also(e):  # said in the legend, not dropped
             ax.plot([], [], color=c, label=f"{e.name}: {MISSING}")
-    ax.set_title(f"{title} ({key})")
+        if has_also(e):
+            _plot_series(ax, e.run.series[also[0]], f"{e.name}: {also[1]}", c, linestyle="--")
+    dashed = any(has_also(e) for e in entries)
+    ax.set_title(f"{title} ({key}" + (f"; dashed: {also[0]})" if dashed else ")"))
     ax.set_xlabel("training step")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
@@ -414,16 +421,20 @@ def _length_panel(ax: Any, entries: list[Entry], colors: list[str]) -> None:
 
 
 def plot_compare(entries: list[Entry], path: Path) -> None:
-    """Four shared-axis panels: training score, response length, validation accuracy, trained output-length CDF."""
+    """Six shared-axis panels: training score, response length, validation accuracy, trained output-length CDF,
+    KL to the reference and policy entropy (how far each run moved the policy for what it gained)."""
     import matplotlib.pyplot as plt
 
     colors = _colors(len(entries))
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9), constrained_layout=True)
+    fig, axes = plt.subplots(3, 2, figsize=(13, 13), constrained_layout=True)
     _curve_panel(axes[0, 0], entries, colors, SCORE_KEY, "Training reward", "mean score per response",
                  also=(SA_CORRECT_KEY, "correctness only (without alpha x R_SA)"))
     _curve_panel(axes[0, 1], entries, colors, LENGTH_KEY, "Response length in training", "tokens")
     _validation_panel(axes[1, 0], entries, colors)
     _length_panel(axes[1, 1], entries, colors)
+    _curve_panel(axes[2, 0], entries, colors, KL_REWARD_KEY, "KL to the reference", "nats per token",
+                 also=(KL_LOSS_KEY, "KL loss"))
+    _curve_panel(axes[2, 1], entries, colors, ENTROPY_KEY, "Policy entropy", "nats per token")
     fig.suptitle("Runs compared: " + ", ".join(e.name for e in entries))
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -499,8 +510,10 @@ def write_compare(run_dirs: list[str], names: list[str] | None, out: str | Path)
         "",
         ("Training reward is `critic/score/mean`, the reward function's score before the KL penalty; a self-aligned "
          f"run's includes alpha x R_SA, so its correctness part (`{SA_CORRECT_KEY}`) is drawn dashed beside it. The "
-         "last panel is the trained evals' output lengths, where a method that shortens answers shows its curve to "
-         "the left."),
+         "fourth panel is the trained evals' output lengths, where a method that shortens answers shows its curve to "
+         f"the left. KL is the mean per-token KL to the reference: `{KL_REWARD_KEY}` where it is paid in the reward "
+         f"(PPO), `{KL_LOSS_KEY}` dashed where it is a loss (GRPO); with entropy it shows how far each run moved the "
+         "policy for what it gained."),
         "",
     ]
     (out / "compare.md").write_text(relative_to_root("\n".join(lines), root), encoding="utf-8")

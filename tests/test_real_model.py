@@ -321,3 +321,67 @@ def test_qwen_ppo_run_trained_at_the_length_its_base_eval_gave():
     settings = [json.loads((QWEN_RUN / "eval" / f / "eval_settings.json").read_text())["settings"]
                 for f in ("base", "trained")]
     assert settings[0]["max_new_tokens"] == settings[1]["max_new_tokens"] == 1024
+
+
+QWEN_RUN_50 = REPO / "experiments" / "results" / "real_model" / "h100_2026-12-07_qwen2.5-coder-1.5b_ppo50"
+
+
+@pytest.mark.recorded
+def test_qwen_second_launch_figures_recomputed_from_its_files(tmp_path):
+    """Attempt 2 as experiments/real_model/qwen2.5-coder-1.5b.md quotes it: attempt 1's base eval reused
+    byte for byte; 780 -> 812 after 50 steps, 209 fixed / 177 broken, p = 0.114; against attempt 1's
+    trained model 176 vs 201 (p = 0.216); the eval vs VERL's validation noise rows of its report."""
+    from scipy.stats import binomtest
+
+    from gsm8k_rl.evaluation.run import read_samples
+
+    def right(run: Path, folder: str) -> dict[int, bool]:
+        return {i: s["score"] >= 0.5 for i, s in read_samples(run / "eval" / folder / "samples.jsonl").items()}
+
+    for name in ("samples.jsonl", "eval_settings.json", "metrics.json"):
+        assert (QWEN_RUN_50 / "eval" / "base" / name).read_bytes() == (QWEN_RUN / "eval" / "base" / name).read_bytes()
+    base, first, second = right(QWEN_RUN_50, "base"), right(QWEN_RUN, "trained"), right(QWEN_RUN_50, "trained")
+    assert (sum(base.values()), sum(second.values())) == (780, 812)
+
+    def pair(a: dict[int, bool], b: dict[int, bool]) -> tuple[int, int, float]:
+        only_b = sum(b[i] and not a[i] for i in a)
+        only_a = sum(a[i] and not b[i] for i in a)
+        return only_b, only_a, binomtest(only_b, only_b + only_a, 0.5).pvalue
+
+    fixed, broken, p = pair(base, second)
+    assert (fixed, broken) == (209, 177) and p == pytest.approx(0.1145, abs=5e-4)
+    only_second, only_first, p = pair(first, second)
+    assert (only_second, only_first) == (176, 201) and p == pytest.approx(0.216, abs=1e-3)
+
+    assert main(["report", "--run", str(QWEN_RUN_50), "--base-eval", str(QWEN_RUN_50 / "eval" / "base"),
+                 "--trained-eval", str(QWEN_RUN_50 / "eval" / "trained"), "--out", str(tmp_path / "r")]) == 0
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert "209 problems fixed, 177 broken, exact McNemar p = 0.114" in text
+    assert ("| base weights: `gsm8k-rl eval` vs VERL's validation at step 0 | 1319 | 780 / 776 | 14 / 10 | "
+            "**24**") in text
+    assert "| 1319 | 812 / 818 | 11 / 17 | **28** (2.1%) | -6 |" in text
+
+
+@pytest.mark.recorded
+def test_qwen_two_launches_drew_the_same_prompts_and_diverged():
+    """The launch-to-launch spread the page reports: both launches drew the same prompts in the same
+    order (identical prompt lengths at every one of attempt 1's 16 steps) and started at the same reward,
+    yet their training rewards at steps 3-5 differ by 10-16 points; attempt 2's KL to the reference
+    climbs to 0.267 nats per token at step 50 while its reward over steps 41-50 is no higher than over 11-20."""
+    def steps(run: Path) -> dict[int, dict]:
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        return {r["step"]: r["data"] for r in rows if r["step"] > 0}
+
+    first, second = steps(QWEN_RUN), steps(QWEN_RUN_50)
+    assert sorted(first) == list(range(1, 17)) and sorted(second) == list(range(1, 51))
+    assert all(first[s]["prompt_length/mean"] == second[s]["prompt_length/mean"] for s in first)
+    score = "critic/score/mean"
+    assert abs(first[1][score] - second[1][score]) < 0.01
+    assert all(0.10 <= first[s][score] - second[s][score] <= 0.17 for s in (3, 4, 5))
+    kl = "actor/reward_kl_penalty"
+    assert [round(second[s][kl], 3) for s in (16, 25, 50)] == [0.107, 0.186, 0.267]
+
+    def mean(run: dict[int, dict], lo: int, hi: int) -> float:
+        return sum(run[s][score] for s in range(lo, hi + 1)) / (hi - lo + 1)
+
+    assert mean(second, 41, 50) <= mean(second, 11, 20)

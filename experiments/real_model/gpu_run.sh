@@ -18,6 +18,7 @@
 # and EXTRA_OVERRIDES (more key=value) shape the run. BASE_EVAL=DIR: a finished base eval of the same
 # model, prompt and decoding (e.g. a committed one) to reuse: copied into the run folder, so
 # `gsm8k-rl run` skips that stage (and --response-length auto sizes the length from it).
+# PASS_AT_K=K (and BASE_PASS_AT_K=1): sampled evals for pass@k after the run (below).
 # SHARED_GPU=1: another job runs on the same GPU. Then the run's own caches are private (vLLM's
 # compile cache, Triton, Inductor), Ray starts without its dashboard (one port per machine), and
 # after an interruption only this job's leftover processes are stopped (the process tree recorded
@@ -113,6 +114,29 @@ if [ "$rc" -ne 0 ]; then
     bash "$here/experiments/process_tree.sh" kill "$tree"
   else
     bash "$here/experiments/stop_ray.sh"
+  fi
+fi
+
+# PASS_AT_K=K: after a finished run, K sampled answers per problem (temperature 1.0, seed 0) from the
+# trained model into run/eval/trained_pass_at_K and, with BASE_PASS_AT_K=1, from the base model into
+# run/eval/base_pass_at_K; same problems, prompt and token cap as the greedy evals (read from the base
+# eval's settings). `gsm8k-rl report` / `compare` pick up both (pass@k for k = 1..K, maj@k).
+if [ "$rc" -eq 0 ] && [ -n "${PASS_AT_K:-}" ]; then
+  cap=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['settings']['max_new_tokens'])" \
+        "$root/run/eval/base/eval_settings.json") || exit 1
+  exported=$(ls -d "$root"/run/export/global_step_* | sort -V | tail -1)
+  sides=("trained=$exported")
+  [ "${BASE_PASS_AT_K:-0}" = 1 ] && sides=("base=$model" "${sides[@]}")
+  for side in "${sides[@]}"; do
+    echo "=== pass@$PASS_AT_K: ${side%%=*} (${side#*=})"
+    python3 -m gsm8k_rl.cli eval --model "${side#*=}" --source "$gsm8k" --out "$root/run/eval/${side%%=*}_pass_at_$PASS_AT_K" \
+      --samples "$PASS_AT_K" --temperature 1.0 --seed 0 --max-new-tokens "$cap" || { rc=$?; break; }
+  done
+  if [ "$rc" -eq 0 ]; then
+    more=()
+    for side in "${sides[@]}"; do more+=(--eval "${side%%=*}_pass_at_$PASS_AT_K=$root/run/eval/${side%%=*}_pass_at_$PASS_AT_K"); done
+    python3 -m gsm8k_rl.cli report --run "$root/run" --base-eval "$root/run/eval/base" \
+      --trained-eval "$root/run/eval/trained" --out "$root/run/report" "${more[@]}" || rc=$?
   fi
 fi
 exit $rc

@@ -248,6 +248,16 @@ def test_a_side_with_too_few_steady_steps_is_refused(load_script, tmp_path):
     assert "refused" in (tmp_path / "step_speed.md").read_text() and not (tmp_path / "step_speed.png").exists()
 
 
+def test_the_recorded_1000_token_pair_is_refused(load_script, tmp_path):
+    """The 2026-12-03 pair: the stock run logged 2 steps (none after the warm-up), the default 4 (2)."""
+    summary = load_script("experiments/step_speed_summary.py")
+    stock, default = LIGER_1000 / "stock_1000", LIGER_1000 / "tuned_1000"
+    with pytest.raises(SystemExit) as refused:
+        summary.main(["--pair", str(stock), str(default), "--out-dir", str(tmp_path)])
+    assert f"{stock}: 0 steady step(s) after the 2 warm-up steps (logged: [1, 2])" in str(refused.value)
+    assert f"{default}: 2 steady step(s) after the 2 warm-up steps (logged: [1, 2, 3, 4])" in str(refused.value)
+
+
 def test_no_ratio_across_gpus(load_script, tmp_path):
     summary = load_script("experiments/step_speed_summary.py")
     h100 = _copy_run(LIGER_300, tmp_path / "h100", gpu_name="NVIDIA H100 80GB HBM3")

@@ -343,7 +343,10 @@ def side(launch: Launch, gpu_index: str | None = None) -> dict:
     other = [d["timing_s/step"] - sum(d.get(f"timing_s/{ph}", 0.0) for ph in PHASES) for _, d in pooled]
     phases = {**{k: v for k, v in phases.items() if k != "step"}, "other": {**describe(other), "values": other},
               "step": phases["step"]}
-    tokens = describe([d["perf/total_num_tokens"] for _, d in pooled])["mean"]
+    counted = [d["perf/total_num_tokens"] for _, d in pooled if "perf/total_num_tokens" in d]
+    if len(counted) != len(pooled):
+        raise Refused(f"{run}: perf/total_num_tokens missing from some pooled steps; the floor needs the tokens")
+    tokens = describe(counted)["mean"]
     rate = bf16_rate(gpu_name(run))
     passes = forward_passes(cfg)
     floors = {}

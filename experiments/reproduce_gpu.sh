@@ -21,24 +21,25 @@
 #             `gsm8k-rl compare OUT/pair/ppo/run OUT/pair/sa_ppo/run` puts them side by side. If the
 #             PPO resume fails (vLLM's start-up check trips when the other job releases memory), it is
 #             run once more after the SA-PPO job has ended
-#   speed300  experiments/step_speed.sh at 300 response tokens: VERL's stock settings vs the launcher's
-#             tuned layout, SPEED_STEPS steps each (default 4), the first 2 left out of the steady
-#             state (Triton compiles liger-kernel's kernels then on a fresh machine)
-#   speed1000 the same at 1000 response tokens; SPEED1000_VARIANTS (default "tuned stock") picks
-#             the launches and their order
+#   speed     experiments/step_speed.sh in OUT/speed: VERL's stock settings against the launcher's
+#             default (no flags) at 300 and 1000 response tokens, SPEED_STEPS steps a launch (default 6),
+#             by the rules that script fixes (order, warm-up, one environment); OUT/speed/step_speed.md
+#   speed300, speed1000
+#             the same at one length, in OUT/speed300, OUT/speed1000
+#             (step_speed.sh measures into a new folder only: to measure again, move the old one away)
 #
 # Usage (GPU machine, VERL + vLLM installed): experiments/reproduce_gpu.sh OUT GSM8K_DIR [PART...]
 # Needs ASSETS (default /tmp/assets: Qwen3-1.7B config + tokenizer and gsm8k_test.jsonl, see
 # experiments/ppo_gpu.sh). STEPS (default 50) and STOP_AT_STEP (default 13) shape the real-model job.
 # Each part logs to OUT/<part>.log; a finished part is skipped when the script runs again.
-# After `numerics`, the real-model job and the tuned speed runs take the fused backend that was
+# After `numerics`, the real-model jobs take the fused backend that was
 # fastest there among those within tolerance of the stock log-probs (max |diff| < 0.25, |mean diff|
 # < 0.01), and fall back to padded SDPA if PyTorch's varlen kernels failed, and turn liger-kernel's
 # RMSNorm/SwiGLU/RoPE off (--liger off) unless that variant with them was within the same tolerance
-# (FAST_FLAGS, printed).
+# (FAST_FLAGS, printed). The speed parts measure the launcher's default as it is, without FAST_FLAGS.
 set -uo pipefail
 out=$1; gsm8k=$2; shift 2
-parts=${*:-numerics real speed300 speed1000}
+parts=${*:-numerics real speed}
 here=$(cd "$(dirname "$0")/.." && pwd)
 assets=${ASSETS:-/tmp/assets}
 mkdir -p "$out"
@@ -70,7 +71,7 @@ for part in $parts; do
   FAST_FLAGS=$(fast_flags); stamp "flags from the numerics run: '${FAST_FLAGS}'"
   case $part in
     numerics)
-      BUILD_ONLY=1 bash "$here/experiments/ppo_gpu.sh" "$out/speed" 300 >/dev/null  # the random model + data
+      BUILD_ONLY=1 bash "$here/experiments/ppo_gpu.sh" "$out/prepare" 300 >/dev/null  # the random model + data
       python3 "$here/experiments/fast_path_numerics.py" --model /tmp/qwen3-1.7b-random --random \
         --gsm8k "$assets/gsm8k_test.jsonl" --tokens 8192 --liger --out "$out/fast_path_numerics_h200.json" \
         > "$out/numerics.log" 2>&1 ;;
@@ -128,12 +129,11 @@ for part in $parts; do
       stamp "pair: PPO exit $rc, SA-PPO exit $sa"
       [ "$rc" = 0 ] && [ "$sa" = 0 ] && touch "$out/$part.done"
       continue ;;
-    speed300)
-      TUNED_FLAGS=$FAST_FLAGS VARIANTS="stock tuned" WARMUP=2 \
-        bash "$here/experiments/step_speed.sh" "$out/speed" 300 "${SPEED_STEPS:-4}" > "$out/speed300.log" 2>&1 ;;
-    speed1000)
-      TUNED_FLAGS=$FAST_FLAGS VARIANTS="${SPEED1000_VARIANTS:-tuned stock}" WARMUP=2 \
-        bash "$here/experiments/step_speed.sh" "$out/speed" 1000 "${SPEED_STEPS:-4}" > "$out/speed1000.log" 2>&1 ;;
+    speed)
+      bash "$here/experiments/step_speed.sh" "$out/speed" "${SPEED_STEPS:-6}" > "$out/speed.log" 2>&1 ;;
+    speed300|speed1000)
+      LENGTHS=${part#speed} bash "$here/experiments/step_speed.sh" "$out/$part" "${SPEED_STEPS:-6}" \
+        > "$out/$part.log" 2>&1 ;;
     *) stamp "unknown part $part"; continue ;;
   esac
   rc=$?

@@ -25,7 +25,8 @@ def test_package_docstring_examples(name):
 
 
 @pytest.mark.parametrize("script", ["tools/build_wheelhouse.py",
-                                    pytest.param("experiments/eval_throughput.py", marks=pytest.mark.recorded)])
+                                    pytest.param("experiments/eval_throughput.py", marks=pytest.mark.recorded),
+                                    pytest.param("experiments/step_speed_summary.py", marks=pytest.mark.recorded)])
 def test_script_docstring_examples(script, load_script):
     result = _run(load_script(script))
     assert result.attempted > 0 and result.failed == 0

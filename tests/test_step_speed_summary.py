@@ -1,5 +1,7 @@
-"""experiments/step_speed_summary.py on the recorded H200 runs (stock vs tuned, 300 tokens):
-the table it prints is what the docs quote, recomputed from the raw metrics."""
+"""The step-speed runs recorded on the H200 (experiments/results/step_speed/): the tables the notebook
+quotes, recomputed from the raw metrics; what their configs differ in; and experiments/step_speed.sh +
+experiments/step_speed_summary.py, the one command that measures by fixed rules, on those runs (the
+summary) and in its dry run (the plan)."""
 
 from __future__ import annotations
 
@@ -40,26 +42,6 @@ def _differ(a: dict, b: dict, folder_a: str, folder_b: str) -> set[str]:
     return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
 
 
-def test_table_and_plot_from_the_recorded_runs(load_script, tmp_path):
-    summary = load_script("experiments/step_speed_summary.py")
-    out, js, png = tmp_path / "t.md", tmp_path / "t.json", tmp_path / "t.png"
-    text = summary.main(["--response-length", "300", "--run", f"stock={RUNS / 'stock_300'}",
-                         "--run", f"tuned={RUNS / 'tuned_300'}", "--out", str(out), "--json", str(js), "--png",
-                         str(png)])
-    runs = json.loads(js.read_text())
-    for name in ("stock", "tuned"):
-        steps = _steps(RUNS / f"{name}_300")
-        assert sorted(steps) == [1, 2, 3]
-        # steady state: steps 2 and 3 (step 1 carries the warm-up)
-        assert runs[name]["mean"]["timing_s/step"] == pytest.approx(
-            statistics.mean(steps[s]["timing_s/step"] for s in (2, 3)))
-        assert runs[name]["checkpointing"] is True  # the launcher's default keeps it on in both
-    ratio = runs["stock"]["mean"]["timing_s/step"] / runs["tuned"]["mean"]["timing_s/step"]
-    assert f"{ratio:.2f}x" in text and "| **step** | **32.52** | **15.75** |" in text
-    assert out.read_text() == text == (RUNS / "step_speed_300.md").read_text()
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
 def test_the_two_runs_differ_only_in_the_kernels_and_layout():
     """stock and tuned: same data, model, batch and response length; what differs is the fast path."""
     import yaml
@@ -81,28 +63,6 @@ def test_the_two_runs_differ_only_in_the_kernels_and_layout():
 QUICK = REPO / "experiments/results/step_speed/h200_2026-12-02_quick_poll"
 
 
-def test_the_quick_poll_tables_are_recomputed_from_the_raw_runs(load_script, tmp_path):
-    """The 300- and 1000-token tables of experiments/notebook.md ("Token budgets", "1000 tokens") come from
-    the recorded metrics; the 2026-11-24 plain run has no resolved config, so its checkpointing is read
-    from its command.sh (on: no override turned it off)."""
-    summary = load_script("experiments/step_speed_summary.py")
-    stock = RUNS / "stock_300"
-    text = summary.main(["--response-length", "300", "--run", f"stock={stock}",
-                         "--run", f"default={QUICK / 'default_300'}",
-                         "--run", f"default + 32K/64K budgets={QUICK / 'budgets_300'}",
-                         "--out", str(tmp_path / "a.md")])
-    assert text == (QUICK / "step_speed_300.md").read_text()
-    assert "| **step** | **32.52** | **11.94** | **12.19** |" in text
-    assert "| update_actor | 13.76 | 4.02 | 2.67 |" in text
-    plain = REPO / "experiments/results/ppo_gpu/h200/vllm_1000"
-    assert not (plain / "resolved_config.yaml").exists()
-    text = summary.main(["--response-length", "1000", "--run", f"plain (2026-11-24)={plain}",
-                         "--run", f"default={QUICK / 'default_1000'}", "--out", str(tmp_path / "b.md")])
-    assert text == (QUICK / "step_speed_1000.md").read_text()
-    assert "| **step** | **62.87** | **30.29** |" in text
-    assert summary.checkpointing(plain) is True
-
-
 def test_the_budget_run_differs_from_the_default_only_in_token_budgets():
     """default_300 and budgets_300: one launcher default, the budgets given as overrides; nothing else
     in VERL's resolved config differs but the run's own paths."""
@@ -118,30 +78,6 @@ def test_the_budget_run_differs_from_the_default_only_in_token_budgets():
 
 
 LIGER = REPO / "experiments/results/step_speed/h200_2026-12-02_liger"
-
-
-def test_the_liger_tables_are_recomputed_from_the_raw_runs(load_script, tmp_path):
-    """experiments/notebook.md ("liger-kernel"): 300 tokens, stock -> 8.78 s with liger (5 steady steps of 6);
-    1000 tokens with the 32K/64K budgets, without liger: 25.42 s."""
-    summary = load_script("experiments/step_speed_summary.py")
-    text = summary.main(["--response-length", "300", "--run", f"stock={RUNS / 'stock_300'}",
-                         "--run", f"default, 8K budgets={QUICK / 'default_300'}",
-                         "--run", f"default, 32K/64K budgets={QUICK / 'budgets_300'}",
-                         "--run", f"default + liger={LIGER / 'liger_300'}",
-                         "--out", str(tmp_path / "a.md"), "--json", str(tmp_path / "a.json")])
-    assert text == (LIGER / "step_speed_300.md").read_text()
-    assert "| **step** | **32.52** | **11.94** | **12.19** | **8.78** |" in text and "| 3.70x |" in text
-    steps = _steps(LIGER / "liger_300")
-    assert sorted(steps) == [1, 2, 3, 4, 5, 6]
-    steady = [steps[s]["timing_s/step"] for s in range(2, 7)]
-    assert max(steady) < 10 and statistics.mean(steady) == pytest.approx(8.78, abs=0.005)
-    plain = REPO / "experiments/results/ppo_gpu/h200/vllm_1000"
-    text = summary.main(["--response-length", "1000", "--run", f"plain (2026-11-24)={plain}",
-                         "--run", f"default, 8K budgets={QUICK / 'default_1000'}",
-                         "--run", f"default, 32K/64K budgets={LIGER / 'default_1000'}",
-                         "--out", str(tmp_path / "b.md")])
-    assert text == (LIGER / "step_speed_1000.md").read_text()
-    assert "| **step** | **62.87** | **30.29** | **25.42** |" in text
 
 
 def test_the_liger_runs_differ_from_the_earlier_ones_only_in_what_they_measure():
@@ -177,46 +113,7 @@ def test_the_liger_kernel_check_is_within_the_launchers_tolerance():
     assert k8["variants"]["packed+fused-triton+liger"]["forward_backward_s"] < fast
 
 
-def test_warmup_sets_which_steps_make_the_steady_state(load_script, tmp_path, capsys):
-    """--warmup 2 (what reproduce_gpu.sh passes: liger's Triton kernels compile during steps 1-2 on a
-    fresh machine) averages steps 3-6 of the 6-step liger run; the table shows the fastest and slowest
-    of them; a run with no step after the warm-up stands in with its last step and says so."""
-    summary = load_script("experiments/step_speed_summary.py")
-    steps = {s: d["timing_s/step"] for s, d in _steps(LIGER / "liger_300").items()}
-    js = tmp_path / "w.json"
-    text = summary.main(["--response-length", "300", "--warmup", "2", "--run", f"liger={LIGER / 'liger_300'}",
-                         "--run", f"stock={RUNS / 'stock_300'}", "--json", str(js)])
-    runs = json.loads(js.read_text())
-    later = [steps[s] for s in range(3, 7)]
-    assert runs["liger"]["mean"]["timing_s/step"] == pytest.approx(statistics.mean(later))
-    assert runs["liger"]["steady_steps"] == 4 and "| 4 (of 6) |" in text
-    assert f"| fastest / slowest steady step | {min(later):.2f} / {max(later):.2f} |" in text
-    # the 3-step stock run keeps step 3 alone
-    assert runs["stock"]["steady_steps"] == 1 and runs["stock"]["mean"]["timing_s/step"] == pytest.approx(
-        _steps(RUNS / "stock_300")[3]["timing_s/step"])
-    summary.main(["--response-length", "300", "--warmup", "3", "--run", f"stock={RUNS / 'stock_300'}"])
-    assert "no step after the 3 warm-up step(s); its last step (3) stands in" in capsys.readouterr().out
-
-
 LIGER_1000 = REPO / "experiments/results/step_speed/h200_2026-12-03_liger_1000"
-
-
-def test_the_1000_token_liger_table_is_recomputed_from_the_raw_runs(load_script, tmp_path):
-    """experiments/notebook.md ("1000 tokens with liger"): the launcher's default with liger, steps 3-4 of 4
-    (22.60, 22.92 s: both under the 25 s goal), against VERL's stock settings, whose run was stopped after
-    step 2 (so step 2 stands in for its steady state)."""
-    summary = load_script("experiments/step_speed_summary.py")
-    text = summary.main(["--response-length", "1000", "--warmup", "2",
-                         "--run", f"stock={LIGER_1000 / 'stock_1000'}", "--run", f"tuned={LIGER_1000 / 'tuned_1000'}",
-                         "--out", str(tmp_path / "t.md"), "--json", str(tmp_path / "t.json"), "--png",
-                         str(tmp_path / "t.png")])
-    assert text == (LIGER_1000 / "step_speed_1000.md").read_text()
-    assert "| **step** | **78.54** | **22.76** |" in text and "| 3.45x |" in text and "| 1 (of 2) | 2 (of 4) |" in text
-    tuned, stock = _steps(LIGER_1000 / "tuned_1000"), _steps(LIGER_1000 / "stock_1000")
-    assert sorted(tuned) == [1, 2, 3, 4] and sorted(stock) == [1, 2]
-    assert all(tuned[s]["timing_s/step"] < 25 for s in (3, 4))
-    assert all(d["response_length/mean"] == 1000 for d in [*tuned.values(), *stock.values()])
-    assert (tmp_path / "t.png").stat().st_size > 10_000
 
 
 def test_the_1000_token_runs_are_the_launchers_default_with_liger_and_verls_stock_settings():
@@ -235,3 +132,328 @@ def test_the_1000_token_runs_are_the_launchers_default_with_liger_and_verls_stoc
         "data.max_response_length", "actor_rollout_ref.rollout.response_length",
         "distillation.teacher_models.teacher_model.inference.response_length"}
     assert json.loads((LIGER_1000 / "stock_1000/run_info.json").read_text())["status"] == "running"  # cut, not finished
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The tables recorded before step_speed.sh fixed its rules: each run's mean over the steps after its first
+# (after the first two in the 2026-12-03 pair, whose stock run logged two steps: its last stands in).
+
+PLAIN_1000 = REPO / "experiments/results/ppo_gpu/h200/vllm_1000"
+
+
+def _step_row(table: Path) -> list[float]:
+    row = next(line for line in table.read_text().splitlines() if line.startswith("| **step** |"))
+    return [float(cell.strip(" *")) for cell in row.strip("|").split("|")[1:]]
+
+
+def _old_steady_mean(run: Path, warmup: int) -> float:
+    steps = _steps(run)
+    kept = [d["timing_s/step"] for s, d in steps.items() if s > warmup] or [steps[max(steps)]["timing_s/step"]]
+    return statistics.mean(kept)
+
+
+@pytest.mark.parametrize(("table", "runs", "warmup"), [
+    (RUNS / "step_speed_300.md", [RUNS / "stock_300", RUNS / "tuned_300"], 1),
+    (QUICK / "step_speed_300.md", [RUNS / "stock_300", QUICK / "default_300", QUICK / "budgets_300"], 1),
+    (QUICK / "step_speed_1000.md", [PLAIN_1000, QUICK / "default_1000"], 1),
+    (LIGER / "step_speed_300.md",
+     [RUNS / "stock_300", QUICK / "default_300", QUICK / "budgets_300", LIGER / "liger_300"], 1),
+    (LIGER / "step_speed_1000.md", [PLAIN_1000, QUICK / "default_1000", LIGER / "default_1000"], 1),
+    (LIGER_1000 / "step_speed_1000.md", [LIGER_1000 / "stock_1000", LIGER_1000 / "tuned_1000"], 2),
+], ids=["stock_vs_tuned_300", "quick_poll_300", "quick_poll_1000", "liger_300", "liger_1000", "liger_1000_pair"])
+def test_the_recorded_tables_step_rows_come_from_the_raw_metrics(table, runs, warmup):
+    assert _step_row(table) == pytest.approx([round(_old_steady_mean(r, warmup), 2) for r in runs], abs=0.005)
+
+
+def test_the_300_token_headline_pooled_over_both_launches_of_its_config():
+    """The 8.78 s of the "where it stands" table is the second of two launches of one config (the first:
+    liger_300_first, 3 steps); all seven steps after step 1 of the two launches average 9.41 s."""
+    pooled = [d["timing_s/step"] for run in (LIGER / "liger_300", LIGER / "liger_300_first")
+              for s, d in _steps(run).items() if s > 1]
+    assert len(pooled) == 7 and statistics.mean(pooled) == pytest.approx(9.41, abs=0.005)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# experiments/step_speed_summary.py: pooled steady steps, the refusals
+
+STOCK_300 = RUNS / "stock_300"
+LIGER_300 = LIGER / "liger_300"
+RUN_FILES = ("metrics.jsonl", "resolved_config.yaml", "run_info.json", "environment.txt")
+
+
+def _copy_run(src: Path, dst: Path, gpu_name: str | None = None) -> Path:
+    """A recorded run's files the summary reads, copied; optionally recorded as run on another GPU."""
+    dst.mkdir(parents=True)
+    for name in RUN_FILES:
+        (dst / name).write_bytes((src / name).read_bytes())
+    (dst / "gpu_mem_300.csv").write_bytes((src / "gpu_mem_300.csv").read_bytes())
+    if gpu_name:
+        info = json.loads((dst / "run_info.json").read_text())
+        info["hardware"]["gpu_name"] = gpu_name
+        (dst / "run_info.json").write_text(json.dumps(info))
+    return dst
+
+
+def test_every_steady_step_is_pooled(load_script, tmp_path):
+    """liger_300 (6 steps) against itself: steps 3-6 pooled, each phase's statistics numpy's over exactly
+    those steps, the ratio 1 inside its interval, the floor at the H200's datasheet rate, peaks the runs'."""
+    import numpy as np
+
+    summary = load_script("experiments/step_speed_summary.py")
+    result = summary.main(["--pair", str(LIGER_300), str(LIGER_300), "--out-dir", str(tmp_path)])
+    steps = _steps(LIGER_300)
+    (pair,) = result["pairs"]
+    stock = pair["stock"]
+    assert stock["pooled_steps"] == [3, 4, 5, 6] and stock["logged_steps"] == [1, 2, 3, 4, 5, 6]
+    for phase in [*summary.PHASES, "step"]:
+        raw = np.array([steps[s][f"timing_s/{phase}"] for s in (3, 4, 5, 6)])
+        st = stock["phases"][phase]
+        assert st["n"] == 4 and st["values"] == raw.tolist()
+        assert st["mean"] == pytest.approx(np.mean(raw)) and st["median"] == pytest.approx(np.median(raw))
+        assert st["sd"] == pytest.approx(np.std(raw, ddof=1))
+        assert (st["min"], st["max"]) == (raw.min(), raw.max())
+    other = [steps[s]["timing_s/step"] - sum(steps[s][f"timing_s/{p}"] for p in summary.PHASES) for s in (3, 4, 5, 6)]
+    assert stock["phases"]["other"]["mean"] == pytest.approx(np.mean(other))
+    r = pair["ratio_stock_over_default"]["step"]
+    assert r["ratio"] == pytest.approx(1.0) and r["ci95_bootstrap"][0] < 1 < r["ci95_bootstrap"][1]
+    assert r["se_delta"] == pytest.approx(np.sqrt(2 * np.var(raw, ddof=1) / 4) / np.mean(raw))
+    # the floor: 12 forward passes (4 forwards, 2 updates of 3 + 1 with checkpointing) at 989.5 TFLOP/s
+    tokens = np.mean([steps[s]["perf/total_num_tokens"] for s in (3, 4, 5, 6)])
+    assert stock["rate"]["card"] == "H200 SXM" and stock["rate"]["spec_tflops"] == 989.5
+    assert stock["rate"]["measured_tflops"] == 798.0
+    assert stock["floors"]["update_actor"]["forward_passes"] == 4 and stock["floors"]["gen"]["forward_passes"] == 1
+    assert stock["floor_step_s"] == pytest.approx(12 * 2 * summary.PARAMS * tokens / 989.5e12)
+    assert stock["floor_step_measured_s"] == pytest.approx(12 * 2 * summary.PARAMS * tokens / 798e12)
+    # peak memory: the largest VERL logged over all six steps, and nvidia-smi's peak of the whole GPU
+    assert stock["peak_memory_gib"]["actor_reserved"] == max(d["actor/perf/max_memory_reserved_gb"]
+                                                             for d in steps.values())
+    assert 80 < stock["peak_memory_gib"]["nvidia_smi_used"] < 141
+    text = (tmp_path / "step_speed.md").read_text()
+    assert f"| **step** | stock | 4 | {np.mean(raw):.2f} | {np.median(raw):.2f} |" in text
+    assert "| **step** | 8.78 | 8.78 | 1.00x |" in text and "989.5 TFLOP/s" in text and "798 TFLOP/s" in text
+    assert json.loads((tmp_path / "step_speed.json").read_text())["pairs"][0]["stock"]["pooled_steps"] == [3, 4, 5, 6]
+    assert (tmp_path / "step_speed.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_side_with_too_few_steady_steps_is_refused(load_script, tmp_path):
+    """The recorded 300-token headline pair: VERL's stock run logged 3 steps (1 after the warm-up), and
+    the default's launch carried a vLLM compile-cache setting the stock one did not: both reasons named."""
+    summary = load_script("experiments/step_speed_summary.py")
+    with pytest.raises(SystemExit) as refused:
+        summary.main(["--pair", str(STOCK_300), str(LIGER_300), "--out-dir", str(tmp_path)])
+    message = str(refused.value)
+    assert f"{STOCK_300}: 1 steady step(s) after the 2 warm-up steps (logged: [1, 2, 3])" in message
+    assert message.count("a side needs at least 4") == 1  # liger_300's 4 steady steps pass
+    assert "VLLM_DISABLE_COMPILE_CACHE: None vs '0'" in message
+    assert "refused" in (tmp_path / "step_speed.md").read_text() and not (tmp_path / "step_speed.png").exists()
+
+
+def test_the_recorded_1000_token_pair_is_refused(load_script, tmp_path):
+    """The 2026-12-03 pair: the stock run logged 2 steps (none after the warm-up), the default 4 (2)."""
+    summary = load_script("experiments/step_speed_summary.py")
+    stock, default = LIGER_1000 / "stock_1000", LIGER_1000 / "tuned_1000"
+    with pytest.raises(SystemExit) as refused:
+        summary.main(["--pair", str(stock), str(default), "--out-dir", str(tmp_path)])
+    assert f"{stock}: 0 steady step(s) after the 2 warm-up steps (logged: [1, 2])" in str(refused.value)
+    assert f"{default}: 2 steady step(s) after the 2 warm-up steps (logged: [1, 2, 3, 4])" in str(refused.value)
+
+
+def test_no_ratio_across_gpus(load_script, tmp_path):
+    summary = load_script("experiments/step_speed_summary.py")
+    h100 = _copy_run(LIGER_300, tmp_path / "h100", gpu_name="NVIDIA H100 80GB HBM3")
+    with pytest.raises(SystemExit, match="different GPUs: .*NVIDIA H200.*NVIDIA H100 80GB HBM3"):
+        summary.main(["--pair", str(LIGER_300), str(h100), "--out-dir", str(tmp_path / "out")])
+    assert summary.bf16_rate("NVIDIA H100 80GB HBM3")["spec_tflops"] == 989.5
+    assert summary.bf16_rate("NVIDIA H100 PCIe")["spec_tflops"] == 756.5
+    assert summary.bf16_rate("NVIDIA A100-SXM4-40GB")["spec_tflops"] == 312.0
+    assert summary.bf16_rate("NVIDIA GH200 480GB") is None and summary.bf16_rate("NVIDIA H200 NVL") is None
+
+
+# ------------------------------------------------------------------------------------------------------------
+# experiments/step_speed.sh: the plan (DRY_RUN=1), then the summary of a folder laid out as it lays one out
+
+SCRIPT = REPO / "experiments/step_speed.sh"
+PINNED = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "BACKEND": "vllm", "VLLM_USE_FLASHINFER_SAMPLER": "0",
+          "VLLM_DISABLE_COMPILE_CACHE": "1", "PYTHONHASHSEED": "0"}
+
+
+def _dry_run(out: Path, *args: str, **env: str):
+    import os
+    import subprocess
+    import sys
+
+    environ = {k: v for k, v in os.environ.items() if k not in ("WARMUP", "LENGTHS", "CUDA_VISIBLE_DEVICES")}
+    environ.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", DRY_RUN="1", **env)
+    return subprocess.run(["bash", str(SCRIPT), str(out), *args], env=environ, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_the_script_is_valid_bash():
+    import subprocess
+
+    assert subprocess.run(["bash", "-n", str(SCRIPT)], capture_output=True).returncode == 0
+
+
+def test_the_dry_run_fixes_order_warmup_and_one_environment(tmp_path):
+    out = tmp_path / "speed"
+    done = _dry_run(out, HF_TOKEN="not-a-real-token", WARMUP="3")
+    assert done.returncode == 0, done.stderr
+    assert "nothing launched" in done.stdout
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["dry_run"] is True
+    assert plan["order"] == ["stock_300", "default_300", "stock_1000", "default_1000"]
+    assert [(x["side"], x["flags"]) for x in plan["launches"][:2]] == [
+        ("stock", "--fast-path off --no-dynamic-bsz --attn sdpa"), ("default", "")]
+    assert (plan["warmup_steps"], plan["steps_per_launch"], plan["pooled_steps_per_launch"]) == (2, 6, 4)
+    assert "WARMUP=3 was set in the environment and ignored" in plan["warmup_env"]
+    envs = {x["name"]: json.loads((out / x["folder"] / "launch_env.json").read_text())["env"]
+            for x in plan["launches"]}
+    assert envs["stock_300"]["TRAIN_FLAGS"] == "--fast-path off --no-dynamic-bsz --attn sdpa"
+    assert envs["default_300"]["TRAIN_FLAGS"] == ""
+    strip = [{k: v for k, v in env.items() if k != "TRAIN_FLAGS"} for env in envs.values()]
+    assert all(env == strip[0] for env in strip)  # one environment, the flags under test aside
+    assert plan["launch_env_diff_outside_flags"] == {}
+    assert set(plan["launch_env_diff"]["stock_300 vs default_300"]) == {"TRAIN_FLAGS"}
+    assert plan["launch_env_diff"]["stock_300 vs stock_1000"] == {}
+    env = strip[0]
+    assert {k: env[k] for k in PINNED} == PINNED and env["CUDA_VISIBLE_DEVICES"] == "0"
+    assert env["VLLM_CACHE_ROOT"] == f"{out.resolve()}/cache/vllm"
+    assert env["HF_TOKEN"].startswith("redacted, sha256 ") and "not-a-real-token" not in (out / "plan.json").read_text()
+    assert "WARMUP" not in env and "DRY_RUN" not in env
+    # the workers get the cache and sampler settings too, the same in every launch
+    assert "++ray_kwargs.ray_init.runtime_env.env_vars.VLLM_DISABLE_COMPILE_CACHE='1'" in plan[
+        "verl_overrides_every_launch"]
+    assert not list(out.glob("*/run_*")) and not list(out.glob("*/launch.json"))  # nothing launched
+    assert "| 1 | stock_300 |" in (out / "plan.md").read_text()
+
+
+def test_the_dry_run_refuses_too_few_steps_and_a_used_folder(tmp_path):
+    done = _dry_run(tmp_path / "a", "5")
+    assert done.returncode != 0 and "at least 6 steps" in done.stderr and not (tmp_path / "a/plan.json").exists()
+    done = _dry_run(tmp_path / "b", "8", LENGTHS="300")
+    assert done.returncode == 0, done.stderr
+    plan = json.loads((tmp_path / "b/plan.json").read_text())
+    assert plan["order"] == ["stock_300", "default_300"] and plan["pooled_steps_per_launch"] == 6
+    assert _dry_run(tmp_path / "b", LENGTHS="300").returncode == 0  # a dry run's plan may be redone
+    (tmp_path / "b/plan.json").write_text(json.dumps({**plan, "dry_run": False}))
+    done = _dry_run(tmp_path / "b", LENGTHS="300")
+    assert done.returncode != 0 and "already holds a measurement" in done.stderr
+    done = _dry_run(tmp_path / "c", CUDA_VISIBLE_DEVICES="0,1")
+    assert done.returncode != 0 and "one GPU" in done.stderr
+
+
+def _measured(tmp_path: Path) -> Path:
+    """A dry-run plan for 300 tokens, its two launch folders filled with a recorded 6-step run."""
+    out = tmp_path / "speed"
+    assert _dry_run(out, LENGTHS="300").returncode == 0
+    for launch in ("stock_300", "default_300"):
+        _copy_run(LIGER_300, out / launch / "run_300")
+    return out
+
+
+def test_the_summary_of_a_step_speed_folder(load_script, tmp_path):
+    summary = load_script("experiments/step_speed_summary.py")
+    out = _measured(tmp_path)
+    result = summary.main([str(out)])
+    (pair,) = result["pairs"]
+    assert (pair["stock"]["order"], pair["default"]["order"]) == (1, 2)
+    assert pair["stock"]["flags"] == "--fast-path off --no-dynamic-bsz --attn sdpa" and pair["default"]["flags"] == ""
+    diff = pair["environment_diff"]
+    assert set(diff["launch environment (launch_env.json)"]) == {"TRAIN_FLAGS"}
+    assert all(not d for section, d in diff.items() if section != "launch environment (launch_env.json)")
+    text = (out / "step_speed.md").read_text()
+    assert "order stock_300, default_300" in text
+    assert "`gsm8k-rl train --fast-path off --no-dynamic-bsz --attn sdpa` (launch 1" in text
+    assert "`gsm8k-rl train` (launch 2" in text
+    assert (out / "step_speed.png").exists() and json.loads((out / "step_speed.json").read_text())["plan"]["dry_run"]
+
+
+def test_the_summary_refuses_an_environment_outside_the_flags(load_script, tmp_path):
+    summary = load_script("experiments/step_speed_summary.py")
+    out = _measured(tmp_path)
+    path = out / "default_300/launch_env.json"
+    record = json.loads(path.read_text())
+    record["env"]["VLLM_DISABLE_COMPILE_CACHE"] = "0"
+    path.write_text(json.dumps(record))
+    with pytest.raises(SystemExit, match=r"launch environment \(launch_env.json\) differs outside the settings under "
+                                         r"test: VLLM_DISABLE_COMPILE_CACHE: '1' vs '0'"):
+        summary.main([str(out)])
+    record["env"]["VLLM_DISABLE_COMPILE_CACHE"] = "1"
+    record["env"]["TRAIN_FLAGS"] = "--liger off"
+    path.write_text(json.dumps(record))
+    with pytest.raises(SystemExit, match=r"default_300: launched with TRAIN_FLAGS='--liger off', the plan gives "
+                                         r"default ''"):
+        summary.main([str(out)])
+
+
+def test_the_summary_refuses_a_failed_launch(load_script, tmp_path):
+    summary = load_script("experiments/step_speed_summary.py")
+    out = _measured(tmp_path)
+    (out / "default_300/run_300/metrics.jsonl").unlink()
+    with pytest.raises(SystemExit, match=r"default_300/run_300: no metrics.jsonl: the launch failed"):
+        summary.main([str(out)])
+
+
+FAKE_PPO_GPU = r"""#!/usr/bin/env bash
+# stands in for experiments/ppo_gpu.sh: records what it was given, "runs" by copying a recorded run
+out=$1; len=$2; steps=$3; shift 3
+if [ "${BUILD_ONLY:-0}" = 1 ]; then mkdir -p "$out"; exit 0; fi
+env -0 > "$out/seen_env"
+printf '%s\n' "$len $steps" "$@" > "$out/seen_args"
+[ -e "$TRITON_CACHE_DIR/compiled" ] && echo warm > "$out/seen_cache" || echo cold > "$out/seen_cache"
+mkdir -p "$TRITON_CACHE_DIR" && touch "$TRITON_CACHE_DIR/compiled"
+echo "${out##*/}" >> "$out/../order.txt"
+mkdir -p "$out/run_$len" && cp "$RECORDED_RUN"/* "$out/run_$len/"
+"""
+
+
+def test_the_launches_in_order_in_one_environment_then_the_summary(tmp_path):
+    """The script's real path with experiments/ppo_gpu.sh, stop_ray.sh and nvidia-smi stood in for: the
+    launches run in the plan's order, each with the environment recorded for it and the same VERL
+    overrides, each from empty caches; then the summary."""
+    import os
+    import subprocess
+    import sys
+
+    repo = tmp_path / "repo"
+    (repo / "experiments").mkdir(parents=True)
+    for name in ("step_speed.sh", "step_speed_summary.py"):
+        (repo / "experiments" / name).write_bytes((REPO / "experiments" / name).read_bytes())
+    (repo / "experiments/ppo_gpu.sh").write_text(FAKE_PPO_GPU)
+    (repo / "experiments/stop_ray.sh").write_text("#!/usr/bin/env bash\ntrue\n")
+    recorded = tmp_path / "recorded"
+    _copy_run(LIGER_300, recorded)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    smi = "#!/usr/bin/env bash\necho '0, NVIDIA H200, GPU-0000, 143771 MiB, 580.159.04'\n"
+    (bin_dir / "nvidia-smi").write_text(smi)
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    environ = {k: v for k, v in os.environ.items() if k not in ("WARMUP", "DRY_RUN", "CUDA_VISIBLE_DEVICES")}
+    environ.update(PATH=os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), os.environ["PATH"]]),
+                   LENGTHS="300", RECORDED_RUN=str(recorded), TRAIN_FLAGS="--should-not-leak")
+    out = tmp_path / "speed"
+    done = subprocess.run(["bash", str(repo / "experiments/step_speed.sh"), str(out), "6"], env=environ,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (out / "order.txt").read_text().split() == ["stock_300", "default_300"]
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["dry_run"] is False and plan["gpu"]["uuid"] == "GPU-0000"
+    for launch in plan["launches"]:
+        folder = out / launch["folder"]
+        seen = dict(item.split("=", 1) for item in (folder / "seen_env").read_text().split("\0") if item)
+        recorded_env = json.loads((folder / "launch_env.json").read_text())["env"]
+        bash_own = {"PWD", "SHLVL", "_"}  # what the launched shell sets itself
+        assert {k: v for k, v in seen.items() if k not in bash_own} == recorded_env  # as the plan recorded it
+        assert not bash_own & set(recorded_env)
+        assert seen["TRAIN_FLAGS"] == launch["flags"] and "BUILD_ONLY" not in seen
+        args = (folder / "seen_args").read_text().splitlines()
+        assert args[0] == "300 6" and args[1:] == plan["verl_overrides_every_launch"]
+        assert (folder / "seen_cache").read_text().strip() == "cold"
+        assert json.loads((folder / "launch.json").read_text())["exit_code"] == 0
+        assert "GPU-0000" in (folder / "gpu.csv").read_text()
+    assert json.loads((out / "step_speed.json").read_text())["pairs"][0]["ratio_stock_over_default"]["step"][
+        "ratio"] == pytest.approx(1.0)
+    assert "| **step** | 8.78 | 8.78 | 1.00x |" in done.stdout
+    done = subprocess.run(["bash", str(repo / "experiments/step_speed.sh"), str(out), "6"], env=environ,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "already holds a measurement" in done.stderr

@@ -10,7 +10,8 @@
 #   real_grpo, real_sa_ppo
 #             the same job with --config grpo / sa_ppo (same sample budget, same steps), in
 #             OUT/real_grpo, OUT/real_sa_ppo; they reuse the converted model and the PPO job's base
-#             eval, or BASE_EVAL (same model, prompt and decoding), so every run pairs against one base eval;
+#             eval, or BASE_EVAL (same model, prompt and decoding: `gsm8k-rl run` checks it and refuses
+#             one made otherwise), so every run pairs against one base eval;
 #             `gsm8k-rl compare OUT/real/run OUT/real_grpo/run OUT/real_sa_ppo/run` puts them side by side
 #   pair      PPO and SA-PPO at once on the one GPU (experiments/real_model/gpu_run.sh with SHARED_GPU=1,
 #             vLLM at 0.3 of the GPU in training and eval), same model, data, base eval and budget, in
@@ -83,7 +84,8 @@ for part in $parts; do
       if ! grep -qs '"timing_s/step"' "$root"/run/logs/metrics.*.jsonl; then
         stamp "real: no PPO step logged by the first launch: the job is redone with --fast-path off"
         cleanup_ray; mv "$root/run" "$root/run_failed_fast_path"
-        # the base eval does not depend on the training kernels: keep it (the run skips a finished stage)
+        # the base eval does not depend on the training kernels: keep it (the run reuses a finished
+        # eval made with the settings it would use)
         [ -f "$root/run_failed_fast_path/eval/base/metrics.json" ] && mkdir -p "$root/run/eval" \
           && cp -r "$root/run_failed_fast_path/eval/base" "$root/run/eval/"
         STEPS=${STEPS:-50} STOP_AT_STEP=${STOP_AT_STEP:-13} RUN_FLAGS="--fast-path off" \

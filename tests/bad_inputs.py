@@ -89,6 +89,32 @@ def _mixed_templates(folder: Path, assets: Assets) -> None:
     (folder / "data" / "prepare_info.json").unlink()  # the rows alone say which prompt they carry
 
 
+BASE = Path("run") / "eval" / "base"
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((folder / BASE).iterdir())}
+
+
+def _base_eval_other_cap(folder: Path, assets: Assets) -> None:
+    """A finished base eval of the smoke run's 8 problems, as `gsm8k-rl run --smoke` makes it but with
+    16 new tokens instead of its 32, where the run looks for its base eval (as BASE_EVAL=DIR copies it)."""
+    from gsm8k_rl.launch.smoke import SMOKE_DATA
+
+    made = run_in_process(folder, ["eval", "--model", MODEL, "--out", str(BASE), "--source", str(SMOKE_DATA),
+                                   "--no-thinking", "--template", "plain", "--backend", "transformers",
+                                   "--limit", "8", "--max-new-tokens", "16"], assets.model)
+    assert made.rc == 0, made.stderr
+    (folder / "base_eval_before.json").write_text(json.dumps(_digests(folder)))
+
+
+def _base_eval_untouched(folder: Path, result: Result, assets: Assets) -> None:
+    assert _digests(folder) == json.loads((folder / "base_eval_before.json").read_text()), "the base eval was changed"
+    assert not (folder / "run" / "resolved_config.yaml").exists(), "the run went on to its plan"
+
+
 def _report_run_only_config(folder: Path, assets: Assets) -> None:
     (folder / "runs" / "ppo").mkdir(parents=True)
 
@@ -198,6 +224,11 @@ CASES = [
          "main_ppo has no handler for it (verl/trainer/main_ppo.py): Python's KeyboardInterrupt stack",
          setup=_prepared, check=_interrupted,
          interrupt_after="launching VERL"),
+    Case("run-base-eval-other-cap", "run",
+         "a finished base eval in the run folder (e.g. copied in by BASE_EVAL=DIR) made with another token cap",
+         ["run", "--smoke", "--run-dir", "run", "--model", MODEL, "--response-length", "auto"],
+         "— (VERL has no base eval: its validation generates again in every run)",
+         setup=_base_eval_other_cap, check=_base_eval_untouched),
     Case("report-typo", "report", "a mistyped --run", ["report", "--run", "runs/pp", "--out", "report"], "—",
          setup=_report_run_only_config, check=_nothing_written("report")),
     Case("report-nothing", "report", "an empty run folder and no eval",

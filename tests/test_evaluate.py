@@ -140,6 +140,45 @@ def test_other_model_refused(tiny_qwen3_tok_model_dir, gsm8k_dir, tmp_path, caps
     assert "model_fingerprint" in capsys.readouterr().err
 
 
+def test_unfinished_checks_a_folder_and_writes_nothing(tiny_qwen3_tok_model_dir, gsm8k_dir, tmp_path):
+    """The check `gsm8k-rl run` makes before reusing a finished eval: None when evaluate() with these
+    options would leave the folder as it is, else why not; other settings are refused by name (the
+    resume guard's message, with the caller's advice). Nothing is written, not even a torn line cut."""
+    from gsm8k_rl.evaluation.metrics import scoring_fingerprint
+    from gsm8k_rl.evaluation.run import unfinished
+
+    out = tmp_path / "eval"
+    model = str(tiny_qwen3_tok_model_dir)
+    opts = {"source": gsm8k_dir, "backend": "transformers", "max_new_tokens": 8}
+    assert unfinished(model, out, limit=3, **opts) == "no metrics.json"
+    assert _eval(tiny_qwen3_tok_model_dir, gsm8k_dir, out, "--limit", "3") == 0
+    with (out / SAMPLES).open("a") as f:  # a torn last line: not a sample, and left where it is
+        f.write('{"index": 3, "question": "half a li')
+
+    def snapshot():
+        return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()}
+
+    before = snapshot()
+    assert unfinished(model, out, limit=3, **opts) is None
+    assert unfinished(model, out, limit=4, **opts) == "no sample for 1 of its 4 problems"
+    assert unfinished(model, out, limit=2, **opts) == "its metrics.json covers 3 problems, not the 2 selected"
+    with pytest.raises(UserError, match=r"different settings \(max_new_tokens: 8 -> 9\); delete it$"):
+        unfinished(model, out, limit=3, fix="delete it", **{**opts, "max_new_tokens": 9})
+    with pytest.raises(UserError, match=r"; thinking: False -> True\); use a new --out, or delete the folder"):
+        unfinished(model, out, limit=3, thinking=True, **opts)
+    assert snapshot() == before
+
+    lines = (out / SAMPLES).read_text().splitlines(keepends=True)
+    stale = {**json.loads(lines[0]), "scored_with": "older code"}
+    (out / SAMPLES).write_text(json.dumps(stale) + "\n" + "".join(lines[1:]))
+    assert stale["scored_with"] != scoring_fingerprint()
+    why = unfinished(model, out, limit=3, **opts)
+    assert why == "1 sample(s) scored by other scoring code, to rescore (nothing to generate)"
+    assert _eval(tiny_qwen3_tok_model_dir, gsm8k_dir, out, "--limit", "3") == 0  # what `gsm8k-rl run` does then
+    assert json.loads((out / METRICS).read_text())["generated_samples"] == 0
+    assert unfinished(model, out, limit=3, **opts) is None
+
+
 def test_resume_after_kill(tiny_qwen3_tok_model_dir, gsm8k_dir, tmp_path):
     """SIGKILL the eval after its first batch is on disk, then finish it: no index twice, none lost."""
     out = tmp_path / "eval"

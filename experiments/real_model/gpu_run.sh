@@ -16,8 +16,11 @@
 # 32 prompts x 4 answers per step). Writes RUN_ROOT/{model,data,run}/.
 # ACTOR_LR / CRITIC_LR, SAVE_EVERY / TEST_EVERY (default STEPS/5), VAL_BEFORE_TRAIN (default true)
 # and EXTRA_OVERRIDES (more key=value) shape the run. BASE_EVAL=DIR: a finished base eval of the same
-# model, prompt and decoding (e.g. a committed one) to reuse: copied into the run folder, so
-# `gsm8k-rl run` skips that stage (and --response-length auto sizes the length from it).
+# model, prompt and decoding (e.g. a committed one) to reuse: copied into the run folder, where
+# `gsm8k-rl run` checks it against the settings its base eval would use (model, data, prompts, token
+# cap, backend, dtype) and reuses it as it is when they match, "already done, settings match" (and
+# --response-length auto sizes the length from it); one made otherwise stops the run, naming each
+# setting that differs (delete RUN_ROOT/run/eval/base to evaluate again).
 # PASS_AT_K=K (and BASE_PASS_AT_K=1): sampled evals for pass@k after the run (below).
 # SHARED_GPU=1: another job runs on the same GPU. Then the run's own caches are private (vLLM's
 # compile cache, Triton, Inductor), Ray starts without its dashboard (one port per machine), and

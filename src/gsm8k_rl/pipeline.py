@@ -10,6 +10,9 @@ smallest multiple of 128 tokens that covers 99% of the base model's greedy answe
 the config's length); both evals keep that cap, so base and trained are decoded alike.
 A crashed run restarted with the same command continues: data and finished evals are kept,
 training resumes from its last checkpoint, an interrupted eval resumes from its samples.
+A finished eval folder (one made by an earlier attempt, or copied in to reuse a base eval) is kept
+only when it was made with the settings this run's eval would use (model, data, prompt, decoding) and
+holds every problem; one made with other settings is refused, naming each key that differs.
 With no CUDA GPU (and no --smoke) it stops before spending anything and says what is needed.
 """
 
@@ -189,6 +192,32 @@ def _stage(name: str, argv: list[str]) -> None:
         raise UserError(f"stage '{name}' failed (exit {rc}); fix it and re-run the same command to continue")
 
 
+REUSE_FIX = "delete that folder to evaluate again with this run's settings, or use a new --run-dir"
+
+
+def _eval_stage(name: str, argv: list[str]) -> None:
+    """Run `gsm8k-rl eval` (argv), unless its --out is a finished eval made with the settings this
+    command would use (then it is kept as it is: no model loaded, nothing rewritten). A finished folder
+    made with other settings (e.g. a base eval copied in from a run with another model or token cap)
+    is refused, naming each key that differs; an unfinished one is resumed by the stage."""
+    from gsm8k_rl.evaluation import run as ev
+
+    parser = argparse.ArgumentParser(prog="gsm8k-rl eval")
+    ev.add_arguments(parser)
+    args = parser.parse_args(argv[1:])  # the stage's own options, as the stage parses them
+    out = Path(args.out)
+    if (out / ev.METRICS).exists():
+        try:
+            why = ev.unfinished(args.model, out, fix=REUSE_FIX, **ev.settings_options(args))
+        except UserError as exc:
+            raise UserError(f"{name}: {exc}") from exc
+        if why is None:
+            print(f"\n=== {name}: already done, settings match ({out}), reused", flush=True)
+            return
+        print(f"\n=== {name}: resuming {out}: {why}", flush=True)
+    _stage(name, argv)
+
+
 def _done(path: Path, what: str) -> bool:
     if path.exists():
         print(f"\n=== {what}: already done ({path}), skipped", flush=True)
@@ -236,8 +265,7 @@ def run(args: argparse.Namespace) -> int:
             model = model_path(args.model) if args.model else eval_cfg["actor_rollout_ref"]["model"]["path"]
         eval_opts, eval_src = eval_options(args, eval_cfg, dataset, template)
         cap = SMOKE_EVAL_TOKENS if args.smoke else int(eval_cfg["data"]["max_response_length"])
-        if not _done(evals / "base" / "metrics.json", "eval base"):
-            _stage("eval base", ["eval", "--model", model, "--out", str(evals / "base")] + eval_opts + eval_src)
+        _eval_stage("eval base", ["eval", "--model", model, "--out", str(evals / "base")] + eval_opts + eval_src)
         length = sized_response_length(run, evals / "base", cap, args.response_coverage)
         # last: it wins over the config and the user's own data.max_response_length (the cap)
         overrides = overrides + [f"data.max_response_length={length}"]
@@ -252,9 +280,9 @@ def run(args: argparse.Namespace) -> int:
         eval_opts, eval_src = eval_options(args, cfg, dataset, template)
     eval_common = eval_opts + eval_src
 
-    # 2. base model
-    if not _done(evals / "base" / "metrics.json", "eval base"):
-        _stage("eval base", ["eval", "--model", model, "--out", str(evals / "base")] + eval_common)
+    # 2. base model (with --response-length auto: done above, with these options)
+    if args.response_length != "auto":
+        _eval_stage("eval base", ["eval", "--model", model, "--out", str(evals / "base")] + eval_common)
 
     # 3. PPO (resumes from the last checkpoint when interrupted)
     total = int(cfg["trainer"]["total_training_steps"])
@@ -278,16 +306,14 @@ def run(args: argparse.Namespace) -> int:
                + (["--overwrite"] if exported.exists() else []))
 
     # 5. trained model, same prompt and decoding
-    if not _done(evals / "trained" / "metrics.json", "eval trained"):
-        _stage("eval trained", ["eval", "--model", str(exported), "--out", str(evals / "trained")] + eval_common)
+    _eval_stage("eval trained", ["eval", "--model", str(exported), "--out", str(evals / "trained")] + eval_common)
     extra = []
     if args.platinum_source:
         src = [] if args.platinum_source == "hub" else ["--source", args.platinum_source]
         for name, m in (("base", model), ("trained", str(exported))):
             out = evals / f"platinum_{name}"
-            if not _done(out / "metrics.json", f"eval platinum {name}"):
-                _stage(f"eval platinum {name}", ["eval", "--model", m, "--out", str(out), "--dataset", "platinum"]
-                       + eval_opts + src)
+            _eval_stage(f"eval platinum {name}", ["eval", "--model", m, "--out", str(out), "--dataset", "platinum"]
+                        + eval_opts + src)
             extra += ["--eval", f"platinum_{name}={out}"]
 
     # 6. report (always rebuilt: cheap, and reflects every stage above)

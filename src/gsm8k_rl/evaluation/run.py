@@ -17,12 +17,14 @@ widening what the model can solve, or by narrowing it (pass@k at large k falls)?
 Writes to --out: `samples.jsonl` (one line per problem, appended and flushed per batch),
 `batches.jsonl` (timing of each generated batch), `eval_settings.json` (what defines the outputs,
 with its hash) and `metrics.json`. An interrupted eval resumes: problems already in samples.jsonl
-are skipped; a folder made with different settings is refused.
+are skipped; a folder made with different settings is refused. `unfinished()` is the same check
+without writing anything: `gsm8k-rl run` reuses a finished eval folder only when it passes.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import logging
@@ -39,6 +41,7 @@ from gsm8k_rl.evaluation.backends import (
     BACKENDS,
     DEFAULT_HF_BATCH_SIZE,
     DTYPES,
+    Sampling,
     TransformersBackend,
     VLLMBackend,
     resolve_backend,
@@ -88,12 +91,13 @@ def model_fingerprint(model: str) -> str:
     return _sha({"config": config.read_text(), "weights": weights})
 
 
-def read_samples(path: Path) -> dict[int, dict]:
-    """Samples already written, by index. A half-written last line (a killed run) is cut off, with a warning."""
+def read_samples(path: Path, cut_torn: bool = True) -> dict[int, dict]:
+    """Samples already written, by index. A half-written last line (a killed run) is dropped with a
+    warning, and cut off the file unless `cut_torn` is False (a check that writes nothing)."""
     if not path.exists():
         return {}
     samples: dict[int, dict] = {}
-    for lineno, row in read_jsonl(path, cut_torn=True, hint="remove the line or use a new --out"):
+    for lineno, row in read_jsonl(path, cut_torn=cut_torn, hint="remove the line or use a new --out"):
         try:
             index = int(row["index"])
         except (KeyError, TypeError, ValueError) as exc:
@@ -104,8 +108,11 @@ def read_samples(path: Path) -> dict[int, dict]:
     return samples
 
 
-def check_settings(out: Path, settings: dict[str, Any]) -> None:
-    """Write the settings header, or check an existing one matches (the resume guard)."""
+def settings_match(out: Path, settings: dict[str, Any], fix: str | None = None) -> bool:
+    """Check the folder's settings header against `settings`, reading only: True when it matches,
+    False when the folder has neither a header nor samples (nothing made yet). A header that differs
+    is refused with a UserError naming each differing key (`key: old -> new`), as are an unreadable
+    header and samples without one; `fix` replaces the message's advice (default: `gsm8k-rl eval`'s)."""
     header = out / SETTINGS
     digest = _sha(settings)
     if header.exists():
@@ -113,7 +120,7 @@ def check_settings(out: Path, settings: dict[str, Any]) -> None:
             old = json.loads(header.read_text())
             old_settings, old_hash = old["settings"], old["settings_hash"]
         except (json.JSONDecodeError, KeyError) as exc:
-            raise UserError(f"{header} is unreadable ({exc}); use a new --out") from exc
+            raise UserError(f"{header} is unreadable ({exc}); {fix or 'use a new --out'}") from exc
         if old_hash != digest:
             diff = [
                 f"{k}: {old_settings.get(k)!r} -> {settings.get(k)!r}"
@@ -122,14 +129,148 @@ def check_settings(out: Path, settings: dict[str, Any]) -> None:
             ]
             raise UserError(
                 f"{out} holds samples made with different settings ({'; '.join(diff) or 'hash differs'}); "
-                "use a new --out, or delete the folder to start over"
+                f"{fix or 'use a new --out, or delete the folder to start over'}"
             )
-        return
+        return True
     if (out / SAMPLES).exists():
-        raise UserError(f"{out / SAMPLES} exists but {header} does not, so its settings are unknown; use a new --out")
+        raise UserError(f"{out / SAMPLES} exists but {header} does not, so its settings are unknown; "
+                        f"{fix or 'use a new --out'}")
+    return False
+
+
+def check_settings(out: Path, settings: dict[str, Any]) -> None:
+    """Write the settings header, or check an existing one matches (the resume guard)."""
+    if settings_match(out, settings):
+        return
     out.mkdir(parents=True, exist_ok=True)
     # whole or absent: a torn header would make every restart refuse the folder as "unreadable"
-    write_atomic(header, json.dumps({"settings": settings, "settings_hash": digest}, indent=2) + "\n")
+    write_atomic(out / SETTINGS, json.dumps({"settings": settings, "settings_hash": _sha(settings)}, indent=2) + "\n")
+
+
+# ---------------------------------------------------------------- what an eval is made from
+
+
+@dataclasses.dataclass
+class EvalSettings:
+    """What an eval's outputs are made from, worked out without loading the model."""
+
+    settings: dict[str, Any]  # eval_settings.json: a folder made with other settings is refused
+    rows: list[dict]  # the whole split
+    selected: range  # the problems evaluated (--limit)
+    tokenizer: Any
+    tokenizer_path: str
+    prompts: list[list[int]]  # token ids of every row's prompt
+    backend: str  # "auto" resolved
+    sampling: Sampling | None  # None: greedy
+
+
+def _check_options(dataset: str, template: str, max_new_tokens: int, limit: int | None,
+                   batch_size: int | None = None) -> None:
+    if dataset not in DATASETS:
+        raise UserError(f"unknown --dataset {dataset!r}; choose one of {DATASETS}")
+    if template not in TEMPLATES:
+        raise UserError(f"unknown --template {template!r}; choose one of {sorted(TEMPLATES)}")
+    if max_new_tokens < 1:
+        raise UserError(f"--max-new-tokens must be >= 1, got {max_new_tokens}")
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit must be >= 1, got {limit}")
+    if batch_size is not None and batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {batch_size}")
+
+
+def eval_settings(
+    model: str,
+    *,
+    dataset: str = "gsm8k",
+    source: str | Path | None = None,
+    split: str = "test",
+    limit: int | None = None,
+    backend: str = "auto",
+    template: str = DEFAULT_TEMPLATE,
+    thinking: bool = DEFAULT_THINKING,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    dtype: str = "auto",
+    tokenizer: str | None = None,
+    samples: int = 1,
+    temperature: float | None = None,
+    top_p: float = 1.0,
+    seed: int = 0,
+) -> EvalSettings:
+    """The settings an eval of `model` with these options is made with (what eval_settings.json holds),
+    with the split, tokenizer and prompts they were computed from. Loads the tokenizer, not the model."""
+    from transformers import AutoTokenizer
+
+    from gsm8k_rl.task.gsm8k import load_gsm8k_split
+
+    _check_options(dataset, template, max_new_tokens, limit)
+    sampling = sampling_of(samples, temperature, top_p, seed)
+    rows = load_gsm8k_split(None if source is None else str(source), split, dataset)
+    tokenizer_path = tokenizer or model
+    try:
+        tok = AutoTokenizer.from_pretrained(tokenizer_path)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot load a tokenizer from {tokenizer_path!r} ({exc}); pass --tokenizer DIR") from exc
+    # Prompts of the whole split (not just --limit), so the settings hash does not depend on --limit.
+    prompts = [
+        tok(render(tok, build_messages(r["question"], template), thinking), add_special_tokens=False)["input_ids"]
+        for r in rows
+    ]
+    backend = resolve_backend(backend)
+    settings = {
+        "model_fingerprint": model_fingerprint(model),
+        "dataset": dataset,
+        "split": split,
+        "data_fingerprint": _sha(rows),
+        "prompts_fingerprint": _sha(prompts),  # covers template, thinking and the tokenizer's chat template
+        "prompt_fingerprint": prompt_fingerprint(template, thinking),
+        "prompt_version": PROMPT_VERSION,
+        "template": template,
+        "thinking": thinking,
+        "backend": backend,
+        "dtype": dtype,
+        "max_new_tokens": max_new_tokens,
+        "temperature": 0.0,
+    }
+    if sampling is not None:  # greedy folders keep the settings (and hash) they always had
+        settings.update(temperature=sampling.temperature, samples=sampling.n, top_p=sampling.top_p, seed=sampling.seed)
+    selected = range(len(rows) if limit is None else min(limit, len(rows)))
+    return EvalSettings(settings, rows, selected, tok, tokenizer_path, prompts, backend, sampling)
+
+
+def _check_rows(out: Path, done: dict[int, dict], rows: list[dict], dataset: str, split: str) -> None:
+    for i, s in done.items():
+        if not 0 <= i < len(rows) or s.get("question") != rows[i]["question"]:
+            raise UserError(f"{out / SAMPLES}: sample {i} does not match row {i} of the {dataset} {split} split")
+
+
+def unfinished(model: str, out: str | Path, *, fix: str | None = None, **options: Any) -> str | None:
+    """Why `out` is not a finished eval that `evaluate(model, out, **options)` would leave as it is, or
+    None when it is one (reuse it as it stands). Finished: metrics.json, the settings these options give
+    (a folder made with others is refused: settings_match's UserError, naming each differing key, with
+    `fix` as its advice), a sample for every selected problem, every sample scored by today's scoring
+    code, metrics over the selected problems. Anything else is resumed by evaluate(). Writes nothing
+    and loads no model (the tokenizer, to render the prompts the settings cover)."""
+    out = Path(out)
+    if not (out / METRICS).is_file():
+        return f"no {METRICS}"
+    s = eval_settings(model, **options)
+    if not settings_match(out, s.settings, fix):
+        return f"no {SETTINGS}"
+    done = read_samples(out / SAMPLES, cut_torn=False)
+    _check_rows(out, done, s.rows, options.get("dataset", "gsm8k"), options.get("split", "test"))
+    missing = [i for i in s.selected if i not in done]
+    if missing:
+        return f"no sample for {len(missing)} of its {len(s.selected)} problems"
+    stale = sum(x.get("scored_with") != scoring_fingerprint() for x in done.values())
+    if stale:
+        return f"{stale} sample(s) scored by other scoring code, to rescore (nothing to generate)"
+    try:
+        n = json.loads((out / METRICS).read_text()).get("n")
+    except json.JSONDecodeError:
+        return f"{METRICS} is unreadable"
+    if n != len(s.selected):
+        return f"its {METRICS} covers {n} problems, not the {len(s.selected)} selected"
+    return None
 
 
 # ---------------------------------------------------------------- the evaluation
@@ -161,67 +302,30 @@ def evaluate(
     """Evaluate `model` on a GSM8K split, greedily (the default) or with `samples` sampled answers per
     problem; write samples/metrics to `out`; return the metrics."""
     from tqdm import tqdm
-    from transformers import AutoTokenizer
 
     from gsm8k_rl.task.extractors import check_installed
-    from gsm8k_rl.task.gsm8k import load_gsm8k_split
 
     started = time.time()
     out = Path(out)
-    if dataset not in DATASETS:
-        raise UserError(f"unknown --dataset {dataset!r}; choose one of {DATASETS}")
-    if template not in TEMPLATES:
-        raise UserError(f"unknown --template {template!r}; choose one of {sorted(TEMPLATES)}")
-    if max_new_tokens < 1:
-        raise UserError(f"--max-new-tokens must be >= 1, got {max_new_tokens}")
-    if limit is not None and limit < 1:
-        raise UserError(f"--limit must be >= 1, got {limit}")
-    if batch_size is not None and batch_size < 1:
-        raise UserError(f"--batch-size must be >= 1, got {batch_size}")
-    sampling = sampling_of(samples, temperature, top_p, seed)
+    _check_options(dataset, template, max_new_tokens, limit, batch_size)
+    sampling_of(samples, temperature, top_p, seed)  # refused now, before the scorer check
     missing = check_installed()
     if missing:  # found now, not after the whole split is generated and the first answer is scored
         raise UserError(
             f"scoring needs {', '.join(missing)}, not installed here: pip install {' '.join(missing)} "
             "(dependencies of gsm8k-rl; an offline wheelhouse must include them)"
         )
-    rows = load_gsm8k_split(None if source is None else str(source), split, dataset)
-    selected = range(len(rows) if limit is None else min(limit, len(rows)))
-
-    tokenizer_path = tokenizer or model
-    try:
-        tok = AutoTokenizer.from_pretrained(tokenizer_path)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot load a tokenizer from {tokenizer_path!r} ({exc}); pass --tokenizer DIR") from exc
-    # Prompts of the whole split (not just --limit), so the settings hash does not depend on --limit.
-    prompts = [
-        tok(render(tok, build_messages(r["question"], template), thinking), add_special_tokens=False)["input_ids"]
-        for r in rows
-    ]
-    backend = resolve_backend(backend)
-    settings = {
-        "model_fingerprint": model_fingerprint(model),
-        "dataset": dataset,
-        "split": split,
-        "data_fingerprint": _sha(rows),
-        "prompts_fingerprint": _sha(prompts),  # covers template, thinking and the tokenizer's chat template
-        "prompt_fingerprint": prompt_fingerprint(template, thinking),
-        "prompt_version": PROMPT_VERSION,
-        "template": template,
-        "thinking": thinking,
-        "backend": backend,
-        "dtype": dtype,
-        "max_new_tokens": max_new_tokens,
-        "temperature": 0.0,
-    }
-    if sampling is not None:  # greedy folders keep the settings (and hash) they always had
-        settings.update(temperature=sampling.temperature, samples=sampling.n, top_p=sampling.top_p, seed=sampling.seed)
+    made = eval_settings(
+        model, dataset=dataset, source=source, split=split, limit=limit, backend=backend, template=template,
+        thinking=thinking, max_new_tokens=max_new_tokens, dtype=dtype, tokenizer=tokenizer, samples=samples,
+        temperature=temperature, top_p=top_p, seed=seed,
+    )
+    settings, rows, selected, prompts = made.settings, made.rows, made.selected, made.prompts
+    tok, tokenizer_path, backend, sampling = made.tokenizer, made.tokenizer_path, made.backend, made.sampling
     check_settings(out, settings)
     done = read_samples(out / SAMPLES)
     read_batches(out / BATCHES)  # cuts a torn last line now, before new batches are appended to it
-    for i, s in done.items():
-        if not 0 <= i < len(rows) or s.get("question") != rows[i]["question"]:
-            raise UserError(f"{out / SAMPLES}: sample {i} does not match row {i} of the {dataset} {split} split")
+    _check_rows(out, done, rows, dataset, split)
     todo = [i for i in selected if i not in done]
     log.info("%s: %d of %d problems already done, %d to generate", out, len(selected) - len(todo), len(selected),
              len(todo))
@@ -288,7 +392,8 @@ def evaluate(
         "hardware": hardware(),
         "versions": package_versions(),
     }
-    # metrics.json marks the folder finished (`gsm8k-rl run` skips it): renamed into place whole
+    # metrics.json marks the folder finished (`gsm8k-rl run` reuses it when unfinished() finds nothing amiss):
+    # renamed into place whole
     write_atomic(out / METRICS, json.dumps(metrics, indent=2) + "\n")
     return metrics
 
@@ -409,28 +514,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "transformers: per batch)")
 
 
+# the options of `gsm8k-rl eval` that eval_settings() takes: what the outputs are made from
+SETTINGS_OPTIONS = ("dataset", "source", "split", "limit", "backend", "template", "thinking", "max_new_tokens", "dtype",
+                    "tokenizer", "samples", "temperature", "top_p", "seed")
+
+
+def settings_options(args: argparse.Namespace) -> dict[str, Any]:
+    """eval_settings()'s (and unfinished()'s) keyword arguments from parsed `gsm8k-rl eval` options."""
+    return {k: getattr(args, k) for k in SETTINGS_OPTIONS}
+
+
 def run(args: argparse.Namespace) -> int:
     m = evaluate(
         args.model,
         args.out,
-        dataset=args.dataset,
-        source=args.source,
-        split=args.split,
-        limit=args.limit,
-        backend=args.backend,
-        template=args.template,
-        thinking=args.thinking,
-        max_new_tokens=args.max_new_tokens,
+        **settings_options(args),
         batch_size=args.batch_size,
-        dtype=args.dtype,
-        tokenizer=args.tokenizer,
         tensor_parallel_size=args.tensor_parallel_size,
         gpu_memory_utilization=args.gpu_memory_utilization,
         max_model_len=args.max_model_len,
-        samples=args.samples,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        seed=args.seed,
     )
     lo, hi = m["accuracy_ci95"]
     print(f"{m['model']} on {m['dataset']}/{m['split']} (n={m['n']}, {m['backend']}): "

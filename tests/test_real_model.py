@@ -385,3 +385,20 @@ def test_qwen_two_launches_drew_the_same_prompts_and_diverged():
         return sum(run[s][score] for s in range(lo, hi + 1)) / (hi - lo + 1)
 
     assert mean(second, 41, 50) <= mean(second, 11, 20)
+
+
+@pytest.mark.recorded
+def test_todays_scoring_reproduces_every_recorded_verdict_of_the_qwen_evals():
+    """The reward and the four extractors, as the code scores them now, give every one of the 3 x 1319 real
+    answers recorded on the GPU (base, and the two trained models) the score and extractor verdicts
+    recorded with it: code moved and reformatted since, but scoring did not change."""
+    from gsm8k_rl.evaluation.metrics import score_output
+    from gsm8k_rl.evaluation.run import read_samples
+
+    for folder in (QWEN_RUN / "eval" / "base", QWEN_RUN / "eval" / "trained", QWEN_RUN_50 / "eval" / "trained"):
+        samples = read_samples(folder / "samples.jsonl")
+        assert len(samples) == 1319
+        keys = ("extracted", "score", "rule", "extractor_scores")
+        changed = [i for i, s in samples.items()
+                   if [score_output(s["output"], s["gold"])[k] for k in keys] != [s[k] for k in keys]]
+        assert changed == [], f"{folder}: {len(changed)} answers score differently now, e.g. {changed[:5]}"

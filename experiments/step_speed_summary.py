@@ -318,15 +318,21 @@ def smi_peak_gib(launch: Launch, gpu_index: str | None) -> float | None:
     return max(used) / 1024 if used else None
 
 
-def side(launch: Launch, gpu_index: str | None = None) -> dict:
-    """A launch's pooled steady state, per phase, with its floor and peak memory; Refused below MIN_STEADY."""
+def side(launch: Launch, gpu_index: str | None = None, params: float = PARAMS, training_only: bool = False) -> dict:
+    """A launch's pooled steady state, per phase, with its floor and peak memory; Refused below MIN_STEADY.
+    `params`: the model's parameter count (the floor); `training_only`: leave out the steps that also ran a
+    validation pass or saved a checkpoint (a training run's; step_speed.sh's launches run neither)."""
     run = launch.run
     if not (run / "metrics.jsonl").exists():
         log = launch.folder / "launch.log"
         raise Refused(f"{run}: no metrics.jsonl: the launch failed or did not start"
                       + (f" (see {log})" if log.exists() else ""))
     steps = logged_steps(run)
-    pooled = [(s, d) for s, d in steps if s > WARMUP]
+
+    def extra_work(d: dict) -> bool:
+        return training_only and ("timing_s/testing" in d or "timing_s/save_checkpoint" in d)
+
+    pooled = [(s, d) for s, d in steps if s > WARMUP and not extra_work(d)]
     if len(pooled) < MIN_STEADY:
         raise Refused(f"{run}: {len(pooled)} steady step(s) after the {WARMUP} warm-up steps (logged: "
                       f"{[s for s, _ in steps]}); a side needs at least {MIN_STEADY}")
@@ -351,7 +357,7 @@ def side(launch: Launch, gpu_index: str | None = None) -> dict:
     passes = forward_passes(cfg)
     floors = {}
     for ph, n in passes.items():
-        flops = n * 2 * PARAMS * tokens
+        flops = n * 2 * params * tokens
         floors[ph] = {"forward_passes": n, "flops": flops,
                       "floor_s": flops / (rate["spec_tflops"] * 1e12) if rate else None,
                       "floor_measured_s": flops / (rate["measured_tflops"] * 1e12)
@@ -368,6 +374,7 @@ def side(launch: Launch, gpu_index: str | None = None) -> dict:
         "launch": launch.name, "side": launch.side, "order": launch.order, "flags": launch.flags,
         "run": str(run), "response_length": length, "gpu_name": gpu_name(run),
         "logged_steps": [s for s, _ in steps], "pooled_steps": [s for s, _ in pooled], "warmup_steps": WARMUP,
+        "left_out_steps": [s for s, d in steps if s > WARMUP and extra_work(d)], "params": params,
         "first_step_s": steps[0][1]["timing_s/step"],
         "phases": phases, "tokens_per_step": tokens, "forward_passes": passes, "floors": floors,
         "floor_step_s": floor_step, "floor_step_measured_s": floor_step_measured, "rate": rate,
@@ -572,6 +579,40 @@ def pair_markdown(pair: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def phases_markdown(x: dict) -> str:
+    """Where one run's step goes: each phase's pooled time against its FLOP floor (no ratio: one side)."""
+    rate = x["rate"]
+    step = x["phases"]["step"]["mean"]
+    lines = [f"# Where the step goes: `{x['run']}`", "",
+             f"GPU: {x['gpu_name'] or 'not recorded'}"
+             + (f"; floor at the {rate['card']}'s datasheet dense bf16 rate, {rate['spec_tflops']:.1f} TFLOP/s"
+                if rate else "; not in GPU_BF16, so no floor") + ". "
+             f"Model: {x['params'] / 1e9:.3f} B parameters; {x['tokens_per_step'] / 1000:.1f} K tokens per step "
+             f"(perf/total_num_tokens, mean); response length {x['response_length']}.",
+             f"Pooled: steps {x['pooled_steps'][0]}-{x['pooled_steps'][-1]} (n = {len(x['pooled_steps'])}; steps "
+             f"1-{x['warmup_steps']} warm-up" + (f"; left out, a validation pass or a checkpoint in the step: "
+                                                  f"{x['left_out_steps']}" if x["left_out_steps"] else "") + ").",
+             "FLOP floor per phase: " + FLOOR_RULE.replace(" (1.7206e9 parameters)", ""), "",
+             "| phase | n | mean (s) | median | sd | min / max | share of the step | forward passes | floor (s) | "
+             "mean / floor |", "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+    for ph in [*PHASES, "other", "step"]:
+        st = x["phases"].get(ph)
+        if st is None:
+            continue
+        floor = x["floor_step_s"] if ph == "step" else x["floors"].get(ph, {}).get("floor_s")
+        passes = sum(x["forward_passes"].values()) if ph == "step" else x["forward_passes"].get(ph)
+        label = f"**{ph}**" if ph == "step" else ph
+        lines.append(f"| {label} | {st['n']} | {st['mean']:.2f} | {st['median']:.2f} | {st['sd']:.2f} | "
+                     f"{st['min']:.2f} / {st['max']:.2f} | {100 * st['mean'] / step:.0f}% | {_num(passes, '{}')} | "
+                     f"{_num(floor)} | {_num(st['mean'] / floor if floor else None, '{:.1f}x')} |")
+    mem = x["peak_memory_gib"]
+    lines += ["", f"Peak memory of the training process (VERL's perf/max_memory_*): actor "
+              f"{_num(mem['actor_allocated'], '{:.1f}')} GiB allocated / {_num(mem['actor_reserved'], '{:.1f}')} "
+              f"GiB reserved; critic {_num(mem['critic_allocated'], '{:.1f}')} / "
+              f"{_num(mem['critic_reserved'], '{:.1f}')} GiB."]
+    return "\n".join(lines) + "\n"
+
+
 def _label(length) -> str:
     return f"{length} response tokens" if isinstance(length, int) else str(length)
 
@@ -702,6 +743,11 @@ def main(argv: list[str] | None = None) -> dict | None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("out", nargs="?", help="the folder experiments/step_speed.sh wrote (plan.json, a folder a launch)")
     p.add_argument("--pair", nargs=2, metavar=("STOCK_RUN", "DEFAULT_RUN"), help="two run folders, without a plan")
+    p.add_argument("--phases", metavar="RUN", help="one run folder: where its step goes, phase by phase, against "
+                   "each phase's floor (phases.{md,json} in --out-dir; steps with a validation or a checkpoint "
+                   "left out)")
+    p.add_argument("--params", type=float, default=PARAMS, help="the model's parameter count, for the floor "
+                   "(default: Qwen3-1.7B's)")
     p.add_argument("--out-dir", help="where step_speed.{md,json,png} go (default: OUT)")
     p.add_argument("--record-env", metavar="FILE", help="(step_speed.sh) write `env -0` from stdin to FILE, redacted")
     p.add_argument("--write-plan", action="store_true", help="(step_speed.sh) write OUT/plan.json and plan.md")
@@ -725,6 +771,22 @@ def main(argv: list[str] | None = None) -> dict | None:
                           command=args.command)
         print((Path(args.out) / "plan.md").read_text())
         return plan
+    if args.phases:
+        if not args.out_dir:
+            p.error("--phases needs --out-dir")
+        run = Path(args.phases)
+        try:
+            x = side(Launch("run", "run", None, run, run, None), params=args.params, training_only=True)
+        except Refused as exc:
+            raise SystemExit(str(exc)) from exc
+        out_dir = Path(args.out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        text = phases_markdown(x)
+        (out_dir / "phases.md").write_text(text)
+        slim = {**x, "phases": {k: {m: v for m, v in st.items() if m != "values"} for k, st in x["phases"].items()}}
+        (out_dir / "phases.json").write_text(json.dumps(slim, indent=1) + "\n")
+        print(text)
+        return x
     if args.pair:
         if not args.out_dir:
             p.error("--pair needs --out-dir")

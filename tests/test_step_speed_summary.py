@@ -457,3 +457,33 @@ def test_the_launches_in_order_in_one_environment_then_the_summary(tmp_path):
     done = subprocess.run(["bash", str(repo / "experiments/step_speed.sh"), str(out), "6"], env=environ,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "already holds a measurement" in done.stderr
+
+
+QWEN_PPO50 = REPO / "experiments/results/real_model/h100_2026-12-07_qwen2.5-coder-1.5b_ppo50"
+
+
+def test_where_one_runs_step_goes(load_script, tmp_path):
+    """--phases on the 50-step Qwen2.5-Coder-1.5B run (one H100 80 GB, the launcher's default, real answers):
+    steps 3-49 pooled without the two with a validation pass (25; 50 also saved a checkpoint), each phase
+    numpy's statistics over exactly those steps, the floor at the H100 SXM's datasheet rate for the
+    model's own 1,777,088,000 parameters; the committed phases.md is what the command writes."""
+    import numpy as np
+
+    summary = load_script("experiments/step_speed_summary.py")
+    x = summary.main(["--phases", str(QWEN_PPO50), "--params", "1777088000", "--out-dir", str(tmp_path)])
+    steps = _steps(QWEN_PPO50)
+    pooled = [s for s in range(3, 50) if s != 25]
+    assert x["pooled_steps"] == pooled and x["left_out_steps"] == [25, 50]
+    for phase in [*summary.PHASES, "step"]:
+        raw = np.array([steps[s][f"timing_s/{phase}"] for s in pooled])
+        assert x["phases"][phase]["mean"] == pytest.approx(raw.mean())
+        assert x["phases"][phase]["sd"] == pytest.approx(raw.std(ddof=1))
+    tokens = np.mean([steps[s]["perf/total_num_tokens"] for s in pooled])
+    assert x["rate"]["card"] == "H100 SXM" and x["floors"]["update_actor"]["forward_passes"] == 4
+    assert x["floor_step_s"] == pytest.approx(12 * 2 * 1777088000 * tokens / 989.5e12)
+    assert x["phases"]["step"]["mean"] / x["floor_step_s"] == pytest.approx(4.7, abs=0.05)
+    recorded = REPO / "experiments/results/step_speed/h100_2026-12-07_qwen2.5-coder-1.5b_phases/phases.md"
+    written = (tmp_path / "phases.md").read_text()
+    assert written.replace(str(QWEN_PPO50), "RUN") == recorded.read_text().replace(
+        "experiments/results/real_model/h100_2026-12-07_qwen2.5-coder-1.5b_ppo50", "RUN")
+    assert "| update_actor | 46 | 3.35 |" in written and "| **step** | 46 | 10.92 |" in written

@@ -261,9 +261,9 @@ def unfinished(model: str, out: str | Path, *, fix: str | None = None, **options
     missing = [i for i in s.selected if i not in done]
     if missing:
         return f"no sample for {len(missing)} of its {len(s.selected)} problems"
-    stale = sum(x.get("scored_with") != scoring_fingerprint() for x in done.values())
+    stale = _stale(done)
     if stale:
-        return f"{stale} sample(s) scored by other scoring code, to rescore (nothing to generate)"
+        return f"{len(stale)} sample(s) scored by other scoring code, to rescore (nothing to generate)"
     try:
         n = json.loads((out / METRICS).read_text()).get("n")
     except json.JSONDecodeError:
@@ -444,10 +444,16 @@ def _generate_batch(
     return new
 
 
+def _stale(samples: dict[int, dict]) -> list[int]:
+    """Indices of the samples scored by other scoring code than today's."""
+    current = scoring_fingerprint()
+    return [i for i, s in samples.items() if s.get("scored_with") != current]
+
+
 def _rescore_stale(out: Path, samples: dict[int, dict]) -> None:
     """Rescore samples written by older scoring code; rewrite samples.jsonl (atomically) if any changed."""
     current = scoring_fingerprint()
-    stale = [i for i, s in samples.items() if s.get("scored_with") != current]
+    stale = _stale(samples)
     if not stale:
         return
     changed = 0

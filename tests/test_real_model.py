@@ -472,7 +472,7 @@ def test_gpu_run_dry_run_shows_the_qwen_defaults_and_no_warmup_for_grpo(tmp_path
 @pytest.mark.recorded
 def test_todays_scoring_reproduces_every_recorded_verdict_of_the_qwen_evals():
     """The reward and the four extractors, as the code scores them now, give every one of the 4 x 1319 real
-    answers recorded on the GPU (base, and the two trained models) the score and extractor verdicts
+    answers recorded on the GPU (base, and the three trained models) the score and extractor verdicts
     recorded with it: code moved and reformatted since, but scoring did not change."""
     from gsm8k_rl.evaluation.metrics import score_output
     from gsm8k_rl.evaluation.run import read_samples

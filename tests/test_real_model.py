@@ -445,6 +445,11 @@ def test_qwen_third_launch_meets_the_goal_recomputed_from_its_files(tmp_path):
     assert sampled["decoding"]["temperature"] == 1.0 and sampled["decoding"]["seed"] == 0
     assert [round(sampled["pass_at_k"][k], 3) for k in ("1", "4", "16")] == [0.666, 0.852, 0.937]
     assert round(sampled["maj_at_k"]["16"], 3) == 0.798
+    solved_by_any = {i: s["n_correct"] > 0 for i, s in
+                     read_samples(QWEN_RUN_LR2 / "eval" / "trained_pass_at_16" / "samples.jsonl").items()}
+    never = [i for i, hit in solved_by_any.items() if not hit]
+    assert (len(never), sum(base[i] for i in never)) == (83, 2)
+    assert sum(solved_by_any[i] for i in base if not base[i]) == 458
 
 
 def test_gpu_run_dry_run_shows_the_qwen_defaults_and_no_warmup_for_grpo(tmp_path):

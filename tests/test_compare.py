@@ -209,3 +209,79 @@ def test_compare_costs_per_point_and_phases_on_the_real_runs(tmp_path):
     md = (tmp_path / "c" / "compare.md").read_text()
     assert "| GPU-seconds per point gained | no gain | 56 |" in md
     assert "gen 2.32 / old_log_prob 0.76 / ref 1.04" in md
+
+
+# -- sampled evals: pass@k across runs and "solved by any of K", paired --------------------------------
+
+QWEN3 = REPO / "experiments/results/real_model/h100_2026-12-07_qwen2.5-coder-1.5b_ppo50_lr2e-6"
+
+
+def _half_eval(src: Path, dst: Path, part: slice) -> dict[int, bool]:
+    """A sampled eval made of some of the REAL answers of the committed pass@16 eval (the first 8 or the
+    last 8 of each problem's 16), rescored per problem and summarized by the eval's own code, as if
+    `gsm8k-rl eval --samples 8` had drawn them. Returns, per problem, whether any of them is right."""
+    from gsm8k_rl.evaluation.metrics import sample_summary, summarize
+
+    rows = []
+    for line in (src / "samples.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        drawn = r["samples"][part]
+        rows.append({**{k: r[k] for k in ("index", "question", "gold", "n_prompt_tokens")}, "samples": drawn,
+                     **sample_summary(drawn)})
+    dst.mkdir(parents=True)
+    (dst / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    settings = json.loads((src / "eval_settings.json").read_text())
+    settings["settings"] |= {"samples": 8, "seed": part.start or 0}
+    settings["settings_hash"] = f"half-{part.start or 0}"
+    (dst / "eval_settings.json").write_text(json.dumps(settings))
+    metrics = json.loads((src / "metrics.json").read_text()) | summarize(rows)
+    metrics["settings_hash"] = settings["settings_hash"]
+    (dst / "metrics.json").write_text(json.dumps(metrics))
+    return {r["index"]: any(a["score"] >= 0.5 for a in r["samples"]) for r in rows}
+
+
+@pytest.mark.recorded
+def test_solved_by_any_pairs_sampled_evals_problem_by_problem(tmp_path):
+    """compare_solved pairs two sampled evals on "any of the K answers is right" with an exact McNemar test,
+    on real answers: the two halves of the Qwen run's 16 samples per problem; evals with different K
+    are refused, naming both K."""
+    from gsm8k_rl.report.load import compare_solved, load_eval
+
+    src = QWEN3 / "eval" / "trained_pass_at_16"
+    a = _half_eval(src, tmp_path / "first8", slice(0, 8))
+    b = _half_eval(src, tmp_path / "last8", slice(8, 16))
+    p, reason = compare_solved(load_eval("first8", tmp_path / "first8"), load_eval("last8", tmp_path / "last8"))
+    assert reason is None and p.n == 1319
+    only_a, only_b = sum(a[i] and not b[i] for i in a), sum(b[i] and not a[i] for i in a)
+    assert (p.broken, p.fixed, p.both_right) == (only_a, only_b, sum(a[i] and b[i] for i in a))
+    assert p.p_value == pytest.approx(binomtest(only_a, only_a + only_b, 0.5).pvalue)
+    assert p.trained_accuracy == pytest.approx(sum(b.values()) / 1319)
+    assert 0 < only_a + only_b < 200  # two draws of one model: some problems move, most do not
+
+    p, reason = compare_solved(load_eval("first8", tmp_path / "first8"), load_eval("all16", src))
+    assert p is None and "different numbers of answers per problem (8 vs 16)" in reason
+    p, reason = compare_solved(load_eval("greedy", QWEN3 / "eval" / "trained"), load_eval("all16", src))
+    assert p is None and "several answers" in reason
+
+
+@pytest.mark.recorded
+def test_compare_plots_pass_at_k_of_every_run_and_pairs_the_sampled_evals(tmp_path):
+    """`gsm8k-rl compare` over two runs holding sampled evals: one pass@k plot with every sampled eval, an
+    eval copied into both runs shown once, the evals with the same K paired per problem, the others named
+    with the reason they are not."""
+    from PIL import Image
+
+    runs = []
+    for name, part in (("r1", slice(0, 8)), ("r2", slice(8, 16))):
+        run = tmp_path / name
+        shutil.copytree(QWEN3, run, ignore=shutil.ignore_patterns("val_generations", "logs", "tensorboard", "report"))
+        _half_eval(QWEN3 / "eval" / "trained_pass_at_16", run / "eval" / "half", part)
+        runs.append(str(run))
+    assert main(["compare", *runs, "--out", str(tmp_path / "c")]) == 0
+    md = (tmp_path / "c" / "compare.md").read_text()
+    section = md.split("## pass@k: what each model can solve at all", 1)[1].split("\n## ", 1)[0]
+    assert "![pass@k](pass_at_k.png)" in section
+    assert Image.open(tmp_path / "c" / "pass_at_k.png").size[0] > 400
+    assert "r1: trained_pass_at_16" in section and "r2: trained_pass_at_16" not in section  # the same eval, once
+    assert "| r1: half | r2: half | 8 | 1319 |" in section
+    assert "r1: half vs r1: trained_pass_at_16, not paired:** the two evals sampled different numbers" in section

@@ -12,7 +12,10 @@ run_info.json and eval/base, eval/trained. Written to --out:
   generation conditions (the report's pairing checks; the reason is printed when a pair fails them);
   Beside them: the no-answer rate, seconds per phase of the steady steps, what training cost (tokens
   through the model, GPU-seconds) and that per point of accuracy gained, and pass@k / maj@k of any
-  sampled eval in the run's eval/ folder (`gsm8k-rl eval --samples K`);
+  sampled eval in the run's eval/ folder (`gsm8k-rl eval --samples K`), with every two of them that drew
+  the same K paired per problem on "any of the K answers is right" (exact McNemar: did training make
+  the model stop solving problems the base could, or reach new ones);
+- pass_at_k.png: pass@k and maj@k against k for every sampled eval of the runs (when there are any);
 - compare.json: the same numbers (null where absent);
 - compare.png: training reward, response length, validation accuracy, KL to the reference and policy
   entropy over steps for every run, and the CDF of the trained evals' output lengths (the self-aligned
@@ -48,8 +51,8 @@ from gsm8k_rl.report.load import (
     load_run,
     self_aligned,
 )
-from gsm8k_rl.report.markdown import display_path, relative_to_root, report_root
-from gsm8k_rl.report.plots import _missing_panel, _plot_series
+from gsm8k_rl.report.markdown import display_path, relative_to_root, report_root, solved_by_any_section
+from gsm8k_rl.report.plots import _missing_panel, _plot_series, plot_pass_at_k
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +246,31 @@ def pass_at_k_evals(run: RunData) -> dict[str, EvalData]:
             if ev.found and "pass_at_k" in ev.metrics:
                 found[sub.name] = ev
     return found
+
+
+def sampled_evals(entries: list[Entry]) -> list[EvalData]:
+    """Every sampled eval of the runs, named `run: folder`; one copied into several run folders (e.g. the
+    base model's, shared by runs from one base) is kept once, under the first run that has it."""
+    seen, found = set(), []
+    for e in entries:
+        for name, ev in pass_at_k_evals(e.run).items():
+            key = (ev.metrics.get("settings_hash"), ev.metrics.get("correct"), ev.metrics.get("n_answers"))
+            if key in seen:
+                continue
+            seen.add(key)
+            found.append(EvalData(f"{e.name}: {name}", ev.path, ev.metrics, ev.samples, ev.settings))
+    return found
+
+
+def _pass_at_k_section(entries: list[Entry], out: Path) -> list[str]:
+    sampled = sampled_evals(entries)
+    if not sampled:
+        return []
+    plot_pass_at_k(sampled, out / "pass_at_k.png")
+    return ["## pass@k: what each model can solve at all", "", "![pass@k](pass_at_k.png)", "",
+            "pass@k (unbiased, from K samples per problem) and maj@k of every sampled eval in the runs' `eval/` "
+            "folders (`gsm8k-rl eval --samples K`); the table above gives their values at a few k.", "",
+            *solved_by_any_section(sampled)]
 
 
 def _pass_at_k_cell(run: RunData) -> str:
@@ -504,6 +532,7 @@ def write_compare(run_dirs: list[str], names: list[str] | None, out: str | Path)
         _table(["", *(e.name for e in entries)], _run_rows(entries, where)),
         "",
         *_pairs_section(entries, pairs),
+        *_pass_at_k_section(entries, out),
         "## Curves and output lengths",
         "",
         "![runs compared](compare.png)",

@@ -240,21 +240,43 @@ def generation_conditions(ev: EvalData) -> dict[str, Any]:
 
 def compare(base: EvalData, trained: EvalData) -> tuple[Paired | None, str | None]:
     """Paired comparison on the problems both evals scored; (None, reason) when not comparable."""
-    from gsm8k_rl.evaluation.stats import mcnemar_exact, paired_counts
-
     if not (base.found and trained.found):
         return None, "needs both the base and the trained eval"
+    sampled = [ev.name for ev in (base, trained) if (ev.settings.get("samples") or 1) > 1]
+    if sampled:
+        return None, (f"{' and '.join(sampled)} sampled several answers per problem: such evals are compared by "
+                      "their pass@k and maj@k (below), not by paired verdicts")
+    return _pair(base, trained, lambda s: s["score"])
+
+
+def compare_solved(a: EvalData, b: EvalData) -> tuple[Paired | None, str | None]:
+    """Two sampled evals with the same K answers per problem, paired on whether ANY of a problem's K answers
+    is right (the per-problem form of pass@K). Whether RL narrows what a model can solve is argued from
+    pass@k at large k; this says which problems moved and whether the difference is more than chance:
+    `broken` counts problems only `a`'s samples solve (narrowing, when `a` is the base), `fixed` only `b`'s."""
+    if not (a.found and b.found):
+        return None, "needs both sampled evals"
+    ks = [ev.metrics.get("samples_per_problem") or 1 for ev in (a, b)]
+    if min(ks) < 2:
+        return None, "both evals must sample several answers per problem (`gsm8k-rl eval --samples K`)"
+    if ks[0] != ks[1]:
+        return None, f"the two evals sampled different numbers of answers per problem ({ks[0]} vs {ks[1]})"
+    return _pair(a, b, lambda s: 1.0 if s["n_correct"] > 0 else 0.0)
+
+
+def _pair(base: EvalData, trained: EvalData, score: Any) -> tuple[Paired | None, str | None]:
+    """The checks a paired test needs (same problems, same generation conditions), then the counts;
+    `score` reads one problem's record of samples.jsonl as 0/1."""
+    from gsm8k_rl.evaluation.stats import mcnemar_exact, paired_counts
+
     caveats = []
     for key, label in (("dataset", "dataset"), ("split", "split"), ("data_fingerprint", "data")):
         a, b = base.settings.get(key), trained.settings.get(key)
         if a is not None and b is not None and a != b:
             return None, f"the two evals used different {label} ({a} vs {b}); a paired test needs the same problems"
-    sampled = [ev.name for ev in (base, trained) if (ev.settings.get("samples") or 1) > 1]
-    if sampled:
-        return None, (f"{' and '.join(sampled)} sampled several answers per problem: such evals are compared by "
-                      "their pass@k and maj@k (below), not by paired verdicts")
     a_cond, b_cond = generation_conditions(base), generation_conditions(trained)
-    differ = [f"{label}: base {a_cond[label]}, trained {b_cond[label]}" for label in a_cond
+    na, nb = (base.name, trained.name) if base.name != trained.name else ("A", "B")
+    differ = [f"{label}: {na} {a_cond[label]}, {nb} {b_cond[label]}" for label in a_cond
               if None not in (a_cond[label], b_cond[label]) and a_cond[label] != b_cond[label]]
     if differ:
         return None, ("NOT COMPARABLE: the two evals generated under different conditions (" + "; ".join(differ)
@@ -269,13 +291,13 @@ def compare(base: EvalData, trained: EvalData) -> tuple[Paired | None, str | Non
     if not idx:
         return None, "no problem was scored by both evals (samples.jsonl missing?)"
     if len(idx) < max(base.metrics["n"], trained.metrics["n"]):
-        caveats.append(f"paired on the {len(idx)} problems both evals scored (base n={base.metrics['n']}, trained "
-                       f"n={trained.metrics['n']})")
+        caveats.append(f"paired on the {len(idx)} problems both evals scored ({na} n={base.metrics['n']}, "
+                       f"{nb} n={trained.metrics['n']})")
     for i in idx:
         if base.samples[i]["question"] != trained.samples[i]["question"]:
             return None, f"problem {i} differs between the two evals; they were not run on the same data"
-    a = [base.samples[i]["score"] for i in idx]
-    b = [trained.samples[i]["score"] for i in idx]
+    a = [score(base.samples[i]) for i in idx]
+    b = [score(trained.samples[i]) for i in idx]
     c = paired_counts(a, b)
     return Paired(
         n=c.n,

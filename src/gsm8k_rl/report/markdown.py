@@ -238,7 +238,38 @@ def _pass_at_k_section(evals: list[EvalData], out: Path) -> list[str]:
         f"From {n} sampled answers per problem: pass@k is the unbiased estimate of the chance that k answers "
         "hold at least one right one (Chen et al. 2021); maj@k scores the most frequent extracted answer of the "
         "first k with the same checker. The accuracy of a sampled eval above is its pass@1.", "",
+        *solved_by_any_section(sampled),
     ]
+
+
+def solved_by_any_section(sampled: list[EvalData]) -> list[str]:
+    """Every pair of sampled evals with the same K, paired per problem on "at least one of the K answers is
+    right": pass@K as per-problem verdicts, so an exact McNemar test says whether one model solves problems
+    the other never does (with the base first, `only A` is what training lost: narrowing)."""
+    from gsm8k_rl.report.load import compare_solved
+
+    rows, notes = [], []
+    for i, a in enumerate(sampled):
+        for b in sampled[i + 1:]:
+            p, reason = compare_solved(a, b)
+            if p is None:
+                notes.append(f"- **{a.name} vs {b.name}, not paired:** {reason}.")
+                continue
+            k = a.metrics["samples_per_problem"]
+            rows.append((a.name, b.name, k, p.n, f"{p.both_right + p.broken} ({pct(p.base_accuracy)})",
+                         f"{p.both_right + p.fixed} ({pct(p.trained_accuracy)})", p.broken, p.fixed, p.both_wrong,
+                         f"{p.p_value:.3g}"))
+            notes += [f"- {a.name} vs {b.name}, caveat: {c}." for c in p.caveats]
+    if not rows and not notes:
+        return []
+    lines = ["### Solved by at least one of K answers, paired per problem", ""]
+    if rows:
+        lines += [_table(["A", "B", "K", "problems", "A solves", "B solves", "only A solves", "only B solves",
+                          "neither", "exact McNemar p"], rows), "",
+                  "A problem counts as solved when any of its K sampled answers is right. With the base model as A, "
+                  "`only A solves` are problems training made the model stop solving at all (narrowing), `only B "
+                  "solves` problems it can now reach (widening).", ""]
+    return lines + notes + ([""] if notes else [])
 
 
 def _paired_section(base: EvalData, trained: EvalData, paired: Paired | None, reason: str | None,

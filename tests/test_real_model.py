@@ -271,32 +271,44 @@ def test_the_committed_pre_emption_resumed_at_the_right_step_and_kept_every_line
 QWEN_RUN = REPO / "experiments" / "results" / "real_model" / "h100_2026-12-07_qwen2.5-coder-1.5b_ppo16"
 
 
+def _right(run: Path, folder: str) -> dict[int, bool]:
+    """Per problem, whether the eval run/eval/FOLDER got it right (the training reward's verdict)."""
+    from gsm8k_rl.evaluation.run import read_samples
+
+    return {i: s["score"] >= 0.5 for i, s in read_samples(run / "eval" / folder / "samples.jsonl").items()}
+
+
+def _pair(a: dict[int, bool], b: dict[int, bool]) -> tuple[int, int, float]:
+    """(only b right, only a right, exact McNemar p) on the same problems."""
+    from scipy.stats import binomtest
+
+    only_b = sum(b[i] and not a[i] for i in a)
+    only_a = sum(a[i] and not b[i] for i in a)
+    return only_b, only_a, binomtest(only_b, only_b + only_a, 0.5).pvalue
+
+
+def _report(run: Path, tmp_path: Path) -> str:
+    """The run's report rebuilt from its committed files by `gsm8k-rl report`."""
+    assert main(["report", "--run", str(run), "--base-eval", str(run / "eval" / "base"),
+                 "--trained-eval", str(run / "eval" / "trained"), "--out", str(tmp_path / "r")]) == 0
+    return (tmp_path / "r" / "report.md").read_text()
+
+
 @pytest.mark.recorded
 def test_qwen_ppo_run_headline_recomputed_from_its_files(tmp_path):
     """The figures experiments/real_model/qwen2.5-coder-1.5b.md quotes, recomputed from the committed run:
     base 780/1319 -> PPO 837/1319 after 16 steps, 200 fixed / 143 broken, exact McNemar p < 0.01;
     the same base weights evaluated twice by `gsm8k-rl eval` agree on every verdict; VERL's greedy
     validation of the same weights disagrees with the eval on 17 (base) and 24 (step 16) problems."""
-    from scipy.stats import binomtest
-
-    from gsm8k_rl.evaluation.run import read_samples
-
-    def right(folder: str) -> dict[int, bool]:
-        return {i: s["score"] >= 0.5 for i, s in read_samples(QWEN_RUN / "eval" / folder / "samples.jsonl").items()}
-
-    base, trained, repeat = right("base"), right("trained"), right("base_repeat")
+    base, trained, repeat = (_right(QWEN_RUN, f) for f in ("base", "trained", "base_repeat"))
     assert len(base) == len(trained) == len(repeat) == 1319
     assert (sum(base.values()), sum(trained.values())) == (780, 837)
-    fixed = sum(trained[i] and not base[i] for i in base)
-    broken = sum(base[i] and not trained[i] for i in base)
+    fixed, broken, p = _pair(base, trained)
     assert (fixed, broken) == (200, 143)
-    p = binomtest(fixed, fixed + broken, 0.5).pvalue
     assert p == pytest.approx(0.00245, abs=5e-5) and p < 0.01
     assert repeat == base  # the eval is repeatable: same engine, same batch, same verdicts
 
-    assert main(["report", "--run", str(QWEN_RUN), "--base-eval", str(QWEN_RUN / "eval" / "base"),
-                 "--trained-eval", str(QWEN_RUN / "eval" / "trained"), "--out", str(tmp_path / "r")]) == 0
-    text = (tmp_path / "r" / "report.md").read_text()
+    text = _report(QWEN_RUN, tmp_path)
     assert "200 problems fixed, 143 broken, exact McNemar p = 0.00245" in text
     assert ("| base weights: `gsm8k-rl eval` vs VERL's validation at step 0 | 1319 | 780 / 773 | 12 / 5 | "
             "**17** (1.3%) |" in text)
@@ -331,31 +343,17 @@ def test_qwen_second_launch_figures_recomputed_from_its_files(tmp_path):
     """Attempt 2 as experiments/real_model/qwen2.5-coder-1.5b.md quotes it: attempt 1's base eval reused
     byte for byte; 780 -> 812 after 50 steps, 209 fixed / 177 broken, p = 0.114; against attempt 1's
     trained model 176 vs 201 (p = 0.216); the eval vs VERL's validation noise rows of its report."""
-    from scipy.stats import binomtest
-
-    from gsm8k_rl.evaluation.run import read_samples
-
-    def right(run: Path, folder: str) -> dict[int, bool]:
-        return {i: s["score"] >= 0.5 for i, s in read_samples(run / "eval" / folder / "samples.jsonl").items()}
-
     for name in ("samples.jsonl", "eval_settings.json", "metrics.json"):
         assert (QWEN_RUN_50 / "eval" / "base" / name).read_bytes() == (QWEN_RUN / "eval" / "base" / name).read_bytes()
-    base, first, second = right(QWEN_RUN_50, "base"), right(QWEN_RUN, "trained"), right(QWEN_RUN_50, "trained")
+    base, first, second = _right(QWEN_RUN_50, "base"), _right(QWEN_RUN, "trained"), _right(QWEN_RUN_50, "trained")
     assert (sum(base.values()), sum(second.values())) == (780, 812)
 
-    def pair(a: dict[int, bool], b: dict[int, bool]) -> tuple[int, int, float]:
-        only_b = sum(b[i] and not a[i] for i in a)
-        only_a = sum(a[i] and not b[i] for i in a)
-        return only_b, only_a, binomtest(only_b, only_b + only_a, 0.5).pvalue
-
-    fixed, broken, p = pair(base, second)
+    fixed, broken, p = _pair(base, second)
     assert (fixed, broken) == (209, 177) and p == pytest.approx(0.1145, abs=5e-4)
-    only_second, only_first, p = pair(first, second)
+    only_second, only_first, p = _pair(first, second)
     assert (only_second, only_first) == (176, 201) and p == pytest.approx(0.216, abs=1e-3)
 
-    assert main(["report", "--run", str(QWEN_RUN_50), "--base-eval", str(QWEN_RUN_50 / "eval" / "base"),
-                 "--trained-eval", str(QWEN_RUN_50 / "eval" / "trained"), "--out", str(tmp_path / "r")]) == 0
-    text = (tmp_path / "r" / "report.md").read_text()
+    text = _report(QWEN_RUN_50, tmp_path)
     assert "209 problems fixed, 177 broken, exact McNemar p = 0.114" in text
     assert ("| base weights: `gsm8k-rl eval` vs VERL's validation at step 0 | 1319 | 780 / 776 | 14 / 10 | "
             "**24**") in text
@@ -397,32 +395,22 @@ def test_qwen_third_launch_meets_the_goal_recomputed_from_its_files(tmp_path):
     234 fixed / 70 broken, p < 1e-20 (the issue's goal: +5 points, p < 0.01); against attempts 1 and 2
     202 vs 95 and 246 vs 114; VERL's validation 768 -> 869 -> 944; KL 0.040 at step 50 (attempt 2: 0.267)
     with the training reward rising block by block; the eval vs validation noise rows; the pass@16 eval."""
-    from scipy.stats import binomtest
-
     from gsm8k_rl.evaluation.run import read_samples
-
-    def right(run: Path, folder: str) -> dict[int, bool]:
-        return {i: s["score"] >= 0.5 for i, s in read_samples(run / "eval" / folder / "samples.jsonl").items()}
 
     cfg = yaml.safe_load((QWEN_RUN_LR2 / "resolved_config.yaml").read_text())
     assert cfg["actor_rollout_ref"]["actor"]["optim"]["lr"] == 2e-6 and cfg["critic"]["optim"]["lr"] == 1e-5
     assert cfg["trainer"]["critic_warmup"] == 3 and cfg["trainer"]["total_training_steps"] == 50
     assert cfg["algorithm"]["kl_ctrl"]["kl_coef"] == 0.001 and cfg["data"]["max_response_length"] == 640
 
-    base, third = right(QWEN_RUN_LR2, "base"), right(QWEN_RUN_LR2, "trained")
-    assert base == right(QWEN_RUN, "base")  # the reused base eval: rescored on the GPU, the same verdicts
+    base, third = _right(QWEN_RUN_LR2, "base"), _right(QWEN_RUN_LR2, "trained")
+    assert base == _right(QWEN_RUN, "base")  # the reused base eval: rescored on the GPU, the same verdicts
     assert (sum(base.values()), sum(third.values()), len(third)) == (780, 944, 1319)
 
-    def pair(a: dict[int, bool], b: dict[int, bool]) -> tuple[int, int, float]:
-        only_b = sum(b[i] and not a[i] for i in a)
-        only_a = sum(a[i] and not b[i] for i in a)
-        return only_b, only_a, binomtest(only_b, only_b + only_a, 0.5).pvalue
-
-    fixed, broken, p = pair(base, third)
+    fixed, broken, p = _pair(base, third)
     assert (fixed, broken) == (234, 70) and p < 1e-20
     assert (sum(third.values()) - sum(base.values())) / 1319 >= 0.05  # the goal: +5 points, p < 0.01
-    assert pair(right(QWEN_RUN, "trained"), third)[:2] == (202, 95)
-    assert pair(right(QWEN_RUN_50, "trained"), third)[:2] == (246, 114)
+    assert _pair(_right(QWEN_RUN, "trained"), third)[:2] == (202, 95)
+    assert _pair(_right(QWEN_RUN_50, "trained"), third)[:2] == (246, 114)
 
     rows = [json.loads(line) for line in (QWEN_RUN_LR2 / "metrics.jsonl").read_text().splitlines() if line.strip()]
     d = {r["step"]: r["data"] for r in rows}
@@ -432,9 +420,7 @@ def test_qwen_third_launch_meets_the_goal_recomputed_from_its_files(tmp_path):
     blocks = [sum(d[s]["critic/score/mean"] for s in range(lo, lo + 10)) / 10 for lo in (1, 11, 21, 31, 41)]
     assert [round(b, 2) for b in blocks] == [0.51, 0.63, 0.70, 0.71, 0.72]
 
-    assert main(["report", "--run", str(QWEN_RUN_LR2), "--base-eval", str(QWEN_RUN_LR2 / "eval" / "base"),
-                 "--trained-eval", str(QWEN_RUN_LR2 / "eval" / "trained"), "--out", str(tmp_path / "r")]) == 0
-    text = (tmp_path / "r" / "report.md").read_text()
+    text = _report(QWEN_RUN_LR2, tmp_path)
     assert "234 problems fixed, 70 broken, exact McNemar p = 8.22e-22" in text
     assert ("| base weights: `gsm8k-rl eval` vs VERL's validation at step 0 | 1319 | 780 / 768 | 16 / 4 | "
             "**20**") in text

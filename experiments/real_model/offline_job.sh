@@ -9,6 +9,8 @@
 # Usage (on the node): experiments/real_model/offline_job.sh STAGE WORK
 #   STAGE: the folder the pieces are copied into; WORK: where everything goes (WORK/out/real = RUN_ROOT).
 #   The environment shapes the job as for gpu_run.sh (MODEL, STEPS, ACTOR_LR, ...).
+#   JOB=step_speed runs experiments/step_speed.sh WORK/out/step_speed STEPS (default 8; LENGTHS as
+#   there) instead: it waits for the wheels only (no GGUF) and needs .device_assets in the checkout.
 # The payload "wheels" holds wh/{verl,vllm,extra}/ (tools/build_wheelhouse.py) and gsm8k/{train,test}.jsonl;
 # the payload "gguf" holds one *.gguf. Everything this script starts runs from a copy of the repository
 # in WORK/repo, so the checkout may change under it.
@@ -36,10 +38,23 @@ PYTHONPATH=$site/vllm:$site/verl bash tools/install_wheelhouse.sh "$work/payload
 rm -rf "$work/payload/wh"
 export PYTHONPATH=$site/vllm:$site/verl:$site/extra:$work/repo/src VLLM_USE_FLASHINFER_SAMPLER=0
 stamp "installed; $(python3 -c 'import verl, vllm, transformers, torch; print("verl", verl.__version__, "vllm", vllm.__version__, "transformers", transformers.__version__, "torch", torch.__version__)' 2>&1 | tail -1)"
-join gguf
-gguf=$(ls "$work"/payload/*.gguf | head -1)
-stamp "gguf: $gguf"
-GGUF=$gguf bash experiments/real_model/gpu_run.sh "$work/out/real" "$work/payload/gsm8k" > "$work/out/job_run.log" 2>&1
-rc=$?
-stamp "gpu_run.sh exit $rc"
+case ${JOB:-real_model} in
+  step_speed)
+    # experiments/step_speed.sh needs no model payload: the true Qwen3-1.7B architecture with random
+    # weights, built from the config + tokenizer of .device_assets (tools/device/pack_assets.sh)
+    [ -d "$here/.device_assets" ] || { stamp "JOB=step_speed needs .device_assets in the checkout"; echo 2 > "$work/out/job.exit"; exit 2; }
+    cp -r "$here/.device_assets" "$work/repo/"
+    stamp "step speed: LENGTHS=${LENGTHS:-300 1000}, ${STEPS:-8} steps a launch"
+    bash experiments/step_speed.sh "$work/out/step_speed" "${STEPS:-8}" > "$work/out/job_run.log" 2>&1
+    rc=$?
+    stamp "step_speed.sh exit $rc" ;;
+  real_model)
+    join gguf
+    gguf=$(ls "$work"/payload/*.gguf | head -1)
+    stamp "gguf: $gguf"
+    GGUF=$gguf bash experiments/real_model/gpu_run.sh "$work/out/real" "$work/payload/gsm8k" > "$work/out/job_run.log" 2>&1
+    rc=$?
+    stamp "gpu_run.sh exit $rc" ;;
+  *) stamp "unknown JOB=$JOB (real_model, step_speed)"; rc=2 ;;
+esac
 echo "$rc" > "$work/out/job.exit"

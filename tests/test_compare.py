@@ -285,3 +285,8 @@ def test_compare_plots_pass_at_k_of_every_run_and_pairs_the_sampled_evals(tmp_pa
     assert "r1: trained_pass_at_16" in section and "r2: trained_pass_at_16" not in section  # the same eval, once
     assert "| r1: half | r2: half | 8 | 1319 |" in section
     assert "r1: half vs r1: trained_pass_at_16, not paired:** the two evals sampled different numbers" in section
+    pairs = json.loads((tmp_path / "c" / "compare.json").read_text())["solved_by_any_pairs"]
+    halves = next(p for p in pairs if (p["a"], p["b"]) == ("r1: half", "r2: half"))["paired"]
+    row = next(line for line in section.splitlines() if line.startswith("| r1: half | r2: half |"))
+    assert row.split(" | ")[6:8] == [str(halves["only_a_right"]), str(halves["only_b_right"])]
+    assert halves["n"] == 1319 and len(pairs) == 3  # r1 16, r1 half, r2 half: three pairs, one of them paired

@@ -262,6 +262,12 @@ def sampled_evals(entries: list[Entry]) -> list[EvalData]:
     return found
 
 
+def _solved_pairs(sampled: list[EvalData]) -> list[tuple[EvalData, EvalData, Paired | None, str | None]]:
+    from gsm8k_rl.report.load import compare_solved
+
+    return [(a, b, *compare_solved(a, b)) for i, a in enumerate(sampled) for b in sampled[i + 1:]]
+
+
 def _pass_at_k_section(entries: list[Entry], out: Path) -> list[str]:
     sampled = sampled_evals(entries)
     if not sampled:
@@ -573,6 +579,9 @@ def write_compare(run_dirs: list[str], names: list[str] | None, out: str | Path)
             for e in entries
         ],
         "pairs": [{"a": a.name, "b": b.name, "paired": _pair_json(p), "reason": reason} for a, b, p, reason in pairs],
+        # sampled evals paired on "any of the K answers right" (a_accuracy / b_accuracy: the share solved)
+        "solved_by_any_pairs": [{"a": a.name, "b": b.name, "paired": _pair_json(p), "reason": reason}
+                                for a, b, p, reason in _solved_pairs(sampled_evals(entries))],
     }
     (out / "compare.json").write_text(relative_to_root(json.dumps(summary, indent=2), root) + "\n", encoding="utf-8")
     log.info("wrote %s", out / "compare.md")

@@ -132,3 +132,67 @@ def test_have_files_stack_later_wins(tmp_path, builder):
     bad.write_text("numpy==2.5.2\nnot a requirement line\n")
     with pytest.raises(SystemExit, match=r"bad.txt:2: expected NAME==VERSION"):
         builder.read_have([image, bad])
+
+
+def _one_wheel_house(folder: Path, name: str, builder) -> None:
+    folder.mkdir(parents=True)
+    w = _wheel(folder, name, "1.0", [])
+    entry = {"name": name, "version": "1.0", "file": w.name, "bytes": w.stat().st_size, "sha256": builder.sha256(w),
+             "extras": [], "parts": []}
+    (folder / "MANIFEST.json").write_text(json.dumps({"requirements": [name], "wheels": [entry], "excluded": {},
+                                                      "total_bytes": entry["bytes"], "batches": [[w.name]]}))
+
+
+def test_offline_job_step_speed_waits_for_the_wheels_installs_them_and_plans_the_measurement(tmp_path, builder):
+    """experiments/real_model/offline_job.sh JOB=step_speed as a GPU stay runs it, up to the launches: the
+    wheels payload split by tools/device/split_payload.sh and copied piece by piece into STAGE (no GGUF),
+    joined, its three wheelhouses installed by the real install script, the Qwen3-1.7B assets packed
+    from ../shared by tools/device/pack_assets.sh, and experiments/step_speed.sh's plan written
+    (DRY_RUN=1: nothing launched). Without .device_assets in the checkout the job stops, naming it."""
+    import shutil
+
+    shared = ROOT.parent / "shared"
+    if not (shared / "models" / "qwen3-1.7b" / "tokenizer.json").is_file():
+        pytest.skip("../shared (the Qwen3-1.7B tokenizer and GSM8K) is not next to the checkout")
+    checkout = tmp_path / "checkout"
+    for d in ("src", "tools", "experiments"):
+        shutil.copytree(ROOT / d, checkout / d, ignore=shutil.ignore_patterns("results", "__pycache__"))
+
+    src = tmp_path / "payload"
+    for part, name in (("verl", "gsmtest_verl"), ("vllm", "gsmtest_vllm"), ("extra", "gsmtest_extra")):
+        _one_wheel_house(src / "wh" / part, name, builder)
+    (src / "gsm8k").mkdir()
+    for split in ("train", "test"):
+        shutil.copy(shared / "data" / "gsm8k" / f"{split}.jsonl", src / "gsm8k")
+    pieces = tmp_path / "pieces"
+    subprocess.run(["bash", str(ROOT / "tools" / "device" / "split_payload.sh"), "wheels", "1", str(pieces), "wh",
+                    "gsm8k"], cwd=src, check=True, capture_output=True)
+
+    def job(work: Path) -> tuple[str, Path]:
+        stage = work / "stage"
+        stage.mkdir(parents=True)
+        for piece in sorted(pieces.iterdir()):  # one transfer each, as a stay copies them
+            for f in piece.iterdir():
+                shutil.copy(f, stage / f.name)
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               "PYTHON": sys.executable, "JOB": "step_speed", "DRY_RUN": "1", "LENGTHS": "300", "STEPS": "8"}
+        env.pop("PYTHONPATH", None)
+        r = subprocess.run(["bash", str(checkout / "experiments" / "real_model" / "offline_job.sh"), str(stage),
+                            str(work / "w")], capture_output=True, text=True, env=env, timeout=600)
+        return r.stdout + r.stderr, work / "w" / "out"
+
+    log, out = job(tmp_path / "no_assets")
+    assert (out / "job.exit").read_text().strip() == "2" and "JOB=step_speed needs .device_assets" in log
+    assert "installed;" in log  # it got that far: the wheels were joined and installed
+
+    subprocess.run(["bash", str(ROOT / "tools" / "device" / "pack_assets.sh"), str(shared),
+                    str(checkout / ".device_assets")], check=True, capture_output=True)
+    log, out = job(tmp_path / "with_assets")
+    assert (out / "job.exit").read_text().strip() == "0", log + (out / "job_run.log").read_text()
+    assert "wheels: " in log and "pieces joined, sha256 ok" in log and "step speed: LENGTHS=300, 8 steps" in log
+    for part, name in (("verl", "gsmtest_verl"), ("vllm", "gsmtest_vllm"), ("extra", "gsmtest_extra")):
+        assert (out.parent / "site" / part / name / "__init__.py").is_file()
+    plan = json.loads((out / "step_speed" / "plan.json").read_text())
+    assert plan["dry_run"] is True and plan["steps_per_launch"] == 8
+    assert [launch["name"] for launch in plan["launches"]] == ["stock_300", "default_300"]
+    assert (out.parent / "repo" / ".device_assets" / "qwen3-1.7b" / "config.json").is_file()

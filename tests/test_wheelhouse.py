@@ -148,7 +148,7 @@ def test_offline_job_step_speed_waits_for_the_wheels_installs_them_and_plans_the
     wheels payload split by tools/device/split_payload.sh and copied piece by piece into STAGE (no GGUF),
     joined, its three wheelhouses installed by the real install script, the Qwen3-1.7B assets packed
     from ../shared by tools/device/pack_assets.sh, and experiments/step_speed.sh's plan written
-    (DRY_RUN=1: nothing launched). Without .device_assets in the checkout the job stops, naming it."""
+    (DRY_RUN=1: nothing launched). Without .device_assets in the checkout the job stops at once, naming it."""
     import shutil
 
     shared = ROOT.parent / "shared"
@@ -183,13 +183,14 @@ def test_offline_job_step_speed_waits_for_the_wheels_installs_them_and_plans_the
 
     log, out = job(tmp_path / "no_assets")
     assert (out / "job.exit").read_text().strip() == "2" and "JOB=step_speed needs .device_assets" in log
-    assert "installed;" in log  # it got that far: the wheels were joined and installed
+    assert "installing" not in log  # refused before it spends the stay's minutes on installing
 
     subprocess.run(["bash", str(ROOT / "tools" / "device" / "pack_assets.sh"), str(shared),
                     str(checkout / ".device_assets")], check=True, capture_output=True)
     log, out = job(tmp_path / "with_assets")
     assert (out / "job.exit").read_text().strip() == "0", log + (out / "job_run.log").read_text()
-    assert "wheels: " in log and "pieces joined, sha256 ok" in log and "step speed: LENGTHS=300, 8 steps" in log
+    assert "wheels: " in log and "pieces joined, sha256 ok" in log and "installed;" in log
+    assert "step speed: LENGTHS=300, 8 steps" in log
     for part, name in (("verl", "gsmtest_verl"), ("vllm", "gsmtest_vllm"), ("extra", "gsmtest_extra")):
         assert (out.parent / "site" / part / name / "__init__.py").is_file()
     plan = json.loads((out / "step_speed" / "plan.json").read_text())

@@ -19,6 +19,12 @@ stage=$1; work=$2
 here=$(cd "$(dirname "$0")/../.." && pwd)
 stamp() { echo "[$(date -u +%H:%M:%S)] $*"; }
 mkdir -p "$work/repo" "$work/out"
+case ${JOB:-real_model} in
+  real_model) ;;
+  step_speed)  # checked before anything is installed: without its assets the job cannot run
+    [ -d "$here/.device_assets" ] || { stamp "JOB=step_speed needs .device_assets in the checkout (tools/device/pack_assets.sh)"; echo 2 > "$work/out/job.exit"; exit 2; } ;;
+  *) stamp "unknown JOB=$JOB (real_model, step_speed)"; echo 2 > "$work/out/job.exit"; exit 2 ;;
+esac
 cp -r "$here/src" "$here/tools" "$here/experiments" "$work/repo/" 2>/dev/null
 cd "$work/repo"
 join() {  # wait for a payload's pieces, then join and unpack it
@@ -42,7 +48,6 @@ case ${JOB:-real_model} in
   step_speed)
     # experiments/step_speed.sh needs no model payload: the true Qwen3-1.7B architecture with random
     # weights, built from the config + tokenizer of .device_assets (tools/device/pack_assets.sh)
-    [ -d "$here/.device_assets" ] || { stamp "JOB=step_speed needs .device_assets in the checkout"; echo 2 > "$work/out/job.exit"; exit 2; }
     cp -r "$here/.device_assets" "$work/repo/"
     stamp "step speed: LENGTHS=${LENGTHS:-300 1000}, ${STEPS:-8} steps a launch"
     bash experiments/step_speed.sh "$work/out/step_speed" "${STEPS:-8}" > "$work/out/job_run.log" 2>&1
@@ -55,6 +60,5 @@ case ${JOB:-real_model} in
     GGUF=$gguf bash experiments/real_model/gpu_run.sh "$work/out/real" "$work/payload/gsm8k" > "$work/out/job_run.log" 2>&1
     rc=$?
     stamp "gpu_run.sh exit $rc" ;;
-  *) stamp "unknown JOB=$JOB (real_model, step_speed)"; rc=2 ;;
 esac
 echo "$rc" > "$work/out/job.exit"

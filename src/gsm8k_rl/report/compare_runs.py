@@ -50,6 +50,7 @@ from gsm8k_rl.report.load import (
     load_eval,
     load_run,
     self_aligned,
+    solved_pairs,
 )
 from gsm8k_rl.report.markdown import display_path, relative_to_root, report_root, solved_by_any_section
 from gsm8k_rl.report.plots import _missing_panel, _plot_series, plot_pass_at_k
@@ -76,6 +77,7 @@ class Entry:
     trained: EvalData
     vs_base: Paired | None
     vs_base_reason: str | None
+    sampled: dict[str, EvalData]  # its sampled evals (pass_at_k_evals), loaded once
 
 
 def _is_val(key: str) -> bool:
@@ -253,7 +255,7 @@ def sampled_evals(entries: list[Entry]) -> list[EvalData]:
     base model's, shared by runs from one base) is kept once, under the first run that has it."""
     seen, found = set(), []
     for e in entries:
-        for name, ev in pass_at_k_evals(e.run).items():
+        for name, ev in e.sampled.items():
             key = (ev.metrics.get("settings_hash"), ev.metrics.get("correct"), ev.metrics.get("n_answers"))
             if key in seen:
                 continue
@@ -262,25 +264,18 @@ def sampled_evals(entries: list[Entry]) -> list[EvalData]:
     return found
 
 
-def _solved_pairs(sampled: list[EvalData]) -> list[tuple[EvalData, EvalData, Paired | None, str | None]]:
-    from gsm8k_rl.report.load import compare_solved
-
-    return [(a, b, *compare_solved(a, b)) for i, a in enumerate(sampled) for b in sampled[i + 1:]]
-
-
-def _pass_at_k_section(entries: list[Entry], out: Path) -> list[str]:
-    sampled = sampled_evals(entries)
+def _pass_at_k_section(sampled: list[EvalData], solved: list, out: Path) -> list[str]:
     if not sampled:
         return []
     plot_pass_at_k(sampled, out / "pass_at_k.png")
     return ["## pass@k: what each model can solve at all", "", "![pass@k](pass_at_k.png)", "",
             "pass@k (unbiased, from K samples per problem) and maj@k of every sampled eval in the runs' `eval/` "
             "folders (`gsm8k-rl eval --samples K`); the table above gives their values at a few k.", "",
-            *solved_by_any_section(sampled)]
+            *solved_by_any_section(solved)]
 
 
-def _pass_at_k_cell(run: RunData) -> str:
-    found = pass_at_k_evals(run)
+def _pass_at_k_cell(e: Entry) -> str:
+    found = e.sampled
     if not found:
         return MISSING
     cells = []
@@ -323,7 +318,7 @@ def _run_rows(entries: list[Entry], where: Any) -> list[tuple[str, ...]]:
             pct((e.trained.metrics or {}).get("no_answer_rate")),
             phase_times(run),
             *_cost_cells(cost_per_point(e)),
-            _pass_at_k_cell(run),
+            _pass_at_k_cell(e),
         ])
     labels = [
         "run folder", "model", "config", "algorithm (adv. estimator)", "responses per prompt (rollout.n)",
@@ -483,7 +478,7 @@ def load_entry(name: str, run_dir: str | Path) -> Entry:
     vs_base, reason = compare(base, trained)
     if vs_base is None and not (base.found and trained.found):
         reason += "; " + "; ".join(f"{ev.name}: {ev.problem}" for ev in (base, trained) if not ev.found)
-    return Entry(name, run, base, trained, vs_base, reason)
+    return Entry(name, run, base, trained, vs_base, reason, pass_at_k_evals(run))
 
 
 def run_names(run_dirs: list[str], names: list[str] | None) -> list[str]:
@@ -522,6 +517,8 @@ def write_compare(run_dirs: list[str], names: list[str] | None, out: str | Path)
         return display_path(path, root) if path else MISSING
 
     pairs = [(a, b, *pair_trained(a, b)) for i, a in enumerate(entries) for b in entries[i + 1:]]
+    sampled = sampled_evals(entries)
+    solved = solved_pairs(sampled)
     plot_compare(entries, out / "compare.png")
 
     lines = [
@@ -538,7 +535,7 @@ def write_compare(run_dirs: list[str], names: list[str] | None, out: str | Path)
         _table(["", *(e.name for e in entries)], _run_rows(entries, where)),
         "",
         *_pairs_section(entries, pairs),
-        *_pass_at_k_section(entries, out),
+        *_pass_at_k_section(sampled, solved, out),
         "## Curves and output lengths",
         "",
         "![runs compared](compare.png)",
@@ -574,14 +571,14 @@ def write_compare(run_dirs: list[str], names: list[str] | None, out: str | Path)
                 "vs_base_reason": e.vs_base_reason,
                 "cost": cost_per_point(e),
                 "pass_at_k": {name: {k: ev.metrics[k] for k in ("samples_per_problem", "pass_at_k", "maj_at_k")}
-                              for name, ev in pass_at_k_evals(e.run).items()},
+                              for name, ev in e.sampled.items()},
             }
             for e in entries
         ],
         "pairs": [{"a": a.name, "b": b.name, "paired": _pair_json(p), "reason": reason} for a, b, p, reason in pairs],
         # sampled evals paired on "any of the K answers right" (a_accuracy / b_accuracy: the share solved)
         "solved_by_any_pairs": [{"a": a.name, "b": b.name, "paired": _pair_json(p), "reason": reason}
-                                for a, b, p, reason in _solved_pairs(sampled_evals(entries))],
+                                for a, b, p, reason in solved],
     }
     (out / "compare.json").write_text(relative_to_root(json.dumps(summary, indent=2), root) + "\n", encoding="utf-8")
     log.info("wrote %s", out / "compare.md")

@@ -264,6 +264,11 @@ def compare_solved(a: EvalData, b: EvalData) -> tuple[Paired | None, str | None]
     return _pair(a, b, lambda s: 1.0 if s["n_correct"] > 0 else 0.0)
 
 
+def solved_pairs(sampled: list[EvalData]) -> list[tuple[EvalData, EvalData, Paired | None, str | None]]:
+    """compare_solved on every two of the sampled evals, in their order: (a, b, paired or None, reason)."""
+    return [(a, b, *compare_solved(a, b)) for i, a in enumerate(sampled) for b in sampled[i + 1:]]
+
+
 def _pair(base: EvalData, trained: EvalData, score: Any) -> tuple[Paired | None, str | None]:
     """The checks a paired test needs (same problems, same generation conditions), then the counts;
     `score` reads one problem's record of samples.jsonl as 0/1."""

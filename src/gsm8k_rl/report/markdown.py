@@ -27,6 +27,7 @@ from gsm8k_rl.report.load import (
     load_run,
     method_label,
     run_wall_time,
+    solved_pairs,
 )
 from gsm8k_rl.report.noise import noise_section, timing_section
 from gsm8k_rl.report.plots import TRAINING_PANELS, plot_accuracy, plot_pass_at_k, plot_training, plot_validation
@@ -238,28 +239,24 @@ def _pass_at_k_section(evals: list[EvalData], out: Path) -> list[str]:
         f"From {n} sampled answers per problem: pass@k is the unbiased estimate of the chance that k answers "
         "hold at least one right one (Chen et al. 2021); maj@k scores the most frequent extracted answer of the "
         "first k with the same checker. The accuracy of a sampled eval above is its pass@1.", "",
-        *solved_by_any_section(sampled),
+        *solved_by_any_section(solved_pairs(sampled)),
     ]
 
 
-def solved_by_any_section(sampled: list[EvalData]) -> list[str]:
-    """Every pair of sampled evals with the same K, paired per problem on "at least one of the K answers is
-    right": pass@K as per-problem verdicts, so an exact McNemar test says whether one model solves problems
-    the other never does (with the base first, `only A` is what training lost: narrowing)."""
-    from gsm8k_rl.report.load import compare_solved
-
+def solved_by_any_section(pairs: list[tuple[EvalData, EvalData, Paired | None, str | None]]) -> list[str]:
+    """The sampled evals paired per problem on "at least one of the K answers is right" (load.solved_pairs):
+    pass@K as per-problem verdicts, so an exact McNemar test says whether one model solves problems the
+    other never does (with the base first, `only A` is what training lost: narrowing)."""
     rows, notes = [], []
-    for i, a in enumerate(sampled):
-        for b in sampled[i + 1:]:
-            p, reason = compare_solved(a, b)
-            if p is None:
-                notes.append(f"- **{a.name} vs {b.name}, not paired:** {reason}.")
-                continue
-            k = a.metrics["samples_per_problem"]
-            rows.append((a.name, b.name, k, p.n, f"{p.both_right + p.broken} ({pct(p.base_accuracy)})",
-                         f"{p.both_right + p.fixed} ({pct(p.trained_accuracy)})", p.broken, p.fixed, p.both_wrong,
-                         f"{p.p_value:.3g}"))
-            notes += [f"- {a.name} vs {b.name}, caveat: {c}." for c in p.caveats]
+    for a, b, p, reason in pairs:
+        if p is None:
+            notes.append(f"- **{a.name} vs {b.name}, not paired:** {reason}.")
+            continue
+        k = a.metrics["samples_per_problem"]
+        rows.append((a.name, b.name, k, p.n, f"{p.both_right + p.broken} ({pct(p.base_accuracy)})",
+                     f"{p.both_right + p.fixed} ({pct(p.trained_accuracy)})", p.broken, p.fixed, p.both_wrong,
+                     f"{p.p_value:.3g}"))
+        notes += [f"- {a.name} vs {b.name}, caveat: {c}." for c in p.caveats]
     if not rows and not notes:
         return []
     lines = ["### Solved by at least one of K answers, paired per problem", ""]
